@@ -1,0 +1,164 @@
+// Package config loads, defaults and validates vipd's YAML configuration.
+//
+// Parse is pure: it turns bytes into a typed *Config or an *Errors listing
+// every problem with its YAML field path and line. Load reads a file and
+// resolves the files the config points at (password_file). Start, reload,
+// check-config and the API all share these two functions.
+package config
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Config is a parsed, defaulted and validated vipd configuration.
+type Config struct {
+	BGP      BGP
+	Services []Service
+	Pools    []Pool
+	StateDir string // default /var/lib/vipd
+	API      API
+	Metrics  Metrics
+
+	// Warnings name keys that are accepted and validated but whose feature
+	// is not active yet; the daemon logs them at start.
+	Warnings []string
+}
+
+// BGP is the speaker's global configuration.
+type BGP struct {
+	ASN              uint32
+	RouterID         netip.Addr // zero: chosen at run time (first global IPv4, never a VIP)
+	ListenPort       int32      // -1 (default): only dial out
+	AllowedPrefixes  []netip.Prefix
+	Communities      []Community
+	LargeCommunities []LargeCommunity
+	ShutdownGrace    time.Duration
+	Peers            []Peer
+}
+
+// Family is an address family announced to a peer.
+type Family string
+
+const (
+	IPv4 Family = "ipv4"
+	IPv6 Family = "ipv6"
+)
+
+// Peer is one BGP neighbour.
+type Peer struct {
+	Name          string // default: the address
+	Address       netip.Addr
+	ASN           uint32
+	Port          uint16 // default 179
+	Password      Secret // from password or password_file
+	PasswordFile  string
+	Multihop      bool // eBGP multihop, TTL 255
+	TTL           uint8
+	SourceAddress netip.Addr    // zero: chosen by the kernel
+	HoldTime      time.Duration // default 9s; 0 or >= 3s, whole seconds
+	Families      []Family      // default: both
+	IPv6NextHop   netip.Addr    // zero: the host's global IPv6 towards the peer
+	BFD           BFD
+}
+
+// BFD is a peer's BFD configuration (RFC 5880).
+type BFD struct {
+	Enabled    bool
+	Multihop   bool          // default: the peer's Multihop
+	MinTx      time.Duration // default 300ms
+	MinRx      time.Duration // default 300ms
+	Multiplier uint8         // default 3
+	MinTTL     uint8         // multihop only, default 254
+}
+
+// OnDown says what a service does with its routes while its checks fail.
+type OnDown string
+
+const (
+	OnDownWithdraw OnDown = "withdraw"
+	OnDownDegrade  OnDown = "degrade"
+)
+
+// Service is a set of VIPs announced while their health checks pass.
+type Service struct {
+	Name             string
+	VIPs             []netip.Addr
+	Interface        string // default "lo"
+	Bind             bool   // default true
+	Checks           []Check
+	Interval         time.Duration // default 1s
+	Timeout          time.Duration // default min(1s, Interval)
+	Rise             int           // default 2
+	Fall             int           // default 2
+	OnDown           OnDown        // default withdraw
+	MED              uint32
+	DownMED          uint32
+	Prepend          int
+	DownPrepend      int
+	Communities      []Community // added to BGP.Communities
+	LargeCommunities []LargeCommunity
+	MaintenanceFile  string
+}
+
+// Check is one health check; exactly one of its fields is set.
+type Check struct {
+	HTTP *HTTPCheck
+	TCP  *TCPCheck
+	Exec *ExecCheck
+}
+
+// HTTPCheck passes when GET URL answers with a status in [StatusMin, StatusMax].
+type HTTPCheck struct {
+	URL       string
+	StatusMin int // from expect_status "200-299" (default) or "204"
+	StatusMax int
+}
+
+// TCPCheck passes when a TCP connection to Address opens.
+type TCPCheck struct {
+	Address string // host:port
+}
+
+// ExecCheck passes when Command exits 0.
+type ExecCheck struct {
+	Command []string
+}
+
+// Pool is a set of prefixes the API hands addresses out of.
+type Pool struct {
+	Name     string
+	Prefixes []netip.Prefix
+}
+
+// API configures the control socket and optional TCP listener.
+type API struct {
+	Socket    string // default /run/vipd/vipd.sock
+	Listen    string // optional host:port
+	TokenFile string
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	Listen string // default 127.0.0.1:9477; "" disables
+}
+
+// Community is an RFC 1997 community, written "high:low".
+type Community uint32
+
+// LargeCommunity is an RFC 8092 large community, written "global:local1:local2".
+type LargeCommunity struct {
+	Global, Local1, Local2 uint32
+}
+
+// Secret holds a password. It never prints, logs or marshals its value.
+type Secret string
+
+func (Secret) String() string          { return "<redacted>" }
+func (Secret) GoString() string        { return `"<redacted>"` }
+func (Secret) LogValue() slog.Value    { return slog.StringValue("<redacted>") }
+func (Secret) MarshalText() ([]byte, error) { return []byte("<redacted>"), nil }
+
+// Reveal returns the secret's value, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }
