@@ -1,0 +1,31 @@
+# vipd's two set-up commands are `make demo` (once the lab lands) and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+
+.PHONY: build test test-short fuzz vet clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vipd ./cmd/vipd
+
+# The whole suite, as CI runs it: unit tests, then the end-to-end tests
+# against real BIRD and FRR in network namespaces (needs root).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 30m ./...
+
+# Unit tests only: no namespaces, no routers.
+test-short:
+	$(GO) test -race -short ./...
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

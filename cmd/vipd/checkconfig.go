@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// errInvalid is returned after the errors were printed, so main adds nothing.
+var errInvalid = errors.New("config is invalid")
+
+func newCheckConfigCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "validate a config file and print every error",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			cfg, err := config.Load(path)
+			var errs *config.Errors
+			if errors.As(err, &errs) {
+				for _, fe := range errs.Fields {
+					fmt.Fprintf(out, "%s: %v\n", path, fe)
+				}
+				return fmt.Errorf("%s: %w (%d errors)", path, errInvalid, len(errs.Fields))
+			}
+			if err != nil {
+				return err
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(out, "%s: warning: %s\n", path, w)
+			}
+			fmt.Fprintf(out, "%s: ok\n", path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "/etc/vipd/vipd.yaml", "config file")
+	return cmd
+}

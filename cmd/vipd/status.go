@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vipd/vipd/internal/api"
+)
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "show peers, services and announcements of the running daemon",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := api.NewClient(g.socket).Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st api.Status, now time.Time) {
+	fmt.Fprintf(w, "vipd %s  router-id %s  AS %d\n\n", st.Version, st.RouterID, st.ASN)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tADDRESS\tAS\tSTATE\tSINCE\tINFO")
+	for _, p := range st.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Address, p.ASN, p.State, since(p.Since, now),
+			joinNonEmpty(p.LastError, prefixed("ipv6: ", p.IPv6Problem)))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tSINCE\tLAST CHECK\tWHY")
+	for _, s := range st.Services {
+		last := s.LastResult
+		if s.LastError != "" {
+			last += ": " + s.LastError
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, since(s.Since, now), dash(last), s.Reason)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(tw, "VIP\tSERVICE\tBOUND\tANNOUNCED\tMED\tPEERS\tWHY")
+	for _, v := range st.VIPs {
+		bound := "no"
+		if v.Bound {
+			bound = v.Interface
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Prefix, v.Service, bound, yesNo(v.Announced), v.MED,
+			dash(strings.Join(v.Peers, ",")), v.Reason)
+	}
+	tw.Flush()
+}
+
+func since(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Truncate(time.Second).String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return dash(strings.Join(out, "; "))
+}

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vipd/vipd/internal/bgp"
+	"github.com/vipd/vipd/internal/config"
+)
+
+func TestDecide(t *testing.T) {
+	v4 := netip.MustParseAddr("192.168.0.16")
+	v6 := netip.MustParseAddr("fda4:5ff2:8477:1755::")
+	cfg := &config.Config{
+		BGP: config.BGP{Communities: []config.Community{64532<<16 | 100}},
+		Services: []config.Service{
+			{Name: "web", VIPs: []netip.Addr{v4, v6}, MED: 100, DownMED: 1000, Prepend: 1, DownPrepend: 3,
+				OnDown: config.OnDownWithdraw, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}},
+				Communities: []config.Community{1<<16 | 2}},
+			{Name: "dns", VIPs: []netip.Addr{netip.MustParseAddr("192.168.0.17")}, MED: 5, DownMED: 50, DownPrepend: 2,
+				OnDown: config.OnDownDegrade, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}}},
+			{Name: "static", VIPs: []netip.Addr{netip.MustParseAddr("192.168.0.18")}},
+		},
+	}
+	comm := []config.Community{64532<<16 | 100}
+	webComm := []config.Community{64532<<16 | 100, 1<<16 | 2}
+	tests := []struct {
+		name string
+		up   map[string]bool
+		want map[string]*bgp.Route // by prefix; nil = withdrawn
+		why  map[string]Reason
+	}{
+		{
+			name: "all up",
+			up:   map[string]bool{"web": true, "dns": true, "static": true},
+			want: map[string]*bgp.Route{
+				"192.168.0.16/32":           {MED: 100, Prepend: 1, Communities: webComm},
+				"fda4:5ff2:8477:1755::/128": {MED: 100, Prepend: 1, Communities: webComm},
+				"192.168.0.17/32":           {MED: 5, Communities: comm},
+				"192.168.0.18/32":           {Communities: comm},
+			},
+			why: map[string]Reason{"web": ReasonHealthy, "dns": ReasonHealthy, "static": ReasonNoChecks},
+		},
+		{
+			name: "down: withdraw and degrade",
+			up:   map[string]bool{"static": true},
+			want: map[string]*bgp.Route{
+				"192.168.0.16/32":           nil,
+				"fda4:5ff2:8477:1755::/128": nil,
+				"192.168.0.17/32":           {MED: 50, Prepend: 2, Communities: comm},
+				"192.168.0.18/32":           {Communities: comm},
+			},
+			why: map[string]Reason{"web": ReasonHealthDown, "dns": ReasonDegraded, "static": ReasonNoChecks},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds := decide(cfg, func(s string) bool { return tt.up[s] })
+			got := map[string]*bgp.Route{}
+			why := map[string]Reason{}
+			for _, d := range ds {
+				if d.route != nil {
+					if d.route.Prefix != d.prefix {
+						t.Errorf("%s: route prefix %s", d.prefix, d.route.Prefix)
+					}
+					r := *d.route
+					r.Prefix = netip.Prefix{}
+					d.route = &r
+				}
+				got[d.prefix.String()] = d.route
+				why[d.service] = d.reason
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.why, why); diff != "" {
+				t.Errorf("reasons (-want +got):\n%s", diff)
+			}
+			if n := len(routesOf(ds)); n != countNonNil(tt.want) {
+				t.Errorf("routesOf: %d routes, want %d", n, countNonNil(tt.want))
+			}
+		})
+	}
+}
+
+func countNonNil(m map[string]*bgp.Route) int {
+	n := 0
+	for _, r := range m {
+		if r != nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"net/netip"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bgp"
+)
+
+// Status implements api.Backend.
+func (a *Agent) Status() api.Status {
+	a.mu.Lock()
+	ds := a.decisions
+	a.mu.Unlock()
+	bs := a.speaker.Status()
+
+	st := api.Status{Version: a.version, RouterID: a.routerID.String(), ASN: a.cfg.BGP.ASN}
+	for _, p := range bs.Peers {
+		st.Peers = append(st.Peers, api.PeerStatus{
+			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State,
+			Since: p.Since, LastError: p.LastError,
+			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Problem,
+		})
+	}
+	for _, svc := range a.cfg.Services {
+		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
+	}
+	st.VIPs = vipStatuses(ds, bs, a.boundSet())
+	return st
+}
+
+func (a *Agent) serviceStatus(name string, ds []decision) api.ServiceStatus {
+	hs := a.monitors[name].Status()
+	ss := api.ServiceStatus{Name: name, State: "down", Since: hs.Since, LastCheck: hs.LastCheck, LastError: hs.LastError}
+	if hs.Up {
+		ss.State = "up"
+	}
+	if !hs.LastCheck.IsZero() {
+		ss.LastResult = "fail"
+		if hs.LastError == "" {
+			ss.LastResult = "pass"
+		}
+	}
+	for _, d := range ds {
+		if d.service == name {
+			ss.Reason = string(d.reason)
+			break
+		}
+	}
+	return ss
+}
+
+func vipStatuses(ds []decision, bs bgp.Status, bound map[netip.Addr]string) []api.VIPStatus {
+	routes := make(map[netip.Prefix]bgp.RouteStatus, len(bs.Routes))
+	for _, r := range bs.Routes {
+		routes[r.Route.Prefix] = r
+	}
+	out := make([]api.VIPStatus, 0, len(ds))
+	for _, d := range ds {
+		vs := api.VIPStatus{Prefix: d.prefix.String(), Service: d.service, Reason: string(d.reason), Peers: []string{}}
+		vs.Interface, vs.Bound = bound[d.prefix.Addr()]
+		if d.route != nil {
+			vs.Announced = true
+			vs.MED, vs.Prepend = d.route.MED, d.route.Prepend
+			for _, c := range d.route.Communities {
+				vs.Communities = append(vs.Communities, c.String())
+			}
+			for _, c := range d.route.LargeCommunities {
+				vs.LargeCommunities = append(vs.LargeCommunities, c.String())
+			}
+			rs := routes[d.prefix]
+			vs.Peers = append(vs.Peers, rs.Peers...)
+			vs.Reason = announceReason(d, rs)
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+// announceReason explains an announced VIP from BGP's side: refused by the
+// guard, held by no peer, or sent.
+func announceReason(d decision, rs bgp.RouteStatus) string {
+	switch {
+	case rs.Refused != "":
+		return "refused by export guard: " + rs.Refused
+	case len(rs.Peers) == 0:
+		return string(d.reason) + "; not sent: no established peer takes it"
+	default:
+		return string(d.reason)
+	}
+}
+
+func (a *Agent) boundSet() map[netip.Addr]string {
+	out := make(map[netip.Addr]string)
+	for _, b := range a.binder.Bound() {
+		out[b.Addr] = b.Interface
+	}
+	return out
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}

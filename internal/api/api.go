@@ -1,0 +1,63 @@
+// Package api serves vipd's REST API on the control socket and is its client.
+//
+// The JSON shapes here are the stable contract of `vipd status --json` and
+// GET /status: add fields, never rename or remove them.
+package api
+
+import "time"
+
+// Status is the daemon's view of everything it does.
+type Status struct {
+	Version  string          `json:"version"`
+	RouterID string          `json:"router_id"`
+	ASN      uint32          `json:"asn"`
+	Peers    []PeerStatus    `json:"peers"`
+	Services []ServiceStatus `json:"services"`
+	VIPs     []VIPStatus     `json:"vips"`
+}
+
+// PeerStatus is one BGP session.
+type PeerStatus struct {
+	Name      string    `json:"name"`
+	Address   string    `json:"address"`
+	ASN       uint32    `json:"asn"`
+	State     string    `json:"state"` // Idle, Connect, Active, OpenSent, OpenConfirm, Established
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// IPv6NextHop is the next hop sent with IPv6 routes; IPv6Problem says
+	// why IPv6 routes are not sent to this peer, if they are not.
+	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
+	IPv6Problem string `json:"ipv6_problem,omitempty"`
+}
+
+// ServiceStatus is one service's health.
+type ServiceStatus struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"` // up, down
+	Since      time.Time `json:"since,omitzero"`
+	LastCheck  time.Time `json:"last_check,omitzero"`
+	LastResult string    `json:"last_result,omitempty"` // pass, fail
+	LastError  string    `json:"last_error,omitempty"`
+	Reason     string    `json:"reason,omitempty"` // why the service is not announced normally
+}
+
+// VIPStatus is one service address and what vipd does with it.
+type VIPStatus struct {
+	Prefix           string   `json:"prefix"`
+	Service          string   `json:"service"`
+	Bound            bool     `json:"bound"` // vipd holds the address on an interface
+	Interface        string   `json:"interface,omitempty"`
+	Announced        bool     `json:"announced"` // offered to BGP
+	Reason           string   `json:"reason"`    // why it is or isn't announced
+	MED              uint32   `json:"med"`
+	Prepend          int      `json:"prepend"`
+	Communities      []string `json:"communities,omitempty"`
+	LargeCommunities []string `json:"large_communities,omitempty"`
+	Peers            []string `json:"peers"` // names of peers whose Adj-RIB-Out holds it
+}
+
+// Error is the JSON body of every error reply.
+type Error struct {
+	Message string `json:"error"`
+	Field   string `json:"field,omitempty"`
+}
