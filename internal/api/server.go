@@ -29,17 +29,26 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	return &Server{backend: b, log: log}
 }
 
-// Handler returns the API's HTTP handler.
+// Handler returns the API's HTTP handler. Every reply, errors included, is JSON.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /status", handlerFunc(s.status))
-	mux.Handle("GET /healthz", handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	route(mux, http.MethodGet, "/status", s.status)
+	route(mux, http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}))
+	})
 	mux.Handle("/", handlerFunc(func(http.ResponseWriter, *http.Request) error {
 		return &HTTPError{Status: http.StatusNotFound, Message: "no such endpoint"}
 	}))
 	return mux
+}
+
+// route registers h for method and path, and a JSON 405 for other methods.
+func route(mux *http.ServeMux, method, path string, h handlerFunc) {
+	mux.Handle(method+" "+path, h)
+	mux.Handle(path, handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Allow", method)
+		return &HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed; use " + method}
+	}))
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {

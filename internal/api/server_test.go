@@ -1,0 +1,112 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type fixedBackend Status
+
+func (b fixedBackend) Status() Status { return Status(b) }
+
+// startServer serves b on a socket in a temp dir and returns its path.
+func startServer(t *testing.T, b Backend) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "run", "vipd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewServer(b, slog.New(slog.DiscardHandler)).ServeSocket(ctx, sock) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeSocket: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket %s never came up", sock)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStatusRoundTrip(t *testing.T) {
+	want := Status{Version: "v1", RouterID: "10.0.0.1", ASN: 4200000000,
+		Peers: []PeerStatus{{Name: "r1", Address: "10.0.0.254", ASN: 65535, State: "Established"}},
+		VIPs:  []VIPStatus{{Prefix: "192.168.0.16/32", Service: "web", Announced: true, Peers: []string{"r1"}, Reason: "checks passing"}},
+	}
+	sock := startServer(t, fixedBackend(want))
+	got, err := NewClient(sock).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ASN != want.ASN || got.Peers[0].State != "Established" || got.VIPs[0].Peers[0] != "r1" {
+		t.Errorf("Status() = %+v, want %+v", got, want)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("socket mode %o, want 600", perm)
+	}
+}
+
+func TestUnknownPathIsJSONError(t *testing.T) {
+	sock := startServer(t, fixedBackend{})
+	c := NewClient(sock)
+	err := c.do(context.Background(), http.MethodGet, "/nope", &struct{}{})
+	var he *HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusNotFound || he.Message == "" {
+		t.Fatalf("GET /nope: err %v, want a 404 HTTPError with a message", err)
+	}
+	// Wrong method on a known path: the mux answers 405.
+	req, _ := http.NewRequest(http.MethodPost, "http://vipd/status", strings.NewReader("{}"))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /status: %s, want 405", resp.Status)
+	}
+}
+
+func TestSocketTakeover(t *testing.T) {
+	sock := startServer(t, fixedBackend{})
+	// A live daemon on the socket is never displaced.
+	if _, err := listenUnix(sock); err == nil || !strings.Contains(err.Error(), "another daemon") {
+		t.Fatalf("listenUnix on a live socket: err %v, want 'another daemon'", err)
+	}
+	// A stale socket file (nobody listening) is replaced.
+	stale := filepath.Join(t.TempDir(), "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("stale socket file missing: %v", err)
+	}
+	ln2, err := listenUnix(stale)
+	if err != nil {
+		t.Fatalf("listenUnix on a stale socket: %v", err)
+	}
+	ln2.Close()
+}
