@@ -1,0 +1,304 @@
+// Package health probes services and turns the probe results into an up/down
+// state with rise/fall hysteresis.
+//
+// A Checker is one probe (HTTP, TCP or Exec). A Monitor runs all of a service's
+// checkers every interval; a round passes only when every checker passes within
+// the timeout. A service starts down, goes up after Rise passing rounds in a row
+// and goes down after Fall failing rounds in a row. Each real up/down transition
+// calls the monitor's onChange callback at once, from the monitor's goroutine.
+//
+// This package knows nothing of the config: the agent maps config checks to the
+// checker types here.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checker is one probe. Check returns nil when the target is healthy. It must
+// return by ctx's deadline; a monitor counts a check that does not as failed.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Params tunes a Monitor. Rise and Fall below 1 count as 1. A Timeout of zero
+// or less means Interval.
+type Params struct {
+	Interval time.Duration // time between the starts of two rounds
+	Timeout  time.Duration // deadline of each round
+	Rise     int           // passing rounds in a row that bring a service up
+	Fall     int           // failing rounds in a row that bring a service down
+}
+
+// Result is the outcome of a monitor's last round.
+type Result uint8
+
+const (
+	ResultNone Result = iota // no round has finished yet
+	ResultPass
+	ResultFail
+)
+
+func (r Result) String() string {
+	switch r {
+	case ResultNone:
+		return "none"
+	case ResultPass:
+		return "pass"
+	case ResultFail:
+		return "fail"
+	}
+	return fmt.Sprintf("Result(%d)", uint8(r))
+}
+
+// Status is a snapshot of a monitor's state.
+type Status struct {
+	Up           bool
+	Since        time.Time // last up/down transition, or when the monitor was made
+	LastResult   Result
+	LastError    string // why the last round failed; empty when it passed
+	LastCheck    time.Time
+	LastDuration time.Duration
+	Passes       int // passing rounds in a row
+	Failures     int // failing rounds in a row
+}
+
+const (
+	// minWatchdogSlack is the least time a round gets past its deadline to
+	// report before the watchdog counts it as failed: checkers need a moment
+	// to clean up (kill and reap a process group) and the machine may be busy.
+	minWatchdogSlack = 250 * time.Millisecond
+	// stopGrace bounds how long Run waits for the round in flight when its
+	// context ends. Checkers here stop at once on cancel; this only guards
+	// against one that ignores its context.
+	stopGrace = 2 * time.Second
+)
+
+// Monitor runs one service's checks and keeps its up/down state.
+type Monitor struct {
+	name     string
+	checks   []Checker
+	params   Params
+	onChange func()
+	running  atomic.Bool
+
+	mu     sync.Mutex
+	status Status
+}
+
+// NewMonitor returns a monitor for the service name. It has no side effects:
+// nothing runs until Run. onChange is called on every up/down transition, from
+// Run's goroutine; it must not block. A service without checks is up at once
+// and stays up.
+func NewMonitor(name string, checks []Checker, p Params, onChange func()) *Monitor {
+	p.Rise = max(p.Rise, 1)
+	p.Fall = max(p.Fall, 1)
+	if p.Timeout <= 0 {
+		p.Timeout = p.Interval
+	}
+	if onChange == nil {
+		onChange = func() {}
+	}
+	return &Monitor{
+		name:     name,
+		checks:   checks,
+		params:   p,
+		onChange: onChange,
+		status:   Status{Up: len(checks) == 0, Since: time.Now()},
+	}
+}
+
+// Status returns a snapshot of the monitor's state.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status
+}
+
+// Up reports whether the service is up.
+func (m *Monitor) Up() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status.Up
+}
+
+// round is the outcome of one round of checks.
+type round struct {
+	err      error
+	start    time.Time
+	duration time.Duration
+}
+
+// Run probes the service until ctx ends, then returns nil. The first round
+// starts at once and the next ones on a ticker; a tick that comes while a round
+// is still in flight is skipped, so at most one round runs at a time.
+//
+// A watchdog timer counts a round that has not reported within
+// Interval+Timeout+slack of the last result as failed, and again for each
+// further such period. Such a failure follows the normal fall rule rather than
+// forcing the service down: on an overloaded machine the watchdog can fire
+// for a round that is merely late, and one late round should not flap a route.
+// The wedged round's result, if it ever comes, is discarded.
+//
+// Run may be called once.
+func (m *Monitor) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("health %s: monitor already running", m.name)
+	}
+	if len(m.checks) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if m.params.Interval <= 0 {
+		return fmt.Errorf("health %s: interval %v must be positive", m.name, m.params.Interval)
+	}
+	m.loop(ctx)
+	return nil
+}
+
+// loop runs rounds until ctx ends; see Run.
+func (m *Monitor) loop(ctx context.Context) {
+	results := make(chan round, 1) // one round in flight at a time: sends never block
+	ticker := time.NewTicker(m.params.Interval)
+	defer ticker.Stop()
+	watchdog := time.NewTimer(m.watchdogBound())
+	defer watchdog.Stop()
+
+	inFlight := false  // a round is running, maybe one the watchdog gave up on
+	abandoned := false // the watchdog gave up on the round in flight
+	var started time.Time
+	startRound := func() {
+		inFlight, abandoned, started = true, false, time.Now()
+		go m.runRound(ctx, results)
+	}
+
+	startRound()
+	for {
+		select {
+		case <-ctx.Done():
+			if inFlight {
+				awaitRound(results)
+			}
+			return
+		case <-ticker.C:
+			if !inFlight {
+				startRound()
+			}
+		case r := <-results:
+			inFlight = false
+			if !abandoned {
+				m.record(r)
+				watchdog.Reset(m.watchdogBound())
+			}
+		case now := <-watchdog.C:
+			abandoned = inFlight
+			late := now.Sub(started)
+			err := fmt.Errorf("no result %s after the round started: a check ignores its timeout", late.Round(time.Millisecond))
+			m.record(round{err: err, start: started, duration: late})
+			watchdog.Reset(m.watchdogBound())
+		}
+	}
+}
+
+// awaitRound waits a bounded time for the round in flight to end after its
+// context was cancelled. If it does not, it will still end on its own: its
+// send into the buffered results channel never blocks.
+func awaitRound(results <-chan round) {
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-results:
+	case <-t.C:
+	}
+}
+
+// watchdogBound is the longest expected gap between two round results: the
+// next round starts within Interval of the last result and must end within
+// Timeout, plus slack for cleanup and scheduling.
+func (m *Monitor) watchdogBound() time.Duration {
+	return m.params.Interval + m.params.Timeout + max(m.params.Timeout, minWatchdogSlack)
+}
+
+// runRound runs every check with the round's deadline and reports the outcome.
+func (m *Monitor) runRound(ctx context.Context, out chan<- round) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, m.params.Timeout)
+	defer cancel()
+	err := m.checkAll(ctx)
+	out <- round{err: err, start: start, duration: time.Since(start)}
+}
+
+// checkAll runs the checks concurrently and joins their errors. The first
+// check runs on the calling goroutine, so a one-check service costs no extra
+// goroutine per round.
+func (m *Monitor) checkAll(ctx context.Context) error {
+	if len(m.checks) == 1 {
+		return m.checkOne(ctx, m.checks[0])
+	}
+	errs := make([]error, len(m.checks))
+	var wg sync.WaitGroup
+	for i, c := range m.checks[1:] {
+		wg.Go(func() { errs[i+1] = m.checkOne(ctx, c) })
+	}
+	errs[0] = m.checkOne(ctx, m.checks[0])
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkOne runs one check; finishing after the deadline is a failure even if
+// the check claims success.
+func (m *Monitor) checkOne(ctx context.Context, c Checker) error {
+	err := c.Check(ctx)
+	if ctx.Err() == nil {
+		return err
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return fmt.Errorf("timeout after %s: %w", m.params.Timeout, err)
+}
+
+// record applies one round's outcome and calls onChange on a real transition.
+func (m *Monitor) record(r round) {
+	m.mu.Lock()
+	s := &m.status
+	s.LastCheck = r.start.Add(r.duration)
+	s.LastDuration = r.duration
+	if r.err == nil {
+		s.LastResult, s.LastError = ResultPass, ""
+		s.Passes, s.Failures = s.Passes+1, 0
+	} else {
+		s.LastResult, s.LastError = ResultFail, oneLine(r.err)
+		s.Passes, s.Failures = 0, s.Failures+1
+	}
+	changed := m.transition(s)
+	m.mu.Unlock()
+	if changed {
+		m.onChange()
+	}
+}
+
+// transition flips s.Up when a threshold is met and reports whether it did.
+func (m *Monitor) transition(s *Status) bool {
+	switch {
+	case !s.Up && s.Passes >= m.params.Rise:
+		s.Up = true
+	case s.Up && s.Failures >= m.params.Fall:
+		s.Up = false
+	default:
+		return false
+	}
+	s.Since = s.LastCheck
+	return true
+}
+
+// oneLine renders err on one line; errors.Join separates with newlines.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
