@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// TestNRECStyle: two route servers in their own namespaces, MD5, multihop,
+// a 4-byte ASN, IPv4 and IPv6 over IPv4 sessions; every router installs a
+// 3-way ECMP route for each VIP.
+func TestNRECStyle(t *testing.T) {
+	for _, kind := range []testnet.RouterKind{testnet.BIRD, testnet.FRR} {
+		t.Run(string(kind), func(t *testing.T) { testNREC(t, kind) })
+	}
+}
+
+func testNREC(t *testing.T, kind testnet.RouterKind) {
+	const password = "nrec-Secret.1"
+	nodes := nodeSpecs(3)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{
+			{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: neighbors(nodes, 4200000000, password)},
+			{Name: "r2", Kind: kind, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: neighbors(nodes, 4200000000, password)},
+		},
+		Nodes: nodes,
+	})
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31, "fda4:5ff2:8477:1755::/127"]
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16, "fda4:5ff2:8477:1755::"]
+`, peersYAML(
+		peer{"nrec_peer1", addr("10.255.255.1"), 65535, password},
+		peer{"nrec_peer2", addr("10.255.255.2"), 65535, password},
+	))
+	for _, n := range w.Nodes() {
+		startVipd(t, n, config)
+	}
+	for _, r := range w.Routers() {
+		waitFIB(t, r, vip4, addrs4(w.Nodes())...)
+		waitFIB(t, r, vip6, addrs6(w.Nodes())...)
+	}
+	st := status(t, w.Node("n1"))
+	for _, v := range st.VIPs {
+		if !v.Announced || len(v.Peers) != 2 || !v.Bound {
+			t.Errorf("n1 status VIP %s: announced %v bound %v peers %v, want announced and bound, 2 peers", v.Prefix, v.Announced, v.Bound, v.Peers)
+		}
+	}
+}
+
+// TestSafespringStyle: one router peering from 169.254.169.254 (on its lo,
+// reached through the LAN), AS 64700, nodes in AS 64532, multihop.
+func TestSafespringStyle(t *testing.T) {
+	nodes := nodeSpecs(2)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{
+			Name: "r1", Kind: testnet.BIRD, ASN: 64700, Address: addr("10.255.255.1"),
+			PeerAddress: addr("169.254.169.254"), Neighbors: neighbors(nodes, 64532, ""),
+		}},
+		Nodes: nodes,
+	})
+	config := fmt.Sprintf(`bgp:
+  asn: 64532
+  allowed_prefixes: [203.0.113.0/24]
+  communities: ["64532:100"]
+  peers:
+%s
+services:
+  - name: api
+    vips: [203.0.113.7]
+`, peersYAML(peer{"safespring", addr("169.254.169.254"), 64700, ""}))
+	for _, n := range w.Nodes() {
+		startVipd(t, n, config)
+	}
+	r := w.Router("r1")
+	prefix := mustPrefix("203.0.113.7/32")
+	waitFIB(t, r, prefix, addrs4(w.Nodes())...)
+	routes, err := r.BGPRoutes(t.Context(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routes {
+		if len(rt.Communities) != 1 || rt.Communities[0] != "64532:100" {
+			t.Errorf("route from %s: communities %v, want [64532:100]", rt.FromPeer, rt.Communities)
+		}
+	}
+}

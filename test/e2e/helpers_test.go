@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// Generous bounds: the machine is shared and noisy.
+const (
+	convergeTimeout = 60 * time.Second
+	stopTimeout     = 20 * time.Second
+)
+
+var (
+	vip4 = netip.MustParsePrefix("192.168.0.16/32")
+	vip6 = netip.MustParsePrefix("fda4:5ff2:8477:1755::/128")
+)
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// peer is one router as a node's vipd config names it.
+type peer struct {
+	name     string
+	address  netip.Addr
+	asn      uint32
+	password string
+}
+
+// peersYAML renders the bgp.peers list, multihop, for a node's config.
+func peersYAML(peers ...peer) string {
+	var b strings.Builder
+	for _, p := range peers {
+		fmt.Fprintf(&b, "    - name: %s\n      address: %s\n      asn: %d\n      multihop: true\n      hold_time: 9s\n",
+			p.name, p.address, p.asn)
+		if p.password != "" {
+			fmt.Fprintf(&b, "      password: %q\n", p.password)
+		}
+	}
+	return b.String()
+}
+
+// startVipd starts vipd on node with config (the node's runtime keys are
+// appended) and stops it at the end of the test.
+func startVipd(t *testing.T, node *testnet.Node, config string) *testnet.Process {
+	t.Helper()
+	p, err := node.StartVipd(context.Background(), vipdBin, config+node.RuntimeYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(stopTimeout); err != nil {
+			t.Errorf("stop %s: %v", p.Name(), err)
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", p.Name(), p.Log())
+		}
+	})
+	return p
+}
+
+// waitFIB waits until router r's kernel FIB routes prefix via exactly want.
+func waitFIB(t *testing.T, r *testnet.Router, prefix netip.Prefix, want ...netip.Addr) {
+	t.Helper()
+	if err := r.WaitFIB(context.Background(), prefix, want, convergeTimeout); err != nil {
+		t.Fatalf("router %s FIB %s: want nexthops %v: %v", r.Name(), prefix, want, err)
+	}
+}
+
+// status asks a node's daemon for its status through the real CLI.
+func status(t *testing.T, node *testnet.Node) api.Status {
+	t.Helper()
+	out, err := exec.Command(vipdBin, "status", "--json", "--socket", node.Socket()).Output()
+	if err != nil {
+		t.Fatalf("vipd status on %s: %v", node.Name(), err)
+	}
+	var st api.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("vipd status --json on %s: %v\n%s", node.Name(), err, out)
+	}
+	return st
+}
+
+// waitStatus polls a node's status until ok accepts it.
+func waitStatus(t *testing.T, node *testnet.Node, what string, ok func(api.Status) bool) api.Status {
+	t.Helper()
+	var last api.Status
+	err := testnet.WaitFor(context.Background(), convergeTimeout, func(context.Context) error {
+		last = status(t, node)
+		if ok(last) {
+			return nil
+		}
+		return fmt.Errorf("not yet: %s", what)
+	})
+	if err != nil {
+		t.Fatalf("%s: %v\nlast status: %+v", node.Name(), err, last)
+	}
+	return last
+}
+
+func addrs4(nodes []*testnet.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range nodes {
+		out = append(out, n.Addr4())
+	}
+	return out
+}
+
+func addrs6(nodes []*testnet.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range nodes {
+		out = append(out, n.Addr6())
+	}
+	return out
+}
+
+// neighbors makes each node a neighbour of a router.
+func neighbors(nodes []testnet.NodeSpec, asn uint32, password string) []testnet.Neighbor {
+	var out []testnet.Neighbor
+	for _, n := range nodes {
+		out = append(out, testnet.Neighbor{Address: n.Address, ASN: asn, Password: password, Multihop: true})
+	}
+	return out
+}
+
+func nodeSpecs(n int) []testnet.NodeSpec {
+	var out []testnet.NodeSpec
+	for i := range n {
+		out = append(out, testnet.NodeSpec{Name: fmt.Sprintf("n%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(11 + i)})})
+	}
+	return out
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }

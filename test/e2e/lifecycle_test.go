@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// TestMD5Mismatch: a wrong password never establishes, and status says why.
+func TestMD5Mismatch(t *testing.T) {
+	nodes := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "right-password")}},
+		Nodes: nodes,
+	})
+	n1 := w.Node("n1")
+	startVipd(t, n1, oneServiceConfig(peer{"r1", addr("10.255.255.1"), 65535, "wrong-password"}))
+	st := waitStatus(t, n1, "a peer error that names MD5", func(st api.Status) bool {
+		return len(st.Peers) == 1 && strings.Contains(st.Peers[0].LastError, "MD5")
+	})
+	if st.Peers[0].State == testnet.Established {
+		t.Fatalf("session established with a wrong password: %+v", st.Peers[0])
+	}
+	sessions, err := w.Router("r1").Sessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 || sessions[0].State == testnet.Established {
+		t.Errorf("router sessions %+v, want one that is not established", sessions)
+	}
+	for _, v := range st.VIPs {
+		if len(v.Peers) != 0 || !strings.Contains(v.Reason, "no established peer") {
+			t.Errorf("VIP %s: peers %v reason %q, want none and 'no established peer'", v.Prefix, v.Peers, v.Reason)
+		}
+	}
+}
+
+// TestShutdown: SIGTERM withdraws at the router, closes with a Cease and
+// removes the VIPs from lo, then exits 0.
+func TestShutdown(t *testing.T) {
+	nodes := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "")}},
+		Nodes: nodes,
+	})
+	r, n1 := w.Router("r1"), w.Node("n1")
+	p := startVipd(t, n1, oneServiceConfig(peer{"r1", addr("10.255.255.1"), 65535, ""}))
+	waitFIB(t, r, vip4, n1.Addr4())
+	waitFIB(t, r, vip6, n1.Addr6())
+	if got := loAddrs(t, n1); len(got) != 2 {
+		t.Fatalf("lo holds VIPs %v, want both", got)
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(stopTimeout); err != nil {
+		t.Fatalf("vipd after SIGTERM: %v (want exit 0)", err)
+	}
+	for _, prefix := range []netip.Prefix{vip4, vip6} {
+		if hops, err := r.FIB(t.Context(), prefix); err != nil || len(hops) != 0 {
+			t.Errorf("router FIB %s right after vipd exited: %v %v, want no route", prefix, hops, err)
+		}
+	}
+	if got := loAddrs(t, n1); len(got) != 0 {
+		t.Errorf("lo still holds VIPs %v after shutdown", got)
+	}
+	sessions, err := r.Sessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 || !strings.Contains(strings.ToLower(sessions[0].Info), "shutdown") {
+		t.Errorf("router session %+v, want its last error to be our Cease (administrative shutdown)", sessions)
+	}
+	// Withdraw comes before the session closes.
+	log := p.Log()
+	iw, ic := strings.Index(log, "event=withdraw_all"), strings.Index(log, "event=sessions_closed")
+	if iw < 0 || ic < 0 || iw > ic {
+		t.Errorf("vipd log: want event=withdraw_all before event=sessions_closed\n%s", log)
+	}
+}
+
+// TestGuard: check-config names the field of a VIP outside allowed_prefixes
+// and exits 1; run refuses the same file without touching the network.
+func TestGuard(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "vipd.yaml")
+	body := `bgp:
+  asn: 64532
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+    - {address: 10.0.0.1, asn: 64700}
+services:
+  - name: web
+    vips: [192.168.0.16, 10.9.9.9]
+state_dir: ` + dir + "/state\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check-config", "-c", conf}, {"run", "-c", conf}} {
+		out, err := exec.Command(vipdBin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("vipd %s: err %v, want exit 1\n%s", args[0], err, out)
+		}
+		want := "services[0].vips[1]: 10.9.9.9 is outside bgp.allowed_prefixes (line 8)"
+		if !strings.Contains(string(out), want) {
+			t.Errorf("vipd %s output lacks %q:\n%s", args[0], want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Errorf("vipd run created its state_dir for an invalid config")
+	}
+}
+
+func oneServiceConfig(peers ...peer) string {
+	return fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31, "fda4:5ff2:8477:1755::/127"]
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16, "fda4:5ff2:8477:1755::"]
+`, peersYAML(peers...))
+}
+
+// loAddrs lists the VIPs (vip4, vip6) present on a node's lo.
+func loAddrs(t *testing.T, n *testnet.Node) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := n.Exec(ctx, "ip", "-j", "addr", "show", "dev", "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil {
+		t.Fatalf("ip -j addr: %v", err)
+	}
+	var found []string
+	for _, l := range links {
+		for _, a := range l.AddrInfo {
+			if a.Local == vip4.Addr().String() || a.Local == vip6.Addr().String() {
+				found = append(found, a.Local)
+			}
+		}
+	}
+	return found
+}
