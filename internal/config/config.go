@@ -155,9 +155,9 @@ type LargeCommunity struct {
 // Secret holds a password. It never prints, logs or marshals its value.
 type Secret string
 
-func (Secret) String() string          { return "<redacted>" }
-func (Secret) GoString() string        { return `"<redacted>"` }
-func (Secret) LogValue() slog.Value    { return slog.StringValue("<redacted>") }
+func (Secret) String() string               { return "<redacted>" }
+func (Secret) GoString() string             { return `"<redacted>"` }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("<redacted>") }
 func (Secret) MarshalText() ([]byte, error) { return []byte("<redacted>"), nil }
 
 // Reveal returns the secret's value, for the one place that needs it.

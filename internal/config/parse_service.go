@@ -1,0 +1,161 @@
+package config
+
+import (
+	"maps"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func (d *decoder) service(s *Service) field {
+	return func(v *yaml.Node, path string) {
+		*s = Service{Interface: defaultInterface, Bind: true, Rise: defaultRiseFall, Fall: defaultRiseFall, OnDown: OnDownWithdraw}
+		set := d.object(v, path, map[string]field{
+			"name":              text(d, &s.Name, "a name", parseName),
+			"vips":              listOf(d, &s.VIPs, d.vip),
+			"interface":         text(d, &s.Interface, "an interface name", parseInterface),
+			"bind":              d.boolean(&s.Bind),
+			"checks":            listOf(d, &s.Checks, d.check),
+			"interval":          text(d, &s.Interval, "a duration", durationIn(minInterval, math.MaxInt64)),
+			"timeout":           text(d, &s.Timeout, "a duration", parseDuration),
+			"rise":              intField(d, &s.Rise, 1, math.MaxInt64),
+			"fall":              intField(d, &s.Fall, 1, math.MaxInt64),
+			"on_down":           text(d, &s.OnDown, "withdraw or degrade", parseOnDown),
+			"med":               intField(d, &s.MED, 0, math.MaxUint32),
+			"down_med":          intField(d, &s.DownMED, 0, math.MaxUint32),
+			"prepend":           intField(d, &s.Prepend, 0, maxPrepend),
+			"down_prepend":      intField(d, &s.DownPrepend, 0, maxPrepend),
+			"communities":       listOf(d, &s.Communities, d.community),
+			"large_communities": listOf(d, &s.LargeCommunities, d.largeCommunity),
+			"maintenance_file":  text(d, &s.MaintenanceFile, "an absolute path", parseAbsPath),
+		})
+		if set == nil {
+			return
+		}
+		d.require(path, set, "name", "vips")
+		if set.ok("vips") && len(s.VIPs) == 0 {
+			d.errorf(joinPath(path, "vips"), "must list at least one address")
+		}
+		d.serviceTimers(s, path, set)
+	}
+}
+
+// serviceTimers defaults interval and timeout and checks that a probe
+// ends before the next one starts.
+func (d *decoder) serviceTimers(s *Service, path string, set keys) {
+	if !set.has("interval") {
+		s.Interval = defaultInterval
+	}
+	switch {
+	case !set.has("timeout"):
+		s.Timeout = min(defaultTimeout, s.Interval)
+	case set.ok("timeout") && s.Timeout == 0:
+		d.errorf(joinPath(path, "timeout"), "must be more than 0")
+	case s.Interval > 0 && s.Timeout > s.Interval: // Interval is 0 if it was bad
+		d.errorf(joinPath(path, "timeout"), "must not be longer than interval (%s), got %s", s.Interval, s.Timeout)
+	}
+}
+
+func (d *decoder) vip(dst *netip.Addr) field { return text(d, dst, "an IP address", parseVIP) }
+
+func (d *decoder) check(c *Check) field {
+	return func(v *yaml.Node, path string) {
+		set := d.object(v, path, map[string]field{
+			"http": d.httpCheck(&c.HTTP),
+			"tcp":  d.tcpCheck(&c.TCP),
+			"exec": d.execCheck(&c.Exec),
+		})
+		switch {
+		case set == nil || len(set) == 1:
+		case len(set) == 0:
+			d.errorf(path, "want one of http, tcp, exec")
+		default:
+			d.errorf(path, "want exactly one of http, tcp, exec, got %s", strings.Join(slices.Sorted(maps.Keys(set)), " and "))
+		}
+	}
+}
+
+func (d *decoder) httpCheck(dst **HTTPCheck) field {
+	return func(v *yaml.Node, path string) {
+		h := &HTTPCheck{StatusMin: 200, StatusMax: 299}
+		status := statusRange{h.StatusMin, h.StatusMax}
+		set := d.object(v, path, map[string]field{
+			"url":           text(d, &h.URL, "a URL", parseCheckURL),
+			"expect_status": text(d, &status, "a status code or range", parseStatusRange),
+		})
+		d.require(path, set, "url")
+		h.StatusMin, h.StatusMax = status.min, status.max
+		*dst = h
+	}
+}
+
+func (d *decoder) tcpCheck(dst **TCPCheck) field {
+	return func(v *yaml.Node, path string) {
+		t := &TCPCheck{}
+		set := d.object(v, path, map[string]field{
+			"address": text(d, &t.Address, "host:port", func(s string) (string, error) { return parseHostPort(s, true) }),
+		})
+		d.require(path, set, "address")
+		*dst = t
+	}
+}
+
+func (d *decoder) execCheck(dst **ExecCheck) field {
+	return func(v *yaml.Node, path string) {
+		e := &ExecCheck{}
+		set := d.object(v, path, map[string]field{
+			"command": listOf(d, &e.Command, d.str),
+		})
+		d.require(path, set, "command")
+		cmdPath := joinPath(path, "command")
+		switch {
+		case set.ok("command") && len(e.Command) == 0:
+			d.errorf(cmdPath, "must name a program to run")
+		case len(e.Command) > 0 && e.Command[0] == "":
+			d.errorf(indexPath(cmdPath, 0), "must name a program to run, got \"\"")
+		}
+		for i, arg := range e.Command {
+			if strings.ContainsRune(arg, 0) {
+				d.errorf(indexPath(cmdPath, i), "must not contain a NUL byte")
+			}
+		}
+		*dst = e
+	}
+}
+
+func (d *decoder) pool(p *Pool) field {
+	return func(v *yaml.Node, path string) {
+		set := d.object(v, path, map[string]field{
+			"name":     text(d, &p.Name, "a name", parseName),
+			"prefixes": listOf(d, &p.Prefixes, d.prefix),
+		})
+		d.require(path, set, "name", "prefixes")
+		if set.ok("prefixes") && len(p.Prefixes) == 0 {
+			d.errorf(joinPath(path, "prefixes"), "must list at least one prefix")
+		}
+	}
+}
+
+func (d *decoder) api(a *API) field {
+	return func(v *yaml.Node, path string) {
+		d.object(v, path, map[string]field{
+			"socket":     text(d, &a.Socket, "an absolute path", parseSocketPath),
+			"listen":     text(d, &a.Listen, "host:port", parseListen),
+			"token_file": text(d, &a.TokenFile, "an absolute path", parseAbsPath),
+		})
+		if a.Listen != "" && a.TokenFile == "" {
+			d.errorf(joinPath(path, "token_file"), "required when api.listen is set: the TCP API needs a token")
+		}
+	}
+}
+
+func (d *decoder) metrics(m *Metrics) field {
+	return func(v *yaml.Node, path string) {
+		d.object(v, path, map[string]field{
+			"listen": text(d, &m.Listen, "host:port", parseListen),
+		})
+	}
+}
