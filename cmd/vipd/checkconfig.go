@@ -23,10 +23,10 @@ func newCheckConfigCmd() *cobra.Command {
 			cfg, err := config.Load(path)
 			var errs *config.Errors
 			if errors.As(err, &errs) {
-				for _, fe := range errs.Fields {
+				for _, fe := range errs.List {
 					fmt.Fprintf(out, "%s: %v\n", path, fe)
 				}
-				return fmt.Errorf("%s: %w (%d errors)", path, errInvalid, len(errs.Fields))
+				return fmt.Errorf("%s: %w (%d errors)", path, errInvalid, len(errs.List))
 			}
 			if err != nil {
 				return err

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // Exit codes.
@@ -50,7 +52,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.socket, "socket", "/run/vipd/vipd.sock", "the daemon's control socket")
+	root.PersistentFlags().StringVar(&g.socket, "socket", config.DefaultSocket, "the daemon's control socket")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\n%s", err, cmd.UsageString())}
 	})

@@ -19,7 +19,7 @@ func (a *Agent) Status() api.Status {
 		st.Peers = append(st.Peers, api.PeerStatus{
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State,
 			Since: p.Since, LastError: p.LastError,
-			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Problem,
+			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
 		})
 	}
 	for _, svc := range a.cfg.Services {
