@@ -78,27 +78,39 @@ func waitFIB(t *testing.T, r *testnet.Router, prefix netip.Prefix, want ...netip
 // status asks a node's daemon for its status through the real CLI.
 func status(t *testing.T, node *testnet.Node) api.Status {
 	t.Helper()
-	out, err := exec.Command(vipdBin, "status", "--json", "--socket", node.Socket()).Output()
+	st, err := queryStatus(node)
 	if err != nil {
-		t.Fatalf("vipd status on %s: %v", node.Name(), err)
-	}
-	var st api.Status
-	if err := json.Unmarshal(out, &st); err != nil {
-		t.Fatalf("vipd status --json on %s: %v\n%s", node.Name(), err, out)
+		t.Fatal(err)
 	}
 	return st
 }
 
-// waitStatus polls a node's status until ok accepts it.
+func queryStatus(node *testnet.Node) (api.Status, error) {
+	var st api.Status
+	out, err := exec.Command(vipdBin, "status", "--json", "--socket", node.Socket()).Output()
+	if err != nil {
+		return st, fmt.Errorf("vipd status on %s: %w", node.Name(), err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("vipd status --json on %s: %w\n%s", node.Name(), err, out)
+	}
+	return st, nil
+}
+
+// waitStatus polls a node's status until ok accepts it; the daemon may not
+// be answering yet at first.
 func waitStatus(t *testing.T, node *testnet.Node, what string, ok func(api.Status) bool) api.Status {
 	t.Helper()
 	var last api.Status
 	err := testnet.WaitFor(context.Background(), convergeTimeout, func(context.Context) error {
-		last = status(t, node)
-		if ok(last) {
-			return nil
+		st, err := queryStatus(node)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("not yet: %s", what)
+		if last = st; !ok(st) {
+			return fmt.Errorf("not yet: %s", what)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatalf("%s: %v\nlast status: %+v", node.Name(), err, last)

@@ -1,0 +1,193 @@
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+)
+
+// startTimeout bounds how long a daemon may take to answer after start.
+const startTimeout = 20 * time.Second
+
+// birdDaemon runs one BIRD in a member's namespace: a router, or a node's
+// stand-in announcer.
+type birdDaemon struct {
+	host    *Host
+	program string // process and file name stem: "bird" or "announcer"
+	conf    string
+	sock    string
+	peers   map[string]netip.Addr // BGP protocol name → neighbour
+
+	mu   sync.Mutex
+	proc *Process
+}
+
+// newBird writes config to the host's directory.
+func newBird(h *Host, program, config string, peers map[string]netip.Addr) (*birdDaemon, error) {
+	d := &birdDaemon{
+		host:    h,
+		program: program,
+		conf:    filepath.Join(h.dir, program+".conf"),
+		sock:    filepath.Join(h.dir, program+".sock"),
+		peers:   peers,
+	}
+	if err := os.WriteFile(d.conf, []byte(config), 0o644); err != nil {
+		return nil, fmt.Errorf("%s: %w", program, err)
+	}
+	return d, nil
+}
+
+// newBirdRouter prepares a BIRD router; start runs it.
+func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
+	peers := map[string]netip.Addr{}
+	data := birdRouterData{RouterID: spec.Address, Interface: LANInterface}
+	for i, n := range spec.Neighbors {
+		p := birdPeerData{
+			Name: fmt.Sprintf("peer%d", i+1), Source: spec.PeerAddress, LocalASN: spec.ASN, Neighbor: n,
+			// Next hops resolve through the LAN's direct routes, for
+			// multihop and IPv6-over-IPv4 alike.
+			IPv4: "import all; export none; gateway recursive;",
+			IPv6: "import all; export none; gateway recursive;",
+		}
+		peers[p.Name] = n.Address
+		data.Peers = append(data.Peers, p)
+	}
+	config, err := render(birdRouterTemplate, data)
+	if err != nil {
+		return nil, err
+	}
+	return newBird(h, "bird", config, peers)
+}
+
+func (d *birdDaemon) start(ctx context.Context) error {
+	p, err := d.launch()
+	if err != nil {
+		return err
+	}
+	return WaitFor(ctx, startTimeout, func(ctx context.Context) error {
+		if p.Exited() {
+			return fmt.Errorf("%s exited: %s", p.name, p.tail(20))
+		}
+		_, err := d.birdc(ctx, "show", "status")
+		return err
+	})
+}
+
+func (d *birdDaemon) launch() (*Process, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc != nil && !d.proc.Exited() {
+		return nil, fmt.Errorf("%s: already running (pid %d)", d.program, d.proc.PID())
+	}
+	p, err := d.host.world.start(d.host, d.program, d.program+".log", []string{"bird", "-f", "-c", d.conf, "-s", d.sock})
+	if err != nil {
+		return nil, err
+	}
+	d.proc = p
+	return p, nil
+}
+
+func (d *birdDaemon) stop(grace time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc == nil {
+		return nil
+	}
+	return d.proc.Stop(grace)
+}
+
+func (d *birdDaemon) process() *Process {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.proc
+}
+
+func (d *birdDaemon) logs() string {
+	if p := d.process(); p != nil {
+		return p.Log()
+	}
+	return ""
+}
+
+// birdc runs a birdc command against this BIRD and returns its output.
+func (d *birdDaemon) birdc(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, "birdc", append([]string{"-s", d.sock}, args...)...)
+}
+
+func (d *birdDaemon) routes(ctx context.Context, prefix netip.Prefix) ([]RouteInfo, error) {
+	out, err := d.birdc(ctx, "show", "route", "all", prefix.String())
+	if err != nil && !strings.Contains(out, birdNotFound) { // birdc exits 1 then
+		return nil, err
+	}
+	return parseBirdRoutes(out, prefix, d.peers)
+}
+
+func (d *birdDaemon) sessions(ctx context.Context) ([]Session, error) {
+	out, err := d.birdc(ctx, "show", "protocols")
+	if err != nil {
+		return nil, err
+	}
+	return parseBirdProtocols(out, d.peers)
+}
+
+func render(t *template.Template, data any) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("render %s: %w", t.Name(), err)
+	}
+	return b.String(), nil
+}
+
+type birdRouterData struct {
+	RouterID  netip.Addr
+	Interface string
+	Peers     []birdPeerData
+}
+
+// birdPeerData is one `protocol bgp`; IPv4 and IPv6 are channel bodies.
+type birdPeerData struct {
+	Name     string
+	Source   netip.Addr // zero: chosen by the kernel
+	LocalASN uint32
+	Neighbor Neighbor
+	IPv4     string
+	IPv6     string
+}
+
+// birdPeerTemplate keeps timers short so a restarted peer reconnects at
+// once instead of after BIRD's 60-300 s defaults.
+const birdPeerTemplate = `{{define "peer"}}
+protocol bgp {{.Name}} {
+	local {{if .Source.IsValid}}{{.Source}} {{end}}as {{.LocalASN}};
+	neighbor {{.Neighbor.Address}} as {{.Neighbor.ASN}};
+{{- if .Neighbor.Multihop}}
+	multihop;
+{{- end}}
+{{- with .Neighbor.Password}}
+	password "{{.}}";
+{{- end}}
+	connect delay time 1;
+	connect retry time 1;
+	error wait time 1, 5;
+	ipv4 { {{.IPv4}} };
+	ipv6 { {{.IPv6}} };
+}
+{{end}}`
+
+var birdRouterTemplate = template.Must(template.New("bird router").Parse(birdPeerTemplate + `
+router id {{.RouterID}};
+log stderr all;
+timeformat protocol iso long;
+timeformat route iso long;
+protocol device { scan time 10; }
+protocol direct { ipv4; ipv6; interface "{{.Interface}}"; }
+# ECMP: equal BGP paths become one multipath kernel route.
+protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
+protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }
+{{range .Peers}}{{template "peer" .}}{{end}}`))

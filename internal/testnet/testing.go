@@ -1,0 +1,54 @@
+package testnet
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// setupTimeout bounds building a world in NewT.
+const setupTimeout = 2 * time.Minute
+
+// logTailLines is how much of each process's log a failed test prints.
+const logTailLines = 60
+
+// NewT builds a world for a test and removes it when the test ends,
+// printing the tail of every process log if the test failed. It skips the
+// test as SkipUnlessAvailable does.
+func NewT(t testing.TB, spec Spec) *World {
+	t.Helper()
+	SkipUnlessAvailable(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	w, err := New(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testnet %s logs:\n%s", w.Prefix(), w.LogTails(logTailLines))
+		}
+		if err := w.Close(); err != nil {
+			t.Errorf("testnet %s: close: %v", w.Prefix(), err)
+		}
+	})
+	return w
+}
+
+// SkipUnlessAvailable skips a test that needs a world for spec in -short
+// mode, when not root, or when a program the spec needs is missing. Under
+// CI (CI set in the environment) a missing program fails the test instead,
+// so a broken CI machine cannot pass by skipping.
+func SkipUnlessAvailable(t testing.TB, spec Spec) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testnet: skipped in -short mode")
+	}
+	if missing := Missing(spec); missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("testnet: %s", missing)
+		}
+		t.Skipf("testnet: %s", missing)
+	}
+}

@@ -1,0 +1,99 @@
+// Package testnet builds network-namespace worlds for end-to-end tests and
+// for the `vipd lab` demo: one LAN, real BGP routers (BIRD 2 or FRR) that
+// install ECMP routes into their kernel FIB, nodes that run vipd, and a
+// client.
+//
+// Layout of a world with prefix P:
+//
+//	namespace P-lan     bridge br0, one veth port per member (v<name>)
+//	namespace P-<name>  one per router, node and client; its LAN interface
+//	                    is LANInterface and carries both an IPv4 and an IPv6
+//	                    address (nodad)
+//
+// No link is ever created in the host namespace, so link names need no
+// prefix; namespaces, FRR's run directories and the temp dir carry P.
+// Routers forward, hash multipath flows by L4 ports and send no redirects.
+// Nodes and the client route by default via the first router.
+//
+// The API takes contexts and returns errors so the lab can use it; NewT in
+// testing.go adapts it to tests. World.Close kills only the processes this
+// world started and deletes only what it created.
+package testnet
+
+import (
+	"net/netip"
+	"time"
+)
+
+// LANInterface is the name of every member's interface on the LAN.
+const LANInterface = "lan0"
+
+// RouterKind selects the routing daemon of a router.
+type RouterKind string
+
+const (
+	BIRD RouterKind = "bird" // BIRD 2: bird, queried with birdc
+	FRR  RouterKind = "frr"  // FRR: zebra and bgpd, queried with vtysh
+)
+
+// Spec describes a world. Zero fields take the defaults noted.
+type Spec struct {
+	Prefix  string       // unique name prefix; default "vt<pid>-<counter>"
+	LAN4    netip.Prefix // default 10.255.255.0/24
+	LAN6    netip.Prefix // default fd00:255::/64
+	Routers []RouterSpec
+	Nodes   []NodeSpec
+	Client  *NodeSpec // nil: no client
+}
+
+// RouterSpec describes one router. Its LAN IPv6 address is derived from
+// Address: the same host part inside Spec.LAN6 (Spec.Addr6: 10.255.255.11
+// becomes fd00:255::b).
+type RouterSpec struct {
+	Name    string // short: [a-z][a-z0-9]{0,11}
+	Kind    RouterKind
+	ASN     uint32
+	Address netip.Addr // LAN IPv4 address; also the router id
+	// PeerAddress, if valid, is put on the router's lo and used as the
+	// source of every BGP session; nodes get a host route to it via
+	// Address (Safespring's 169.254.169.254 style).
+	PeerAddress netip.Addr
+	Neighbors   []Neighbor
+}
+
+// Neighbor is one BGP neighbour, seen from the speaker that configures it.
+type Neighbor struct {
+	Address  netip.Addr
+	ASN      uint32
+	Password string // TCP-MD5; empty: none
+	Multihop bool   // eBGP multihop, TTL 255
+}
+
+// NodeSpec describes a node or the client. Its LAN IPv6 address is derived
+// like a router's.
+type NodeSpec struct {
+	Name    string // short: [a-z][a-z0-9]{0,11}
+	Address netip.Addr
+}
+
+// RouteInfo is one BGP path a router holds for a prefix.
+type RouteInfo struct {
+	NextHop          netip.Addr // BGP NEXT_HOP (the global one for IPv6)
+	FromPeer         netip.Addr // the neighbour it came from
+	MED              uint32     // 0 when absent
+	ASPath           []uint32   // AS_SET members are flattened in order
+	Communities      []string   // "65535:0"; well-known names as numbers
+	LargeCommunities []string   // "1:2:3"
+	Best             bool
+}
+
+// Session is the state of a router's BGP session with one neighbour.
+type Session struct {
+	Neighbor netip.Addr
+	State    string    // BGP FSM state: Idle, Connect, Active, OpenSent, OpenConfirm, Established
+	Since    time.Time // when it was established; zero unless State is Established
+	Info     string    // the daemon's last error or reset reason, if any
+}
+
+// Established is the BGP FSM state of an up session.
+const Established = "Established"

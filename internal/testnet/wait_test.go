@@ -1,0 +1,37 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWaitFor(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	err := WaitFor(ctx, 10*time.Second, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("WaitFor = %v after %d calls, want nil after 3", err, calls)
+	}
+
+	// A check cut short by the deadline does not hide the one before.
+	err = WaitFor(ctx, 300*time.Millisecond, func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+			return errors.New("have 1, want 2")
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "have 1, want 2") {
+		t.Errorf("WaitFor = %v, want the last complete check's error", err)
+	}
+}

@@ -1,0 +1,370 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	nodeASN   = 4200000000
+	routerASN = 65535
+	password  = "s3cret"
+	converge  = 30 * time.Second // generous: the machine is shared
+)
+
+var (
+	vip4 = netip.MustParsePrefix("192.168.0.16/32")
+	vip6 = netip.MustParsePrefix("fda4:5ff2:8477:1755::/128")
+)
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// ecmpSpec is one BIRD and one FRR router, each peering (multihop, MD5)
+// with two nodes, and a client.
+func ecmpSpec() Spec {
+	nodes := []NodeSpec{{Name: "n1", Address: addr("10.255.255.11")}, {Name: "n2", Address: addr("10.255.255.12")}}
+	var neighbors []Neighbor
+	for _, n := range nodes {
+		neighbors = append(neighbors, Neighbor{Address: n.Address, ASN: nodeASN, Password: password, Multihop: true})
+	}
+	return Spec{
+		Routers: []RouterSpec{
+			{Name: "r1", Kind: BIRD, ASN: routerASN, Address: addr("10.255.255.1"), Neighbors: neighbors},
+			{Name: "r2", Kind: FRR, ASN: routerASN, Address: addr("10.255.255.2"), Neighbors: neighbors},
+		},
+		Nodes:  nodes,
+		Client: &NodeSpec{Name: "client", Address: addr("10.255.255.100")},
+	}
+}
+
+// TestWorldECMP announces one VIP pair from two BIRD stand-ins and checks
+// that both router kinds install a 2-way ECMP route, report the BGP
+// attributes, and drop a withdrawn nexthop.
+func TestWorldECMP(t *testing.T) {
+	w := NewT(t, ecmpSpec())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	announcers := map[string]*Process{}
+	for _, n := range w.Nodes() {
+		var peers []Neighbor
+		for _, r := range w.Routers() {
+			peers = append(peers, Neighbor{Address: r.PeerAddress(), ASN: routerASN, Password: password, Multihop: true})
+		}
+		p, err := n.StartAnnouncer(ctx, AnnouncerSpec{
+			ASN: nodeASN, Peers: peers, Prefixes: []netip.Prefix{vip4, vip6},
+			MED: 100, Communities: []string{"64532:100", "65535:65281"}, LargeCommunities: []string{"4200000000:1:2"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		announcers[n.Name()] = p
+	}
+	n1, n2 := w.Node("n1"), w.Node("n2")
+	for _, r := range w.Routers() {
+		t.Run(string(r.Kind()), func(t *testing.T) {
+			if err := r.WaitEstablished(ctx, converge); err != nil {
+				t.Fatal(err)
+			}
+			checkSessions(ctx, t, r)
+			if err := r.WaitFIB(ctx, vip4, []netip.Addr{n1.Addr4(), n2.Addr4()}, converge); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.WaitFIB(ctx, vip6, []netip.Addr{n1.Addr6(), n2.Addr6()}, converge); err != nil {
+				t.Fatal(err)
+			}
+			checkRoutes(ctx, t, r, vip4, []*Node{n1, n2}, (*Node).Addr4)
+			checkRoutes(ctx, t, r, vip6, []*Node{n1, n2}, (*Node).Addr6)
+		})
+	}
+	t.Run("client reaches VIP via router", func(t *testing.T) {
+		testClientPath(ctx, t, w)
+	})
+	if err := announcers["n1"].Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range w.Routers() {
+		if err := r.WaitFIB(ctx, vip4, []netip.Addr{n2.Addr4()}, converge); err != nil {
+			t.Error(err)
+		}
+		if err := r.WaitFIB(ctx, vip6, []netip.Addr{n2.Addr6()}, converge); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func checkSessions(ctx context.Context, t *testing.T, r *Router) {
+	t.Helper()
+	sessions, err := r.Sessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != len(r.Spec().Neighbors) {
+		t.Errorf("%d sessions, want %d: %+v", len(sessions), len(r.Spec().Neighbors), sessions)
+	}
+	for _, s := range sessions {
+		if s.State != Established || time.Since(s.Since) > 5*time.Minute || time.Until(s.Since) > time.Minute {
+			t.Errorf("session %+v: want Established with a recent Since", s)
+		}
+	}
+}
+
+// checkRoutes wants one path per node for prefix, with the announcer's
+// attributes and the node's address of prefix's family as next hop.
+func checkRoutes(ctx context.Context, t *testing.T, r *Router, prefix netip.Prefix, nodes []*Node, nextHop func(*Node) netip.Addr) {
+	t.Helper()
+	got, err := r.BGPRoutes(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []RouteInfo
+	for _, n := range nodes {
+		want = append(want, RouteInfo{
+			NextHop: nextHop(n), FromPeer: n.Addr4(), MED: 100, ASPath: []uint32{nodeASN},
+			Communities: []string{"64532:100", "65535:65281"}, LargeCommunities: []string{"4200000000:1:2"},
+		})
+	}
+	slices.SortFunc(got, func(a, b RouteInfo) int { return a.FromPeer.Compare(b.FromPeer) })
+	bests := 0
+	for i := range got {
+		if got[i].Best {
+			bests++
+		}
+		got[i].Best = false
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("%s BGPRoutes(%s) (-want +got):\n%s", r.Name(), prefix, diff)
+	}
+	if bests != 1 {
+		t.Errorf("%s BGPRoutes(%s): %d best paths, want 1", r.Name(), prefix, bests)
+	}
+}
+
+// testClientPath binds the VIPs on every node, where a listener answers
+// with the node's name, and connects from the client to each VIP through
+// the first router's ECMP route.
+func testClientPath(ctx context.Context, t *testing.T, w *World) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	names := map[string]bool{}
+	for _, n := range w.Nodes() {
+		names[n.Name()] = true
+		for _, p := range []netip.Prefix{vip4, vip6} {
+			if _, err := n.Exec(ctx, "ip", "addr", "add", p.String(), "dev", "lo"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := n.Listen("tcp", ":8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		wg.Go(func() { serveName(l, n.Name()) })
+	}
+	for _, p := range []netip.Prefix{vip4, vip6} {
+		got, err := fetch(ctx, w.Client(), netip.AddrPortFrom(p.Addr(), 8080).String())
+		if err != nil {
+			t.Errorf("client to %s: %v", p.Addr(), err)
+		} else if !names[got] {
+			t.Errorf("client to %s: answer %q, want a node name", p.Addr(), got)
+		}
+	}
+}
+
+// serveName answers every connection with name until l is closed.
+func serveName(l net.Listener, name string) {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = conn.Write([]byte(name))
+		conn.Close()
+	}
+}
+
+// fetch connects from h to address and returns all it reads.
+func fetch(ctx context.Context, h *Client, address string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := h.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+// TestPeerAddress checks Safespring-style peering with an address on the
+// router's lo that nodes reach through the router, for both kinds.
+func TestPeerAddress(t *testing.T) {
+	node := NodeSpec{Name: "n1", Address: addr("10.255.255.11")}
+	neighbors := []Neighbor{{Address: node.Address, ASN: 64532, Multihop: true}}
+	w := NewT(t, Spec{
+		Routers: []RouterSpec{
+			{Name: "r1", Kind: BIRD, ASN: 64700, Address: addr("10.255.255.1"), PeerAddress: addr("169.254.169.254"), Neighbors: neighbors},
+			{Name: "r2", Kind: FRR, ASN: 64700, Address: addr("10.255.255.2"), PeerAddress: addr("169.254.169.253"), Neighbors: neighbors},
+		},
+		Nodes: []NodeSpec{node},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n := w.Node("n1")
+	var peers []Neighbor
+	for _, r := range w.Routers() {
+		peers = append(peers, Neighbor{Address: r.PeerAddress(), ASN: 64700, Multihop: true})
+	}
+	if _, err := n.StartAnnouncer(ctx, AnnouncerSpec{ASN: 64532, Peers: peers, Prefixes: []netip.Prefix{vip4}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range w.Routers() {
+		if err := r.WaitFIB(ctx, vip4, []netip.Addr{n.Addr4()}, converge); err != nil {
+			t.Error(err)
+		}
+	}
+	// A restarted router comes back and relearns the route.
+	r2 := w.Router("r2")
+	if err := r2.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.WaitFIB(ctx, vip4, []netip.Addr{n.Addr4()}, converge); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCloseRemovesEverything checks that Close leaves no namespace, FRR
+// run directory, temp dir or process behind, and that a second Close is
+// harmless.
+func TestCloseRemovesEverything(t *testing.T) {
+	spec := ecmpSpec()
+	SkipUnlessAvailable(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w, err := New(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := w.Processes()
+	var namespaces []string
+	for _, name := range []string{"lan", "r1", "r2", "n1", "n2", "client"} {
+		namespaces = append(namespaces, w.Host(name).Namespace())
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	for _, ns := range namespaces {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("namespace %s still exists", ns)
+		}
+	}
+	for _, path := range []string{w.Dir(), frrRunDir + "/" + w.Host("r2").Namespace()} {
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("%s still exists", path)
+		}
+	}
+	if len(procs) != 3 { // bird, zebra, bgpd
+		t.Errorf("%d processes, want 3", len(procs))
+	}
+	for _, p := range procs {
+		if !p.Exited() {
+			t.Errorf("%s (pid %d) still runs", p.Name(), p.PID())
+		}
+	}
+}
+
+// TestFailedNewCleansUp makes New fail halfway, on a namespace that
+// already exists, and checks that it removes what it made and leaves the
+// namespace it did not make alone.
+func TestFailedNewCleansUp(t *testing.T) {
+	SkipUnlessAvailable(t, Spec{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prefix := fmt.Sprintf("vt%d-failed", os.Getpid())
+	foreign := prefix + "-n2"
+	if _, err := run(ctx, "ip", "netns", "add", foreign); err != nil {
+		t.Fatal(err)
+	}
+	defer run(context.Background(), "ip", "netns", "delete", foreign)
+
+	_, err := New(ctx, Spec{Prefix: prefix, Nodes: []NodeSpec{
+		{Name: "n1", Address: n1v4}, {Name: "n2", Address: n2v4},
+	}})
+	if err == nil {
+		t.Fatal("New succeeded over an existing namespace")
+	}
+	for _, ns := range []string{prefix + "-lan", prefix + "-n1"} {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("namespace %s left behind", ns)
+		}
+	}
+	if _, err := os.Stat("/run/netns/" + foreign); err != nil {
+		t.Errorf("foreign namespace %s was removed: %v", foreign, err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "testnet-"+prefix+"-*")); len(dirs) > 0 {
+		t.Errorf("temp dirs left behind: %v", dirs)
+	}
+}
+
+// TestStartVipd runs a stand-in vipd binary: a script that logs its
+// arguments and config, then exits 3 on SIGTERM.
+func TestStartVipd(t *testing.T) {
+	w := NewT(t, Spec{Nodes: []NodeSpec{{Name: "n1", Address: n1v4}}})
+	n := w.Node("n1")
+	binary := filepath.Join(n.Dir(), "fake-vipd")
+	script := "#!/bin/bash\necho \"args: $*\"\ncat \"$3\"\ntrap 'echo bye; exit 3' TERM\nwhile true; do sleep 0.1; done\n"
+	if err := os.WriteFile(binary, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config := "bgp:\n  asn: 4200000000\n" + n.RuntimeYAML()
+	p, err := n.StartVipd(context.Background(), binary, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(500 * time.Millisecond); !errors.Is(err, ErrStillRunning) {
+		t.Fatalf("Wait on a running process: %v, want ErrStillRunning", err)
+	}
+	err = WaitFor(context.Background(), 10*time.Second, func(context.Context) error {
+		if !strings.Contains(p.Log(), "listen: \"\"") {
+			return fmt.Errorf("log so far: %q", p.Log())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"args: run -c " + n.Dir() + "/vipd-", "state_dir: " + n.StateDir(), "socket: " + n.Socket()} {
+		if !strings.Contains(p.Log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.Log())
+		}
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.ExitCode(); code != 3 {
+		t.Errorf("exit code %d, want 3; log:\n%s", code, p.Log())
+	}
+	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("Signal after exit: %v, want os.ErrProcessDone", err)
+	}
+}
