@@ -1,0 +1,132 @@
+// Package bgp is vipd's BGP speaker: an announce-only wrapper around an
+// embedded GoBGP v4 server.
+//
+// The agent hands it the full desired set of peers (SetPeers) and host routes
+// (SetRoutes); the speaker diffs them against what it applied before and makes
+// GoBGP match. It never imports routes from peers. Every route passes the
+// export guard (guard.go) before GoBGP sees it, and GoBGP's export policy
+// repeats the check (policy.go).
+//
+// IPv4 and IPv6 routes travel over one (usually IPv4) session. IPv4 routes
+// carry the session's local address as next hop; IPv6 routes need a global
+// IPv6 next hop per peer, set by a per-peer statement in GoBGP's export
+// policy (nexthop.go, policy.go). A peer without one gets no IPv6 routes, and
+// its status says why.
+//
+// Status is a cheap snapshot kept up to date from GoBGP's peer events, from
+// its log records (connection errors only show there) and from a background
+// read of each peer's Adj-RIB-Out (status.go, maintain.go).
+package bgp
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// Global is the speaker-wide configuration.
+type Global struct {
+	ASN             uint32
+	RouterID        netip.Addr // must be set, IPv4 (the agent resolves the default)
+	ListenPort      int32      // -1: only dial out
+	AllowedPrefixes []netip.Prefix
+}
+
+// Route is one host route to announce.
+type Route struct {
+	Prefix           netip.Prefix            `json:"prefix"` // /32 or /128, inside Global.AllowedPrefixes
+	MED              uint32                  `json:"med"`
+	Prepend          int                     `json:"prepend"` // extra copies of our AS
+	Communities      []config.Community      `json:"communities,omitempty"`
+	LargeCommunities []config.LargeCommunity `json:"large_communities,omitempty"`
+}
+
+// Status is a snapshot of the speaker's peers and routes.
+type Status struct {
+	Peers  []PeerStatus  `json:"peers"`
+	Routes []RouteStatus `json:"routes"`
+}
+
+// PeerStatus describes one configured peer.
+type PeerStatus struct {
+	Name      string          `json:"name"`
+	Address   netip.Addr      `json:"address"`
+	ASN       uint32          `json:"asn"`
+	State     string          `json:"state"` // Idle, Connect, Active, OpenSent, OpenConfirm, Established
+	Since     time.Time       `json:"since"`
+	LastError string          `json:"last_error,omitempty"` // why the session is not up, if known
+	Families  []config.Family `json:"families"`
+	// IPv6NextHop is the next hop of IPv6 routes sent to this peer.
+	IPv6NextHop netip.Addr `json:"ipv6_next_hop,omitzero"`
+	// IPv6Reason says why IPv6 routes are not sent to this peer; empty when they are.
+	IPv6Reason string `json:"ipv6_reason,omitempty"`
+}
+
+// RouteStatus describes one route handed to SetRoutes.
+type RouteStatus struct {
+	Route
+	Peers   []string `json:"peers"`             // names of peers whose Adj-RIB-Out holds it
+	Refused string   `json:"refused,omitempty"` // why the export guard refused it
+}
+
+// ErrNotRunning is returned by SetPeers and SetRoutes outside Run.
+var ErrNotRunning = errors.New("bgp speaker is not running")
+
+// Speaker is vipd's BGP speaker. Create it with New and start it with Run.
+type Speaker struct {
+	global  Global
+	log     *slog.Logger
+	notify  chan struct{} // a peer changed state
+	kick    chan struct{} // asks the maintenance loop to re-read Adj-RIB-Outs
+	resolve nextHopResolver
+	// listenAddresses restricts GoBGP's listener (tests bind to loopback only).
+	listenAddresses []string
+
+	// applyMu serialises everything that changes GoBGP: SetPeers, SetRoutes,
+	// next-hop refreshes and shutdown.
+	applyMu sync.Mutex
+	gobgp   *server.BgpServer          // non-nil while running
+	peers   map[netip.Addr]appliedPeer // peers GoBGP has
+	routes  map[netip.Prefix]admitted  // routes GoBGP has
+	state   *state                     // the status view; has its own lock
+}
+
+// New returns a speaker for g. It has no side effects; Run starts it.
+func New(g Global, log *slog.Logger) *Speaker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Speaker{
+		global:  g,
+		log:     log,
+		notify:  make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		resolve: netlinkNextHop(g.AllowedPrefixes),
+		peers:   make(map[netip.Addr]appliedPeer),
+		routes:  make(map[netip.Prefix]admitted),
+		state:   newState(),
+	}
+}
+
+// Notify returns a channel that receives a value after a peer changed
+// state. It holds one pending value: bursts fold into one.
+func (s *Speaker) Notify() <-chan struct{} { return s.notify }
+
+// Status returns a snapshot of peers and routes. It is cheap and safe from
+// any goroutine; the peers listed under each route may lag a change by a
+// moment (they are read from GoBGP in the background).
+func (s *Speaker) Status() Status { return s.state.snapshot() }
+
+// signal does a non-blocking send on a 1-slot channel.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

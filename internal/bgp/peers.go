@@ -1,0 +1,213 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/osrg/gobgp/v4/api"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// appliedPeer is a peer as GoBGP has it.
+type appliedPeer struct {
+	cfg     config.Peer
+	nextHop ipv6Route
+}
+
+// ipv6Route is how IPv6 routes go to one peer: with nextHop, or not at all
+// for the reason given.
+type ipv6Route struct {
+	nextHop netip.Addr
+	reason  string
+}
+
+// SetPeers makes GoBGP's peers match peers, keyed by address: it adds new
+// peers, deletes removed ones and re-creates those whose session settings
+// changed. A peer whose session settings are unchanged keeps its session;
+// a changed name or IPv6 next hop is applied without a reset. It carries on
+// past failures and returns them all.
+func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
+	desired, errs := indexPeers(peers)
+
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.gobgp == nil {
+		return ErrNotRunning
+	}
+	current := make(map[netip.Addr]config.Peer, len(s.peers))
+	for addr, p := range s.peers {
+		current[addr] = p.cfg
+	}
+	plan := diffPeers(current, desired)
+	errs = append(errs, s.deletePeers(ctx, plan, current, desired)...)
+
+	// The policy must hold the IPv6 next hops of new peers before their
+	// sessions come up, and changed ones before routes are re-sent.
+	toAdd := slices.Concat(plan.add, plan.recreate)
+	hops, changed := s.nextHopChanges(plan.keep, toAdd, desired)
+	policyErr := s.installPolicies(ctx, hops)
+	if policyErr != nil {
+		errs = append(errs, policyErr)
+		changed = nil
+		for addr := range hops {
+			// Not in the policy: the next SetPeers must see a change.
+			hops[addr] = ipv6Route{reason: "IPv6 next hop not applied: " + policyErr.Error()}
+		}
+	}
+	for _, addr := range plan.keep {
+		p := appliedPeer{cfg: desired[addr], nextHop: s.peers[addr].nextHop}
+		if nh, ok := hops[addr]; ok && policyErr == nil {
+			p.nextHop = nh
+		}
+		s.peers[addr] = p
+		s.state.setPeer(p.cfg, p.nextHop.nextHop, p.nextHop.reason)
+	}
+	for _, addr := range toAdd {
+		if err := s.addPeer(ctx, desired[addr], hops[addr]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.resendIPv6(ctx, changed)...)
+	signal(s.kick)
+	return errors.Join(errs...)
+}
+
+// deletePeers deletes the peers the plan removes or re-creates.
+func (s *Speaker) deletePeers(ctx context.Context, plan peerPlan, current, desired map[netip.Addr]config.Peer) []error {
+	var errs []error
+	for _, addr := range plan.remove {
+		if err := s.deletePeer(ctx, addr); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.state.removePeer(addr)
+		s.log.Info("bgp peer removed", "event", "peer_removed", "peer", peerName(current[addr]))
+	}
+	for _, addr := range plan.recreate {
+		if err := s.deletePeer(ctx, addr); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.log.Info("bgp peer session settings changed, re-creating it", "event", "peer_recreated", "peer", peerName(desired[addr]))
+	}
+	return errs
+}
+
+// nextHopChanges returns the IPv6 next hops of the peers to add and of the
+// kept peers whose next hop changed, and lists the latter.
+func (s *Speaker) nextHopChanges(keep, add []netip.Addr, desired map[netip.Addr]config.Peer) (map[netip.Addr]ipv6Route, []netip.Addr) {
+	hops := make(map[netip.Addr]ipv6Route, len(add))
+	var changed []netip.Addr
+	for _, addr := range keep {
+		if nh := s.ipv6Route(desired[addr]); nh != s.peers[addr].nextHop {
+			hops[addr] = nh
+			changed = append(changed, addr)
+		}
+	}
+	for _, addr := range add {
+		hops[addr] = s.ipv6Route(desired[addr])
+	}
+	return hops, changed
+}
+
+// ipv6Route decides how IPv6 routes go to p.
+func (s *Speaker) ipv6Route(p config.Peer) ipv6Route {
+	nh, reason := ipv6NextHop(p, s.resolve)
+	return ipv6Route{nextHop: nh, reason: reason}
+}
+
+// installPolicies installs the routing policy for the applied peers, with
+// the next hops in extra replacing or adding to theirs.
+func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6Route) error {
+	var rules []nextHopRule
+	add := func(addr netip.Addr, r ipv6Route) {
+		if r.nextHop.IsValid() {
+			rules = append(rules, nextHopRule{peer: addr, nextHop: r.nextHop})
+		}
+	}
+	for addr, p := range s.peers {
+		if _, replaced := extra[addr]; !replaced {
+			add(addr, p.nextHop)
+		}
+	}
+	for addr, r := range extra {
+		add(addr, r)
+	}
+	return installPolicies(ctx, s.gobgp, s.global.AllowedPrefixes, rules)
+}
+
+func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) error {
+	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+		return fmt.Errorf("peer %s: add: %w", peerName(p), err)
+	}
+	s.peers[p.Address] = appliedPeer{cfg: p, nextHop: nh}
+	s.state.setPeer(p, nh.nextHop, nh.reason)
+	s.state.resetPeer(p.Address)
+	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "reason", nh.reason)
+	return nil
+}
+
+// deletePeer removes a peer from GoBGP, which closes its session with a
+// Cease NOTIFICATION.
+func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
+	name := peerName(s.peers[addr].cfg)
+	if err := s.gobgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		return fmt.Errorf("peer %s: delete: %w", name, err)
+	}
+	delete(s.peers, addr)
+	return nil
+}
+
+// resendIPv6 re-sends the routes of peers whose IPv6 next hop changed (an
+// outbound soft reset: the session stays up). The policy must already hold
+// the new next hops.
+func (s *Speaker) resendIPv6(ctx context.Context, peers []netip.Addr) []error {
+	var errs []error
+	for _, addr := range peers {
+		p := s.peers[addr]
+		req := &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}
+		if err := s.gobgp.ResetPeer(ctx, req); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: re-send routes for new IPv6 next hop: %w", peerName(p.cfg), err))
+			continue
+		}
+		s.log.Info("bgp peer ipv6 next hop changed", "event", "peer_next_hop", "peer", peerName(p.cfg),
+			"next_hop", p.nextHop.nextHop, "reason", p.nextHop.reason)
+	}
+	return errs
+}
+
+// refreshNextHops re-resolves the IPv6 next hops the host chose (addresses
+// come and go) and applies changes without resetting sessions.
+func (s *Speaker) refreshNextHops(ctx context.Context) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.gobgp == nil {
+		return nil
+	}
+	changed := make(map[netip.Addr]ipv6Route)
+	for addr, p := range s.peers {
+		if nh := s.ipv6Route(p.cfg); nh != p.nextHop {
+			changed[addr] = nh
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := s.installPolicies(ctx, changed); err != nil {
+		return err
+	}
+	addrs := make([]netip.Addr, 0, len(changed))
+	for addr, nh := range changed {
+		p := s.peers[addr]
+		p.nextHop = nh
+		s.peers[addr] = p
+		s.state.setPeer(p.cfg, nh.nextHop, nh.reason)
+		addrs = append(addrs, addr)
+	}
+	defer signal(s.kick)
+	return errors.Join(s.resendIPv6(ctx, addrs)...)
+}

@@ -1,0 +1,164 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+)
+
+// pathBatch is how many paths go to GoBGP per call.
+const pathBatch = 1000
+
+// SetRoutes makes the announced routes match routes, keyed by prefix: it
+// announces new routes, re-announces routes whose attributes changed (in
+// place, without a withdrawal) and withdraws the rest. A repeat is a no-op;
+// an empty set withdraws everything. Routes the export guard refuses are not
+// sent: the error names each of them, and the valid routes are applied
+// anyway.
+func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
+	desired, views, errs := admitRoutes(s.global.AllowedPrefixes, routes)
+	for _, err := range errs {
+		s.log.Warn("route refused", "event", "route_refused", "reason", err.Error())
+	}
+
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.gobgp == nil {
+		return ErrNotRunning
+	}
+	announce, withdraw := diffRoutes(s.routes, desired)
+	announceErrs := s.announce(ctx, announce)
+	withdrawErrs := s.withdraw(ctx, withdraw)
+	s.state.setRoutes(views)
+	signal(s.kick)
+
+	if len(announce) > 0 || len(withdraw) > 0 {
+		s.log.Info("routes applied", "event", "routes_applied",
+			"announced", len(announce)-len(announceErrs), "withdrawn", len(withdraw)-len(withdrawErrs), "refused", len(errs))
+	}
+	return errors.Join(slices.Concat(errs, announceErrs, withdrawErrs)...)
+}
+
+// admitRoutes runs the export guard on every route. It returns the admitted
+// routes by prefix, the status of every route, and an error per refused or
+// repeated route.
+func admitRoutes(allowed []netip.Prefix, routes []Route) (map[netip.Prefix]admitted, []RouteStatus, []error) {
+	desired := make(map[netip.Prefix]admitted, len(routes))
+	views := make([]RouteStatus, 0, len(routes))
+	seen := make(map[netip.Prefix]bool, len(routes))
+	var errs []error
+	for _, r := range routes {
+		if seen[r.Prefix] {
+			errs = append(errs, fmt.Errorf("route %s: listed twice", r.Prefix))
+			continue
+		}
+		seen[r.Prefix] = true
+		r.Communities = slices.Clone(r.Communities)
+		r.LargeCommunities = slices.Clone(r.LargeCommunities)
+		a, err := admit(allowed, r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route refused: %w", err))
+			views = append(views, RouteStatus{Route: r, Refused: refusalReason(err)})
+			continue
+		}
+		desired[r.Prefix] = a
+		views = append(views, RouteStatus{Route: r})
+	}
+	return desired, views, errs
+}
+
+// diffRoutes returns the routes to announce (new or changed) and those to
+// withdraw, each sorted by prefix.
+func diffRoutes(current, desired map[netip.Prefix]admitted) (announce, withdraw []admitted) {
+	for p, want := range desired {
+		if have, ok := current[p]; !ok || !sameAttributes(have.route, want.route) {
+			announce = append(announce, want)
+		}
+	}
+	for p, have := range current {
+		if _, ok := desired[p]; !ok {
+			withdraw = append(withdraw, have)
+		}
+	}
+	byPrefix := func(a, b admitted) int { return comparePrefix(a.route.Prefix, b.route.Prefix) }
+	slices.SortFunc(announce, byPrefix)
+	slices.SortFunc(withdraw, byPrefix)
+	return announce, withdraw
+}
+
+// announce hands routes to GoBGP, recording each one that succeeded.
+func (s *Speaker) announce(ctx context.Context, routes []admitted) []error {
+	return s.inBatches(ctx, routes, announcePathOf(s.global.ASN),
+		func(paths []*apiutil.Path) error {
+			_, err := s.gobgp.AddPath(apiutil.AddPathRequest{Paths: paths})
+			return err
+		},
+		func(a admitted) {
+			s.routes[a.route.Prefix] = a
+			s.log.Debug("route announced", "event", "route_announced", "prefix", a.route.Prefix)
+		})
+}
+
+// withdraw withdraws routes by NLRI, recording each one that succeeded.
+func (s *Speaker) withdraw(ctx context.Context, routes []admitted) []error {
+	return s.inBatches(ctx, routes, withdrawPath,
+		func(paths []*apiutil.Path) error {
+			return s.gobgp.DeletePath(apiutil.DeletePathRequest{Paths: paths})
+		},
+		func(a admitted) {
+			delete(s.routes, a.route.Prefix)
+			s.log.Debug("route withdrawn", "event", "route_withdrawn", "prefix", a.route.Prefix)
+		})
+}
+
+func announcePathOf(asn uint32) func(admitted) (*apiutil.Path, error) {
+	return func(a admitted) (*apiutil.Path, error) { return announcePath(a, asn) }
+}
+
+// inBatches builds a path per route and sends them to GoBGP pathBatch at a
+// time. GoBGP rejects a whole batch when one path fails, so a failed batch
+// is retried path by path to learn which routes really got through; done
+// runs for each of those.
+func (s *Speaker) inBatches(ctx context.Context, routes []admitted,
+	build func(admitted) (*apiutil.Path, error), send func([]*apiutil.Path) error, done func(admitted),
+) []error {
+	var errs []error
+	for start := 0; start < len(routes); start += pathBatch {
+		if err := ctx.Err(); err != nil {
+			return append(errs, fmt.Errorf("%d routes not applied: %w", len(routes)-start, err))
+		}
+		chunk := routes[start:min(start+pathBatch, len(routes))]
+		paths := make([]*apiutil.Path, 0, len(chunk))
+		built := make([]admitted, 0, len(chunk))
+		for _, a := range chunk {
+			p, err := build(a)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			paths = append(paths, p)
+			built = append(built, a)
+		}
+		if len(paths) == 0 {
+			continue
+		}
+		if send(paths) == nil {
+			for _, a := range built {
+				done(a)
+			}
+			continue
+		}
+		for i, a := range built {
+			if err := send(paths[i : i+1]); err != nil {
+				errs = append(errs, fmt.Errorf("route %s: %w", a.route.Prefix, err))
+				continue
+			}
+			done(a)
+		}
+	}
+	return errs
+}

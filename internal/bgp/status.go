@@ -1,0 +1,237 @@
+package bgp
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// state is the status view: what Status returns. GoBGP callbacks write to
+// it, so every method only takes the lock briefly and never calls out.
+type state struct {
+	mu     sync.Mutex
+	peers  map[netip.Addr]*peerView
+	routes []RouteStatus             // desired routes, sorted, Peers empty
+	adjOut map[netip.Prefix][]string // prefix -> names of peers that have it
+}
+
+// peerView is one peer's status and what is needed to explain its errors.
+type peerView struct {
+	status      PeerStatus
+	port        uint16
+	hasPassword bool
+	negotiated  []bgp.Family // families both sides enabled; set when Established
+}
+
+func newState() *state {
+	return &state{peers: make(map[netip.Addr]*peerView), adjOut: make(map[netip.Prefix][]string)}
+}
+
+// setPeer records p's configuration, adding it in state Idle if new.
+func (st *state) setPeer(p config.Peer, nextHop netip.Addr, reason string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v, ok := st.peers[p.Address]
+	if !ok {
+		v = &peerView{status: PeerStatus{State: stateName(bgp.BGP_FSM_IDLE), Since: time.Now()}}
+		st.peers[p.Address] = v
+	}
+	v.status.Name = peerName(p)
+	v.status.Address = p.Address
+	v.status.ASN = p.ASN
+	v.status.Families = peerFamilies(p)
+	v.status.IPv6NextHop = nextHop
+	v.status.IPv6Reason = reason
+	v.port = peerPort(p)
+	v.hasPassword = p.Password.Reveal() != ""
+}
+
+// resetPeer marks a re-created peer as a new session.
+func (st *state) resetPeer(addr netip.Addr) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if v, ok := st.peers[addr]; ok {
+		v.status.State = stateName(bgp.BGP_FSM_IDLE)
+		v.status.Since = time.Now()
+		v.negotiated = nil
+	}
+}
+
+func (st *state) removePeer(addr netip.Addr) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.peers, addr)
+}
+
+// peerChange is what a peer event changed, for logging.
+type peerChange struct {
+	name, from, to, lastError string
+}
+
+// peerState records a session state change; ok is false for unknown peers
+// and repeats of the current state.
+func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why string, negotiated []bgp.Family) (peerChange, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v, ok := st.peers[addr]
+	if !ok {
+		return peerChange{}, false
+	}
+	from := v.status.State
+	name := stateName(to)
+	if from == name {
+		return peerChange{}, false
+	}
+	v.status.State = name
+	v.status.Since = at
+	v.negotiated = nil
+	if to == bgp.BGP_FSM_ESTABLISHED {
+		v.status.LastError = ""
+		v.negotiated = negotiated
+	} else if why != "" {
+		v.status.LastError = why
+	}
+	return peerChange{name: v.status.Name, from: from, to: name, lastError: v.status.LastError}, true
+}
+
+// connectFailed records a failed TCP connection attempt to addr; ok is true
+// when LastError changed.
+func (st *state) connectFailed(addr netip.Addr, dialErr string) (peerChange, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v, ok := st.peers[addr]
+	if !ok || v.status.State == stateName(bgp.BGP_FSM_ESTABLISHED) {
+		return peerChange{}, false
+	}
+	msg := describeConnectError(netip.AddrPortFrom(addr, v.port), dialErr, v.hasPassword)
+	if msg == v.status.LastError {
+		return peerChange{}, false
+	}
+	v.status.LastError = msg
+	return peerChange{name: v.status.Name, from: v.status.State, to: v.status.State, lastError: msg}, true
+}
+
+// stopped marks every session down after GoBGP stopped.
+func (st *state) stopped(at time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, v := range st.peers {
+		v.status.State = stateName(bgp.BGP_FSM_IDLE)
+		v.status.Since = at
+		v.negotiated = nil
+	}
+	st.adjOut = make(map[netip.Prefix][]string)
+}
+
+// peerTarget is an established peer whose Adj-RIB-Out can be read.
+type peerTarget struct {
+	addr     netip.Addr
+	name     string
+	families []bgp.Family
+}
+
+// established lists the established peers.
+func (st *state) established() []peerTarget {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []peerTarget
+	for addr, v := range st.peers {
+		if v.status.State == stateName(bgp.BGP_FSM_ESTABLISHED) {
+			out = append(out, peerTarget{addr: addr, name: v.status.Name, families: slices.Clone(v.negotiated)})
+		}
+	}
+	return out
+}
+
+// setRoutes records the desired routes (refused ones included).
+func (st *state) setRoutes(routes []RouteStatus) {
+	slices.SortFunc(routes, func(a, b RouteStatus) int { return comparePrefix(a.Prefix, b.Prefix) })
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.routes = routes
+}
+
+func (st *state) setAdjOut(adjOut map[netip.Prefix][]string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.adjOut = adjOut
+}
+
+// snapshot returns a deep copy of the view.
+func (st *state) snapshot() Status {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := Status{Peers: make([]PeerStatus, 0, len(st.peers)), Routes: make([]RouteStatus, 0, len(st.routes))}
+	for _, v := range st.peers {
+		p := v.status
+		p.Families = slices.Clone(p.Families)
+		if p.IPv6Reason == "" && p.IPv6NextHop.IsValid() && v.negotiated != nil && !slices.Contains(v.negotiated, bgp.RF_IPv6_UC) {
+			p.IPv6Reason = "the peer did not negotiate ipv6 unicast (enable it on the router)"
+		}
+		out.Peers = append(out.Peers, p)
+	}
+	slices.SortFunc(out.Peers, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	for _, r := range st.routes {
+		r.Communities = slices.Clone(r.Communities)
+		r.LargeCommunities = slices.Clone(r.LargeCommunities)
+		r.Peers = slices.Clone(st.adjOut[r.Prefix])
+		if r.Peers == nil {
+			r.Peers = []string{}
+		}
+		out.Routes = append(out.Routes, r)
+	}
+	return out
+}
+
+// stateName is the session state as BIRD and FRR print it.
+func stateName(s bgp.FSMState) string {
+	switch s {
+	case bgp.BGP_FSM_IDLE:
+		return "Idle"
+	case bgp.BGP_FSM_CONNECT:
+		return "Connect"
+	case bgp.BGP_FSM_ACTIVE:
+		return "Active"
+	case bgp.BGP_FSM_OPENSENT:
+		return "OpenSent"
+	case bgp.BGP_FSM_OPENCONFIRM:
+		return "OpenConfirm"
+	case bgp.BGP_FSM_ESTABLISHED:
+		return "Established"
+	}
+	return "Unknown"
+}
+
+func peerName(p config.Peer) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Address.String()
+}
+
+func peerPort(p config.Peer) uint16 {
+	if p.Port == 0 {
+		return 179
+	}
+	return p.Port
+}
+
+func peerFamilies(p config.Peer) []config.Family {
+	if len(p.Families) == 0 {
+		return []config.Family{config.IPv4, config.IPv6}
+	}
+	return slices.Clone(p.Families)
+}
+
+// comparePrefix orders IPv4 before IPv6, then by address and length.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
