@@ -19,6 +19,10 @@ const (
 	// Cease. GoBGP exposes no send-queue depth to wait on; the Cease alone
 	// would also make peers drop the routes.
 	withdrawSettle = 300 * time.Millisecond
+	// ceaseWait bounds waiting for sessions to close after our Cease.
+	ceaseWait = 2 * time.Second
+	// shutdownMessage is the RFC 8203 shutdown communication routers log.
+	shutdownMessage = "vipd shutting down"
 )
 
 // Run starts GoBGP, calls ready once SetPeers and SetRoutes work, and blocks
@@ -109,8 +113,8 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 	return bs, serveDone, nil
 }
 
-// shutdown withdraws every route, then stops GoBGP, which sends every peer a
-// Cease NOTIFICATION (peer de-configured).
+// shutdown withdraws every route, closes every session with a Cease
+// NOTIFICATION (administrative shutdown), then stops GoBGP.
 func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -128,6 +132,7 @@ func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error
 			wait(ctx, withdrawSettle)
 		}
 	}
+	s.closeSessions(ctx, bs)
 	if err := stopServer(ctx, bs, serveDone); err != nil {
 		errs = append(errs, err)
 	}
@@ -136,6 +141,33 @@ func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error
 	s.state.setRoutes(nil)
 	s.log.Info("bgp speaker stopped", "event", "speaker_stopped")
 	return errors.Join(errs...)
+}
+
+// closeSessions sends each established peer a Cease with subcode
+// Administrative Shutdown and waits, briefly, until none is established.
+// Stopping GoBGP alone would say "peer de-configured", which reads to an
+// operator like a config change rather than a planned stop.
+func (s *Speaker) closeSessions(ctx context.Context, bs *server.BgpServer) {
+	peers := s.state.established()
+	for _, p := range peers {
+		req := &api.ShutdownPeerRequest{Address: p.addr.String(), Communication: shutdownMessage}
+		if err := bs.ShutdownPeer(ctx, req); err != nil {
+			s.log.Warn("bgp session not shut down", "event", "peer_shutdown", "peer", p.name, "err", err)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, ceaseWait)
+	defer cancel()
+	for len(s.state.established()) > 0 {
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return
+		}
+	}
+	s.log.Info("bgp sessions closed", "event", "sessions_closed", "peers", len(peers))
 }
 
 // stopServer stops GoBGP and waits for it within ctx.
