@@ -138,8 +138,8 @@ func birdChecks(t *testing.T, l lab) {
 	// Shutdown: routes gone and the session closed with a Cease.
 	s.stop(t)
 	waitBIRDRoutes(t, l, map[netip.Prefix]map[string]string{})
-	if st := birdc(t, l, "show", "protocols", "all", "vipd"); !strings.Contains(st, "Peer de-configured") {
-		t.Errorf("BIRD did not get a Cease (peer de-configured):\n%s", st)
+	if st := birdc(t, l, "show", "protocols", "all", "vipd"); !strings.Contains(st, "Administrative shutdown") {
+		t.Errorf("BIRD did not get a Cease (administrative shutdown):\n%s", st)
 	}
 }
 

@@ -206,6 +206,7 @@ var validCases = []struct {
 	{"empty lists", head + "services: []\npools: []\n", func(c *Config) {}},
 	{"api listen with token", head + "api: {listen: \"[::1]:10001\", token_file: /etc/vipd/t}\n", func(c *Config) {
 		c.API.Listen, c.API.TokenFile = "[::1]:10001", "/etc/vipd/t"
+		c.Warnings = []string{"api.listen: " + notActive}
 	}},
 	{"merge keys", head + "services:\n  - &web {name: web, vips: [192.0.2.1], rise: 5}\n  - {<<: *web, name: api, vips: [192.0.2.2]}\n", func(c *Config) {
 		web, api := defaultService("web", "192.0.2.1"), defaultService("api", "192.0.2.2")

@@ -164,5 +164,8 @@ func warnings(cfg *Config) []string {
 	if len(cfg.Pools) > 0 {
 		w = append(w, "pools: "+notActive)
 	}
+	if cfg.API.Listen != "" {
+		w = append(w, "api.listen: "+notActive)
+	}
 	return w
 }

@@ -168,10 +168,11 @@ func (n *testNS) mainRoutes(t *testing.T) []string {
 	return out
 }
 
-// watchAddrs records address events in the namespace. The returned
-// function waits until an event for marker arrives and returns the IPs of
-// all events seen up to and including it.
-func (n *testNS) watchAddrs(t *testing.T) (untilMarker func(marker net.IP) []net.IP) {
+// watchAddrs records address events in the namespace. untilMarker waits
+// until an event for marker arrives and returns the IPs of all events seen
+// up to and including it. settle discards events until none has come for
+// quiet (or max has passed).
+func (n *testNS) watchAddrs(t *testing.T) (untilMarker func(marker net.IP) []net.IP, settle func(quiet, max time.Duration)) {
 	t.Helper()
 	ch := make(chan netlink.AddrUpdate, 256)
 	done := make(chan struct{})
@@ -184,7 +185,7 @@ func (n *testNS) watchAddrs(t *testing.T) (untilMarker func(marker net.IP) []net
 		for range ch { // the subscription closes ch once its socket is shut
 		}
 	})
-	return func(marker net.IP) []net.IP {
+	untilMarker = func(marker net.IP) []net.IP {
 		var seen []net.IP
 		deadline := time.After(10 * time.Second)
 		for {
@@ -202,6 +203,19 @@ func (n *testNS) watchAddrs(t *testing.T) (untilMarker func(marker net.IP) []net
 			}
 		}
 	}
+	settle = func(quiet, max time.Duration) {
+		deadline := time.After(max)
+		for {
+			select {
+			case <-ch:
+			case <-time.After(quiet):
+				return
+			case <-deadline:
+				t.Fatalf("address events did not stop within %v", max)
+			}
+		}
+	}
+	return untilMarker, settle
 }
 
 func testLogger(t *testing.T) *slog.Logger {
