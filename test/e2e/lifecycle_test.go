@@ -64,6 +64,19 @@ func TestShutdown(t *testing.T) {
 	if got := loAddrs(t, n1); len(got) != 2 {
 		t.Fatalf("lo holds VIPs %v, want both", got)
 	}
+	// A second daemon on the same state_dir is refused at once.
+	second, err := n1.StartVipd(t.Context(), vipdBin, oneServiceConfig(peer{"r1", addr("10.255.255.1"), 65535, ""})+n1.RuntimeYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(stopTimeout); err == nil || second.ExitCode() != 1 || !strings.Contains(second.Log(), "in use by another vipd") {
+		t.Errorf("second vipd on one state_dir: %v, exit %d, want exit 1 naming the first\n%s", err, second.ExitCode(), second.Log())
+	}
+	out, err := exec.Command(vipdBin, "status", "--socket", n1.Socket()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Established") || !strings.Contains(string(out), vip4.String()) {
+		t.Errorf("vipd status: %v\n%s", err, out)
+	}
+
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +99,54 @@ func TestShutdown(t *testing.T) {
 	iw, ic := strings.Index(log, "event=withdraw_all"), strings.Index(log, "to=Idle")
 	if iw < 0 || ic < 0 || iw > ic {
 		t.Errorf("vipd log: want event=withdraw_all before the session goes Idle\n%s", log)
+	}
+}
+
+// TestCrashRecovery: after a SIGKILL the next start removes the VIPs the
+// dead daemon added and no longer wants, and never an operator's address.
+func TestCrashRecovery(t *testing.T) {
+	nodes := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "")}},
+		Nodes: nodes,
+	})
+	r, n1 := w.Router("r1"), w.Node("n1")
+	r1 := peer{"r1", addr("10.255.255.1"), 65535, ""}
+	p := startVipd(t, n1, oneServiceConfig(r1))
+	waitFIB(t, r, vip4, n1.Addr4())
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(stopTimeout)
+	if got := loAddrs(t, n1); len(got) != 2 {
+		t.Fatalf("after SIGKILL lo holds %v, want both VIPs left behind", got)
+	}
+	// The operator holds 192.168.0.17 and hands it to vipd to announce.
+	operator := mustPrefix("192.168.0.17/32")
+	if _, err := n1.Exec(t.Context(), "ip", "addr", "add", operator.String(), "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	p2 := startVipd(t, n1, fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+%s
+services:
+  - name: other
+    vips: [192.168.0.17]
+`, peersYAML(r1)))
+	waitFIB(t, r, operator, n1.Addr4())
+	waitFIB(t, r, vip4)
+	if got := loAddrs(t, n1); len(got) != 0 {
+		t.Errorf("restarted vipd left the dead one's VIPs %v on lo", got)
+	}
+	if err := p2.Stop(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n1.Exec(t.Context(), "ip", "-o", "addr", "show", "dev", "lo")
+	if err != nil || !strings.Contains(out, operator.String()) {
+		t.Errorf("the operator's %s is gone from lo after vipd stopped: %v\n%s", operator, err, out)
 	}
 }
 
