@@ -60,6 +60,9 @@ func newRootCmd() *cobra.Command {
 		newRunCmd(),
 		newCheckConfigCmd(),
 		newStatusCmd(&g),
+		newReloadCmd(&g),
+		newDrainCmd(&g, true),
+		newDrainCmd(&g, false),
 		newVersionCmd(),
 	)
 	return root

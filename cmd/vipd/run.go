@@ -29,10 +29,12 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			ignoreHangup(ctx, log)
-			return agent.New(cfg, version, log).Run(ctx)
+			a := agent.New(path, cfg, version, log)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stopSignals := handleSignals(ctx, cancel, a, log)
+			defer stopSignals()
+			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/vipd/vipd.yaml", "config file")
@@ -40,19 +42,39 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-// ignoreHangup keeps SIGHUP from killing the daemon until reload exists.
-func ignoreHangup(ctx context.Context, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// handleSignals maps signals to the agent: SIGHUP reloads; the first
+// SIGTERM or SIGINT starts the shutdown (cancel), a second one cuts the
+// shutdown grace period short. stop ends the handling.
+func handleSignals(ctx context.Context, cancel context.CancelFunc, a *agent.Agent, log *slog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer signal.Stop(hup)
+		defer close(done)
+		stopping := false
 		for {
 			select {
-			case <-ctx.Done():
+			case <-quit:
 				return
-			case <-hup:
-				log.Warn("SIGHUP ignored: reload is not available in this version", "event", "signal")
+			case sig := <-sigs:
+				switch {
+				case sig == syscall.SIGHUP:
+					log.Info("SIGHUP: reloading", "event", "signal")
+					_, _ = a.Reload(ctx) // Reload logs its result; ctx ends it at shutdown
+				case !stopping:
+					log.Info("stopping", "event", "signal", "signal", sig.String())
+					stopping = true
+					cancel()
+				default:
+					log.Info("second stop signal: skipping the shutdown grace period", "event", "signal")
+					a.Hurry()
+				}
 			}
 		}
 	}()
+	return func() {
+		signal.Stop(sigs)
+		close(quit)
+		<-done
+	}
 }

@@ -1,9 +1,10 @@
-// Package agent wires vipd together: config and health in, desired state out
-// to the VIP binder and the BGP speaker.
+// Package agent wires vipd together: config, API requests and health in;
+// desired state out to the VIP binder and the BGP speaker.
 //
-// Every change (a health transition, a peer event) only wakes the reconcile
-// loop; each pass recomputes the whole desired state and hands it to the
-// idempotent actuators, so a failed pass is simply retried.
+// One goroutine, the loop, owns every change: health transitions only wake
+// it, and API requests (reload, drain) run inside it. Each pass recomputes
+// the whole desired state and hands it to the idempotent actuators, so a
+// failed pass is simply retried.
 package agent
 
 import (
@@ -20,7 +21,6 @@ import (
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
-	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/store"
 	"github.com/vipd/vipd/internal/vip"
 )
@@ -30,27 +30,43 @@ const shutdownTimeout = 10 * time.Second
 
 // Agent is one running vipd daemon.
 type Agent struct {
-	cfg      *config.Config
-	version  string
-	log      *slog.Logger
-	wake     signal
-	routerID netip.Addr
+	path    string // the config file, re-read on reload
+	version string
+	log     *slog.Logger
+	wake    signal
+	ops     chan op
+	hurry   chan struct{} // closed by Hurry
+	once    sync.Once
 
-	speaker  *bgp.Speaker
+	store    *store.Store
 	binder   *vip.Binder
-	monitors map[string]*health.Monitor
+	monitors *monitors
 
-	mu        sync.Mutex
-	decisions []decision // last pass's, for status
+	mu        sync.Mutex // guards the fields below, which Status reads
+	cfg       *config.Config
+	hash      string
+	routerID  netip.Addr
+	speaker   *speaker
+	drained   map[string]bool // by the operator (persisted)
+	decisions []decision      // the last pass's, for status
 }
 
-// New returns an agent for cfg. It has no side effects; Run does the work.
-func New(cfg *config.Config, version string, log *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, version: version, log: log, wake: newSignal()}
+// New returns an agent for cfg, loaded from path. It has no side effects;
+// Run does the work.
+func New(path string, cfg *config.Config, version string, log *slog.Logger) *Agent {
+	return &Agent{
+		path: path, cfg: cfg, version: version, log: log,
+		wake: newSignal(), ops: make(chan op), hurry: make(chan struct{}),
+		drained: make(map[string]bool),
+	}
 }
 
-// Run runs the daemon until ctx ends, then withdraws every route, closes the
-// BGP sessions and removes the addresses it added, in that order.
+// Hurry cuts the shutdown grace period short (a second SIGTERM).
+func (a *Agent) Hurry() { a.once.Do(func() { close(a.hurry) }) }
+
+// Run runs the daemon until ctx ends, then withdraws every route (after
+// bgp.shutdown_grace with the GRACEFUL_SHUTDOWN community), closes the BGP
+// sessions and removes the addresses it added, in that order.
 func (a *Agent) Run(ctx context.Context) error {
 	for _, w := range a.cfg.Warnings {
 		a.log.Warn("config key not active", "event", "config_warning", "reason", w)
@@ -60,83 +76,94 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-
-	if a.routerID, err = a.resolveRouterID(); err != nil {
+	a.store = st
+	if err := a.loadDrains(); err != nil {
+		return err
+	}
+	if a.hash, err = a.cfg.Hash(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if a.routerID, err = resolveRouterID(a.cfg); err != nil {
 		return err
 	}
 	a.binder = vip.New(st, a.log)
-	a.monitors = a.newMonitors()
-	a.speaker = bgp.New(bgp.Global{
-		ASN:             a.cfg.BGP.ASN,
-		RouterID:        a.routerID,
-		ListenPort:      a.cfg.BGP.ListenPort,
-		AllowedPrefixes: a.cfg.BGP.AllowedPrefixes,
-	}, a.log)
-
-	stopSpeaker, err := a.startSpeaker()
-	if err != nil {
+	if a.speaker, err = startSpeaker(a.cfg, a.routerID, a.log); err != nil {
 		return err
 	}
+	a.monitors = newMonitors(a.log, a.wake.notify)
+	monitorCtx, stopMonitors := context.WithCancel(context.Background())
+	a.monitors.sync(monitorCtx, a.cfg.Services)
+
 	err = a.serve(ctx)
 
-	// Withdraw and close the sessions before the addresses go, so no router
-	// sends traffic to a node that no longer holds the VIP.
-	stopErr := stopSpeaker()
-	unbindCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	unbindErr := a.binder.Set(unbindCtx, nil)
-	a.log.Info("stopped", "event", "shutdown")
-	return errors.Join(err, stopErr, unbindErr)
+	a.monitors.stopAll()
+	stopMonitors()
+	return errors.Join(err, a.shutdown())
 }
 
-// startSpeaker runs the BGP speaker on its own lifetime, which ends only
-// when the returned stop function is called: after everything that could
-// still change routes has stopped.
-func (a *Agent) startSpeaker() (stop func() error, err error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- a.speaker.Run(ctx, func() { close(ready) }) }()
-	stop = func() error {
-		cancel()
-		if err := <-done; err != nil {
-			return fmt.Errorf("bgp: %w", err)
-		}
-		return nil
-	}
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		return nil, fmt.Errorf("bgp: start: %w", err)
-	}
-	if err := a.speaker.SetPeers(ctx, a.cfg.BGP.Peers); err != nil {
-		return nil, errors.Join(fmt.Errorf("bgp: peers: %w", err), stop())
-	}
-	return stop, nil
-}
-
-// serve runs the health monitors, the API and the reconcile loop until ctx ends.
+// serve runs the API and the loop until ctx ends.
 func (a *Agent) serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	for _, m := range a.monitors {
-		g.Go(func() error { return m.Run(ctx) })
-	}
 	g.Go(func() error {
 		return api.NewServer(a, a.log).ServeSocket(ctx, a.cfg.API.Socket)
 	})
-	g.Go(func() error { return a.reconcileLoop(ctx) })
+	g.Go(func() error { return a.loop(ctx) })
 	a.log.Info("started", "event", "start", "router_id", a.routerID, "asn", a.cfg.BGP.ASN,
-		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services))
+		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services), "config_hash", a.hash)
 	return g.Wait()
 }
 
-func (a *Agent) resolveRouterID() (netip.Addr, error) {
-	if a.cfg.BGP.RouterID.IsValid() {
-		return a.cfg.BGP.RouterID, nil
+// shutdown withdraws and closes the sessions before the addresses go, so
+// no router sends traffic to a node that no longer holds the VIP.
+func (a *Agent) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if grace := a.cfg.BGP.ShutdownGrace; grace > 0 {
+		a.gracePeriod(ctx, grace)
+	}
+	stopErr := a.speaker.stop()
+	unbindErr := a.binder.Set(ctx, nil)
+	a.log.Info("stopped", "event", "shutdown")
+	return errors.Join(stopErr, unbindErr)
+}
+
+// gracePeriod re-announces every route with GRACEFUL_SHUTDOWN (RFC 8326)
+// and waits, so routers that honour it move traffic away before the
+// withdrawal. Hurry ends the wait.
+func (a *Agent) gracePeriod(ctx context.Context, grace time.Duration) {
+	routes := withGracefulShutdown(routesOf(a.decisions))
+	if err := a.speaker.SetRoutes(ctx, routes); err != nil {
+		a.log.Error("graceful shutdown: announce 65535:0", "event", "graceful_shutdown", "err", err)
+		return
+	}
+	a.log.Info("graceful shutdown: announced 65535:0, waiting", "event", "graceful_shutdown",
+		"grace", grace, "routes", len(routes))
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.hurry:
+		a.log.Info("graceful shutdown: wait cut short", "event", "graceful_shutdown")
+	}
+}
+
+func (a *Agent) loadDrains() error {
+	names, err := a.store.Drained()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		a.drained[n] = true
+	}
+	return nil
+}
+
+func resolveRouterID(cfg *config.Config) (netip.Addr, error) {
+	if cfg.BGP.RouterID.IsValid() {
+		return cfg.BGP.RouterID, nil
 	}
 	var vips []netip.Addr
-	for _, s := range a.cfg.Services {
+	for _, s := range cfg.Services {
 		vips = append(vips, s.VIPs...)
 	}
 	id, err := defaultRouterID(vips)
@@ -146,26 +173,39 @@ func (a *Agent) resolveRouterID() (netip.Addr, error) {
 	return id, nil
 }
 
-func (a *Agent) newMonitors() map[string]*health.Monitor {
-	ms := make(map[string]*health.Monitor, len(a.cfg.Services))
-	for _, svc := range a.cfg.Services {
-		p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
-		ms[svc.Name] = health.NewMonitor(svc.Name, checkers(svc.Checks), p, a.wake.notify)
-	}
-	return ms
+// speaker is a running bgp.Speaker with its own lifetime: it ends only when
+// stop is called, after everything that could still change routes.
+type speaker struct {
+	*bgp.Speaker
+	stop func() error
 }
 
-func checkers(cs []config.Check) []health.Checker {
-	out := make([]health.Checker, 0, len(cs))
-	for _, c := range cs {
-		switch {
-		case c.HTTP != nil:
-			out = append(out, &health.HTTP{URL: c.HTTP.URL, StatusMin: c.HTTP.StatusMin, StatusMax: c.HTTP.StatusMax})
-		case c.TCP != nil:
-			out = append(out, &health.TCP{Address: c.TCP.Address})
-		case c.Exec != nil:
-			out = append(out, &health.Exec{Command: c.Exec.Command})
+func startSpeaker(cfg *config.Config, routerID netip.Addr, log *slog.Logger) (*speaker, error) {
+	sp := bgp.New(bgp.Global{
+		ASN:             cfg.BGP.ASN,
+		RouterID:        routerID,
+		ListenPort:      cfg.BGP.ListenPort,
+		AllowedPrefixes: cfg.BGP.AllowedPrefixes,
+	}, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- sp.Run(ctx, func() { close(ready) }) }()
+	s := &speaker{Speaker: sp, stop: func() error {
+		cancel()
+		if err := <-done; err != nil {
+			return fmt.Errorf("bgp: %w", err)
 		}
+		return nil
+	}}
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("bgp: start: %w", err)
 	}
-	return out
+	if err := sp.SetPeers(ctx, cfg.BGP.Peers); err != nil {
+		return nil, errors.Join(fmt.Errorf("bgp: peers: %w", err), s.stop())
+	}
+	return s, nil
 }

@@ -11,11 +11,22 @@ import (
 type Reason string
 
 const (
-	ReasonHealthy    Reason = "checks passing"
-	ReasonNoChecks   Reason = "no checks configured"
-	ReasonHealthDown Reason = "checks failing"
-	ReasonDegraded   Reason = "checks failing, announced degraded"
+	ReasonHealthy     Reason = "checks passing"
+	ReasonNoChecks    Reason = "no checks configured"
+	ReasonHealthDown  Reason = "checks failing"
+	ReasonDegraded    Reason = "checks failing, announced degraded"
+	ReasonDrained     Reason = "drained by operator"
+	ReasonMaintenance Reason = "maintenance file exists"
 )
+
+// gracefulShutdown is the RFC 8326 GRACEFUL_SHUTDOWN community, 65535:0.
+const gracefulShutdown config.Community = 0xFFFF0000
+
+// serviceInput is what decide needs to know about one service now.
+type serviceInput struct {
+	up    bool
+	drain Reason // ReasonDrained, ReasonMaintenance or ""
+}
 
 // decision is what the agent wants for one VIP.
 type decision struct {
@@ -25,12 +36,13 @@ type decision struct {
 	reason  Reason
 }
 
-// decide turns the config and the services' health into the desired routes.
-// It is pure so every rule about what gets announced is tested in one place.
-func decide(cfg *config.Config, up func(service string) bool) []decision {
+// decide turns the config and the services' health and drains into the
+// desired routes. It is pure so every rule about what gets announced is
+// tested in one place.
+func decide(cfg *config.Config, input func(service string) serviceInput) []decision {
 	var out []decision
 	for _, svc := range cfg.Services {
-		route, reason := serviceRoute(cfg.BGP, svc, up(svc.Name))
+		route, reason := serviceRoute(cfg.BGP, svc, input(svc.Name))
 		for _, addr := range svc.VIPs {
 			d := decision{service: svc.Name, prefix: netip.PrefixFrom(addr, addr.BitLen()), reason: reason}
 			if route != nil {
@@ -44,25 +56,34 @@ func decide(cfg *config.Config, up func(service string) bool) []decision {
 	return out
 }
 
-// serviceRoute returns the route template for a service (Prefix unset), or nil to withdraw.
-func serviceRoute(g config.BGP, svc config.Service, up bool) (*bgp.Route, Reason) {
+// serviceRoute returns the route template for a service (Prefix unset), or
+// nil to withdraw. A drain acts like failing checks, and wins over them.
+func serviceRoute(g config.BGP, svc config.Service, in serviceInput) (*bgp.Route, Reason) {
 	r := &bgp.Route{
 		MED:              svc.MED,
 		Prepend:          svc.Prepend,
 		Communities:      append(append([]config.Community(nil), g.Communities...), svc.Communities...),
 		LargeCommunities: append(append([]config.LargeCommunity(nil), g.LargeCommunities...), svc.LargeCommunities...),
 	}
+	reason := ReasonHealthy
 	switch {
-	case up && len(svc.Checks) == 0:
+	case in.drain != "":
+		reason = in.drain
+	case !in.up:
+		reason = ReasonHealthDown
+	case len(svc.Checks) == 0:
 		return r, ReasonNoChecks
-	case up:
-		return r, ReasonHealthy
-	case svc.OnDown == config.OnDownDegrade:
-		r.MED, r.Prepend = svc.DownMED, svc.DownPrepend
-		return r, ReasonDegraded
 	default:
-		return nil, ReasonHealthDown
+		return r, ReasonHealthy
 	}
+	if svc.OnDown != config.OnDownDegrade {
+		return nil, reason
+	}
+	r.MED, r.Prepend = svc.DownMED, svc.DownPrepend
+	if reason == ReasonHealthDown {
+		reason = ReasonDegraded
+	}
+	return r, reason
 }
 
 func routesOf(ds []decision) []bgp.Route {
@@ -73,4 +94,15 @@ func routesOf(ds []decision) []bgp.Route {
 		}
 	}
 	return routes
+}
+
+// withGracefulShutdown returns routes with 65535:0 added, for the grace
+// period before a planned shutdown.
+func withGracefulShutdown(routes []bgp.Route) []bgp.Route {
+	out := make([]bgp.Route, len(routes))
+	for i, r := range routes {
+		r.Communities = append(append([]config.Community(nil), r.Communities...), gracefulShutdown)
+		out[i] = r
+	}
+	return out
 }

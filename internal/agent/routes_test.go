@@ -27,10 +27,11 @@ func TestDecide(t *testing.T) {
 	comm := []config.Community{64532<<16 | 100}
 	webComm := []config.Community{64532<<16 | 100, 1<<16 | 2}
 	tests := []struct {
-		name string
-		up   map[string]bool
-		want map[string]*bgp.Route // by prefix; nil = withdrawn
-		why  map[string]Reason
+		name  string
+		up    map[string]bool
+		drain map[string]Reason
+		want  map[string]*bgp.Route // by prefix; nil = withdrawn
+		why   map[string]Reason
 	}{
 		{
 			name: "all up",
@@ -54,10 +55,22 @@ func TestDecide(t *testing.T) {
 			},
 			why: map[string]Reason{"web": ReasonHealthDown, "dns": ReasonDegraded, "static": ReasonNoChecks},
 		},
+		{
+			name:  "drains win over health: withdraw, or degrade under on_down degrade",
+			up:    map[string]bool{"web": true, "dns": true, "static": true},
+			drain: map[string]Reason{"web": ReasonDrained, "dns": ReasonMaintenance, "static": ReasonDrained},
+			want: map[string]*bgp.Route{
+				"192.168.0.16/32":           nil,
+				"fda4:5ff2:8477:1755::/128": nil,
+				"192.168.0.17/32":           {MED: 50, Prepend: 2, Communities: comm},
+				"192.168.0.18/32":           nil,
+			},
+			why: map[string]Reason{"web": ReasonDrained, "dns": ReasonMaintenance, "static": ReasonDrained},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := decide(cfg, func(s string) bool { return tt.up[s] })
+			ds := decide(cfg, func(s string) serviceInput { return serviceInput{up: tt.up[s], drain: tt.drain[s]} })
 			got := map[string]*bgp.Route{}
 			why := map[string]Reason{}
 			for _, d := range ds {
@@ -93,4 +106,15 @@ func countNonNil(m map[string]*bgp.Route) int {
 		}
 	}
 	return n
+}
+
+func TestWithGracefulShutdown(t *testing.T) {
+	in := []bgp.Route{{Prefix: netip.MustParsePrefix("192.0.2.1/32"), Communities: []config.Community{1}}}
+	out := withGracefulShutdown(in)
+	if got := out[0].Communities; len(got) != 2 || got[1].String() != "65535:0" {
+		t.Errorf("communities %v, want [0:1 65535:0]", got)
+	}
+	if len(in[0].Communities) != 1 {
+		t.Errorf("withGracefulShutdown changed its input: %v", in[0].Communities)
+	}
 }

@@ -10,11 +10,11 @@ import (
 // Status implements api.Backend.
 func (a *Agent) Status() api.Status {
 	a.mu.Lock()
-	ds := a.decisions
+	cfg, ds, routerID, sp := a.cfg, a.decisions, a.routerID, a.speaker
 	a.mu.Unlock()
-	bs := a.speaker.Status()
+	bs := sp.Status()
 
-	st := api.Status{Version: a.version, RouterID: a.routerID.String(), ASN: a.cfg.BGP.ASN}
+	st := api.Status{Version: a.version, RouterID: routerID.String(), ASN: cfg.BGP.ASN}
 	for _, p := range bs.Peers {
 		st.Peers = append(st.Peers, api.PeerStatus{
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State,
@@ -22,7 +22,7 @@ func (a *Agent) Status() api.Status {
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
 		})
 	}
-	for _, svc := range a.cfg.Services {
+	for _, svc := range cfg.Services {
 		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
@@ -30,20 +30,20 @@ func (a *Agent) Status() api.Status {
 }
 
 func (a *Agent) serviceStatus(name string, ds []decision) api.ServiceStatus {
-	hs := a.monitors[name].Status()
+	hs, _ := a.monitors.status(name)
 	ss := api.ServiceStatus{Name: name, State: "down", Since: hs.Since, LastCheck: hs.LastCheck, LastError: hs.LastError}
 	if hs.Up {
 		ss.State = "up"
 	}
 	if !hs.LastCheck.IsZero() {
-		ss.LastResult = "fail"
-		if hs.LastError == "" {
-			ss.LastResult = "pass"
-		}
+		ss.LastResult = hs.LastResult.String()
 	}
 	for _, d := range ds {
 		if d.service == name {
 			ss.Reason = string(d.reason)
+			if d.reason == ReasonDrained || d.reason == ReasonMaintenance {
+				ss.State = "drained"
+			}
 			break
 		}
 	}

@@ -58,6 +58,23 @@ type VIPStatus struct {
 
 // Error is the JSON body of every error reply.
 type Error struct {
-	Message string `json:"error"`
-	Field   string `json:"field,omitempty"`
+	Message string       `json:"error"`
+	Field   string       `json:"field,omitempty"`
+	Errors  []FieldError `json:"errors,omitempty"` // every problem of a rejected config
+}
+
+// ReloadResult says what a reload changed.
+type ReloadResult struct {
+	Changed           bool     `json:"changed"` // false: the file's config equals the running one
+	Hash              string   `json:"hash"`
+	SessionsReset     bool     `json:"sessions_reset"`               // asn, router_id, listen_port or allowed_prefixes changed
+	ServicesRestarted []string `json:"services_restarted,omitempty"` // health state starts over (new or changed checks)
+	RestartRequired   []string `json:"restart_required,omitempty"`   // keys kept as they were until vipd restarts
+}
+
+// FieldError is one config problem in an error reply.
+type FieldError struct {
+	Field   string `json:"field"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -34,6 +35,22 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
+// Reload asks the daemon to re-read its config file (POST /reload).
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var res ReloadResult
+	err := c.do(ctx, http.MethodPost, "/reload", &res)
+	return res, err
+}
+
+// Drain drains (or undrains) a service.
+func (c *Client) Drain(ctx context.Context, service string, drained bool) error {
+	verb := "undrain"
+	if drained {
+		verb = "drain"
+	}
+	return c.do(ctx, http.MethodPost, "/services/"+url.PathEscape(service)+"/"+verb, &struct{}{})
+}
+
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://vipd"+path, nil)
 	if err != nil {
@@ -51,7 +68,7 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	if resp.StatusCode >= 300 {
 		var e Error
 		if json.Unmarshal(body, &e) == nil && e.Message != "" {
-			return &HTTPError{Status: resp.StatusCode, Message: e.Message, Field: e.Field}
+			return &HTTPError{Status: resp.StatusCode, Message: e.Message, Field: e.Field, Details: e.Errors}
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}

@@ -11,12 +11,25 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
-// Backend is what the server exposes; the agent implements it.
+// Backend is what the server exposes; the agent implements it. Its errors
+// wrap ErrNotFound or ErrConflict, or are *config.Errors, to choose the
+// reply's status.
 type Backend interface {
 	Status() Status
+	Reload(ctx context.Context) (ReloadResult, error)
+	Drain(ctx context.Context, service string) error
+	Undrain(ctx context.Context, service string) error
 }
+
+// Errors a Backend wraps to choose the reply's status.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
 
 // Server serves the REST API.
 type Server struct {
@@ -33,6 +46,9 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route(mux, http.MethodGet, "/status", s.status)
+	route(mux, http.MethodPost, "/reload", s.reload)
+	route(mux, http.MethodPost, "/services/{name}/drain", s.drain(true))
+	route(mux, http.MethodPost, "/services/{name}/undrain", s.drain(false))
 	route(mux, http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -53,6 +69,28 @@ func route(mux *http.ServeMux, method, path string, h handlerFunc) {
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, s.backend.Status())
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.backend.Reload(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) drain(drained bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		name := r.PathValue("name")
+		op := s.backend.Undrain
+		if drained {
+			op = s.backend.Drain
+		}
+		if err := op(r.Context(), name); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"service": name, "drained": drained})
+	}
 }
 
 // ServeSocket serves the API on a unix socket at path (mode 0600) until ctx
@@ -117,6 +155,7 @@ type HTTPError struct {
 	Status  int
 	Message string
 	Field   string
+	Details []FieldError // a rejected config's problems, as the client got them
 }
 
 func (e *HTTPError) Error() string { return e.Message }
@@ -125,15 +164,35 @@ func (e *HTTPError) Error() string { return e.Message }
 type handlerFunc func(http.ResponseWriter, *http.Request) error
 
 func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	err := f(w, r)
-	if err == nil {
-		return
+	if err := f(w, r); err != nil {
+		status, body := errorReply(err)
+		_ = writeJSON(w, status, body)
 	}
+}
+
+// errorReply maps an error to a status and a JSON body that names the field.
+func errorReply(err error) (int, Error) {
 	var he *HTTPError
-	if !errors.As(err, &he) {
-		he = &HTTPError{Status: http.StatusInternalServerError, Message: err.Error()}
+	var ce *config.Errors
+	switch {
+	case errors.As(err, &he):
+		return he.Status, Error{Message: he.Message, Field: he.Field}
+	case errors.As(err, &ce):
+		body := Error{Message: err.Error()}
+		for _, fe := range ce.List {
+			body.Errors = append(body.Errors, FieldError{Field: fe.Path, Line: fe.Line, Message: fe.Msg})
+		}
+		if len(body.Errors) > 0 {
+			body.Field = body.Errors[0].Field
+		}
+		return http.StatusBadRequest, body
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, Error{Message: err.Error()}
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, Error{Message: err.Error()}
+	default:
+		return http.StatusInternalServerError, Error{Message: err.Error()}
 	}
-	_ = writeJSON(w, he.Status, Error{Message: he.Message, Field: he.Field})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) error {

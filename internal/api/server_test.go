@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,11 +13,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 type fixedBackend Status
 
 func (b fixedBackend) Status() Status { return Status(b) }
+func (fixedBackend) Reload(context.Context) (ReloadResult, error) {
+	return ReloadResult{Hash: "h"}, nil
+}
+func (fixedBackend) Drain(_ context.Context, name string) error   { return drainErr(name) }
+func (fixedBackend) Undrain(_ context.Context, name string) error { return drainErr(name) }
+
+// drainErr plays a backend's answers: "web" exists, "maint" has a
+// maintenance file, anything else is unknown.
+func drainErr(name string) error {
+	switch name {
+	case "web":
+		return nil
+	case "maint":
+		return fmt.Errorf("service %q in maintenance: %w", name, ErrConflict)
+	default:
+		return fmt.Errorf("service %q: %w", name, ErrNotFound)
+	}
+}
 
 // startServer serves b on a socket in a temp dir and returns its path.
 func startServer(t *testing.T, b Backend) string {
@@ -109,4 +130,33 @@ func TestSocketTakeover(t *testing.T) {
 		t.Fatalf("listenUnix on a stale socket: %v", err)
 	}
 	ln2.Close()
+}
+
+func TestDrainReplies(t *testing.T) {
+	c := NewClient(startServer(t, fixedBackend{}))
+	ctx := context.Background()
+	if err := c.Drain(ctx, "web", true); err != nil {
+		t.Errorf("drain web: %v", err)
+	}
+	for name, want := range map[string]int{"nope": http.StatusNotFound, "maint": http.StatusConflict} {
+		err := c.Drain(ctx, name, false)
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Status != want || !strings.Contains(he.Message, name) {
+			t.Errorf("undrain %s: %v, want HTTP %d naming it", name, err, want)
+		}
+	}
+	if res, err := c.Reload(ctx); err != nil || res.Hash != "h" {
+		t.Errorf("reload: %+v %v", res, err)
+	}
+}
+
+func TestConfigErrorsReply(t *testing.T) {
+	_, err := config.Parse([]byte("bgp:\n  asn: 0\n  bogus: 1\n"))
+	if err == nil {
+		t.Fatal("config.Parse accepted a bad config")
+	}
+	status, body := errorReply(fmt.Errorf("reload: %w", err))
+	if status != http.StatusBadRequest || len(body.Errors) < 2 || body.Field == "" || body.Errors[0].Line == 0 {
+		t.Errorf("errorReply = %d %+v, want 400 with every field and line", status, body)
+	}
 }

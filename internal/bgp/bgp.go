@@ -66,6 +66,11 @@ type PeerStatus struct {
 	IPv6NextHop netip.Addr `json:"ipv6_next_hop,omitzero"`
 	// IPv6Reason says why IPv6 routes are not sent to this peer; empty when they are.
 	IPv6Reason string `json:"ipv6_reason,omitempty"`
+	// StateChanges counts session state changes since the peer was configured.
+	StateChanges uint64 `json:"state_changes"`
+	// UpdatesSent counts UPDATE messages sent to the peer since it was
+	// configured. It is read from GoBGP every few seconds, so it lags.
+	UpdatesSent uint64 `json:"updates_sent"`
 }
 
 // RouteStatus describes one route handed to SetRoutes.

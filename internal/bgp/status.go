@@ -26,6 +26,33 @@ type peerView struct {
 	port        uint16
 	hasPassword bool
 	negotiated  []bgp.Family // families both sides enabled; set when Established
+	updates     updateCount
+}
+
+// updateCount keeps UpdatesSent monotonic while GoBGP's own counter starts
+// again from zero whenever the peer is re-created.
+type updateCount struct {
+	generation uint64 // bumped when GoBGP's peer is re-created
+	base       uint64 // updates sent by earlier incarnations of the peer
+	read       uint64 // GoBGP's counter for the current one, as last read
+}
+
+func (u updateCount) total() uint64 { return u.base + u.read }
+
+// restart starts counting a new incarnation of the peer.
+func (u *updateCount) restart() {
+	u.generation++
+	u.base += u.read
+	u.read = 0
+}
+
+// set records GoBGP's counter. A value below the last read means GoBGP
+// counts a new incarnation that restart has not seen yet.
+func (u *updateCount) set(n uint64) {
+	if n < u.read {
+		u.base += u.read
+	}
+	u.read = n
 }
 
 func newState() *state {
@@ -56,9 +83,9 @@ func (st *state) resetPeer(addr netip.Addr) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if v, ok := st.peers[addr]; ok {
-		v.status.State = stateName(bgp.BGP_FSM_IDLE)
-		v.status.Since = time.Now()
+		v.setState(stateName(bgp.BGP_FSM_IDLE), time.Now())
 		v.negotiated = nil
+		v.updates.restart()
 	}
 }
 
@@ -87,8 +114,7 @@ func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why s
 	if from == name {
 		return peerChange{}, false
 	}
-	v.status.State = name
-	v.status.Since = at
+	v.setState(name, at)
 	v.negotiated = nil
 	if to == bgp.BGP_FSM_ESTABLISHED {
 		v.status.LastError = ""
@@ -121,11 +147,45 @@ func (st *state) stopped(at time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, v := range st.peers {
-		v.status.State = stateName(bgp.BGP_FSM_IDLE)
-		v.status.Since = at
+		v.setState(stateName(bgp.BGP_FSM_IDLE), at)
 		v.negotiated = nil
 	}
 	st.adjOut = make(map[netip.Prefix][]string)
+}
+
+// setState moves the session to state name, counting a real change.
+func (v *peerView) setState(name string, at time.Time) {
+	if v.status.State != name {
+		v.status.StateChanges++
+	}
+	v.status.State = name
+	v.status.Since = at
+}
+
+// updateGenerations returns each peer's update-counter generation, to hand
+// back to setUpdatesSent with counters read from GoBGP meanwhile.
+func (st *state) updateGenerations() map[netip.Addr]uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make(map[netip.Addr]uint64, len(st.peers))
+	for addr, v := range st.peers {
+		out[addr] = v.updates.generation
+	}
+	return out
+}
+
+// setUpdatesSent records GoBGP's UPDATE-sent counters. A peer re-created
+// since generations were taken is skipped: its counter may be the old
+// incarnation's.
+func (st *state) setUpdatesSent(generations, sent map[netip.Addr]uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for addr, n := range sent {
+		gen, asked := generations[addr]
+		if v, ok := st.peers[addr]; ok && asked && v.updates.generation == gen {
+			v.updates.set(n)
+		}
+	}
 }
 
 // peerTarget is an established peer whose Adj-RIB-Out can be read.
@@ -170,6 +230,7 @@ func (st *state) snapshot() Status {
 	for _, v := range st.peers {
 		p := v.status
 		p.Families = slices.Clone(p.Families)
+		p.UpdatesSent = v.updates.total()
 		if p.IPv6Reason == "" && p.IPv6NextHop.IsValid() && v.negotiated != nil && !slices.Contains(v.negotiated, bgp.RF_IPv6_UC) {
 			p.IPv6Reason = "the peer did not negotiate ipv6 unicast (enable it on the router)"
 		}

@@ -6,6 +6,8 @@
 // the timeout. A service starts down, goes up after Rise passing rounds in a row
 // and goes down after Fall failing rounds in a row. Each real up/down transition
 // calls the monitor's onChange callback at once, from the monitor's goroutine.
+// An optional Observer (WithObserver) sees every single check, with its kind
+// and duration.
 //
 // This package knows nothing of the config: the agent maps config checks to the
 // checker types here.
@@ -67,6 +69,11 @@ type Status struct {
 	LastDuration time.Duration
 	Passes       int // passing rounds in a row
 	Failures     int // failing rounds in a row
+	// Transitions counts up/down transitions since the monitor was made.
+	Transitions uint64
+	// CheckFailures counts failed rounds since the monitor was made: a check
+	// failed or timed out, or the round produced no result in time.
+	CheckFailures uint64
 }
 
 const (
@@ -85,7 +92,9 @@ type Monitor struct {
 	name     string
 	checks   []Checker
 	params   Params
+	kinds    []string // KindOf of each check, for the observer
 	onChange func()
+	observe  Observer
 	running  atomic.Bool
 
 	mu     sync.Mutex
@@ -96,7 +105,7 @@ type Monitor struct {
 // nothing runs until Run. onChange is called on every up/down transition, from
 // Run's goroutine; it must not block. A service without checks is up at once
 // and stays up.
-func NewMonitor(name string, checks []Checker, p Params, onChange func()) *Monitor {
+func NewMonitor(name string, checks []Checker, p Params, onChange func(), opts ...Option) *Monitor {
 	p.Rise = max(p.Rise, 1)
 	p.Fall = max(p.Fall, 1)
 	if p.Timeout <= 0 {
@@ -105,13 +114,23 @@ func NewMonitor(name string, checks []Checker, p Params, onChange func()) *Monit
 	if onChange == nil {
 		onChange = func() {}
 	}
-	return &Monitor{
+	kinds := make([]string, len(checks))
+	for i, c := range checks {
+		kinds[i] = KindOf(c)
+	}
+	m := &Monitor{
 		name:     name,
 		checks:   checks,
+		kinds:    kinds,
 		params:   p,
 		onChange: onChange,
+		observe:  func(string, time.Duration, error) {},
 		status:   Status{Up: len(checks) == 0, Since: time.Now()},
 	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Status returns a snapshot of the monitor's state.
@@ -239,29 +258,31 @@ func (m *Monitor) runRound(ctx context.Context, out chan<- round) {
 // goroutine per round.
 func (m *Monitor) checkAll(ctx context.Context) error {
 	if len(m.checks) == 1 {
-		return m.checkOne(ctx, m.checks[0])
+		return m.checkOne(ctx, 0)
 	}
 	errs := make([]error, len(m.checks))
 	var wg sync.WaitGroup
-	for i, c := range m.checks[1:] {
-		wg.Go(func() { errs[i+1] = m.checkOne(ctx, c) })
+	for i := 1; i < len(m.checks); i++ {
+		wg.Go(func() { errs[i] = m.checkOne(ctx, i) })
 	}
-	errs[0] = m.checkOne(ctx, m.checks[0])
+	errs[0] = m.checkOne(ctx, 0)
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// checkOne runs one check; finishing after the deadline is a failure even if
-// the check claims success.
-func (m *Monitor) checkOne(ctx context.Context, c Checker) error {
-	err := c.Check(ctx)
-	if ctx.Err() == nil {
-		return err
+// checkOne runs check i and reports it to the observer; finishing after the
+// deadline is a failure even if the check claims success.
+func (m *Monitor) checkOne(ctx context.Context, i int) error {
+	start := time.Now()
+	err := m.checks[i].Check(ctx)
+	if ctx.Err() != nil {
+		if err == nil {
+			err = ctx.Err()
+		}
+		err = fmt.Errorf("timeout after %s: %w", m.params.Timeout, err)
 	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	return fmt.Errorf("timeout after %s: %w", m.params.Timeout, err)
+	m.observe(m.kinds[i], time.Since(start), err)
+	return err
 }
 
 // record applies one round's outcome and calls onChange on a real transition.
@@ -276,6 +297,7 @@ func (m *Monitor) record(r round) {
 	} else {
 		s.LastResult, s.LastError = ResultFail, oneLine(r.err)
 		s.Passes, s.Failures = 0, s.Failures+1
+		s.CheckFailures++
 	}
 	changed := m.transition(s)
 	m.mu.Unlock()
@@ -295,6 +317,7 @@ func (m *Monitor) transition(s *Status) bool {
 		return false
 	}
 	s.Since = s.LastCheck
+	s.Transitions++
 	return true
 }
 

@@ -1,8 +1,8 @@
 // Package store keeps vipd's persistent state in a bbolt file inside
 // state_dir.
 //
-// Each kind of record lives in its own top-level bucket (addresses today;
-// load balancers, allocations and drains later). Open creates missing
+// Each kind of record lives in its own top-level bucket (addresses and drains
+// today; load balancers and allocations later). Open creates missing
 // buckets, so adding a kind means adding a bucket name to [buckets] and a
 // file with its methods. A meta bucket holds the schema version, so a file
 // written by a newer vipd is refused instead of misread.
@@ -38,9 +38,10 @@ const (
 var (
 	bucketMeta      = []byte("meta")
 	bucketAddresses = []byte("addresses")
+	bucketDrains    = []byte("drains")
 
 	// buckets lists every top-level bucket Open makes sure exists.
-	buckets = [][]byte{bucketMeta, bucketAddresses}
+	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains}
 
 	keySchema = []byte("schema")
 

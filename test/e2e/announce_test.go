@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
 )
 
@@ -45,12 +46,15 @@ services:
 		waitFIB(t, r, vip4, addrs4(w.Nodes())...)
 		waitFIB(t, r, vip6, addrs6(w.Nodes())...)
 	}
-	st := status(t, w.Node("n1"))
-	for _, v := range st.VIPs {
-		if !v.Announced || len(v.Peers) != 2 || !v.Bound {
-			t.Errorf("n1 status VIP %s: announced %v bound %v peers %v, want announced and bound, 2 peers", v.Prefix, v.Announced, v.Bound, v.Peers)
+	// Status reads each peer's Adj-RIB-Out in the background: it may lag.
+	waitStatus(t, w.Node("n1"), "both VIPs bound and held by both peers", func(st api.Status) bool {
+		for _, v := range st.VIPs {
+			if !v.Announced || len(v.Peers) != 2 || !v.Bound {
+				return false
+			}
 		}
-	}
+		return len(st.VIPs) == 2
+	})
 }
 
 // TestSafespringStyle: one router peering from 169.254.169.254 (on its lo,

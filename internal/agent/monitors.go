@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/health"
+)
+
+// monitors owns one health monitor goroutine per service. sync starts,
+// keeps or restarts them to match the config; stop ends them all.
+type monitors struct {
+	log      *slog.Logger
+	onChange func()
+
+	mu      sync.Mutex
+	running map[string]*monitor
+}
+
+type monitor struct {
+	svc    config.Service // the config it was started with
+	mon    *health.Monitor
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newMonitors(log *slog.Logger, onChange func()) *monitors {
+	return &monitors{log: log, onChange: onChange, running: make(map[string]*monitor)}
+}
+
+// sync makes the running monitors match services. A service whose checks
+// and timing are unchanged keeps its monitor, and so its health state;
+// MED, VIPs and the like do not restart it. It returns the services whose
+// monitors were (re)started.
+func (ms *monitors) sync(ctx context.Context, services []config.Service) (started []string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	want := make(map[string]bool, len(services))
+	for _, svc := range services {
+		want[svc.Name] = true
+		if m, ok := ms.running[svc.Name]; ok && sameHealth(m.svc, svc) {
+			m.svc = svc
+			continue
+		}
+		if m, ok := ms.running[svc.Name]; ok {
+			m.stop()
+		}
+		ms.running[svc.Name] = ms.start(ctx, svc)
+		started = append(started, svc.Name)
+	}
+	for name, m := range ms.running {
+		if !want[name] {
+			m.stop()
+			delete(ms.running, name)
+		}
+	}
+	return started
+}
+
+func (ms *monitors) start(ctx context.Context, svc config.Service) *monitor {
+	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
+	ctx, cancel := context.WithCancel(ctx)
+	m := &monitor{svc: svc, mon: health.NewMonitor(svc.Name, checkers(svc.Checks), p, ms.onChange), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		if err := m.mon.Run(ctx); err != nil {
+			ms.log.Error("health monitor stopped", "event", "monitor_error", "service", svc.Name, "err", err)
+		}
+	}()
+	return m
+}
+
+func (m *monitor) stop() {
+	m.cancel()
+	<-m.done
+}
+
+// stopAll ends every monitor and waits for them.
+func (ms *monitors) stopAll() {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for name, m := range ms.running {
+		m.stop()
+		delete(ms.running, name)
+	}
+}
+
+// status returns a service's health; ok is false for an unknown service.
+func (ms *monitors) status(name string) (health.Status, bool) {
+	ms.mu.Lock()
+	m, ok := ms.running[name]
+	ms.mu.Unlock()
+	if !ok {
+		return health.Status{}, false
+	}
+	return m.mon.Status(), true
+}
+
+func (ms *monitors) up(name string) bool {
+	st, ok := ms.status(name)
+	return ok && st.Up
+}
+
+// sameHealth reports whether two service configs check health the same way.
+func sameHealth(a, b config.Service) bool {
+	return reflect.DeepEqual(a.Checks, b.Checks) && a.Interval == b.Interval &&
+		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
+}
+
+func checkers(cs []config.Check) []health.Checker {
+	out := make([]health.Checker, 0, len(cs))
+	for _, c := range cs {
+		switch {
+		case c.HTTP != nil:
+			out = append(out, &health.HTTP{URL: c.HTTP.URL, StatusMin: c.HTTP.StatusMin, StatusMax: c.HTTP.StatusMax})
+		case c.TCP != nil:
+			out = append(out, &health.TCP{Address: c.TCP.Address})
+		case c.Exec != nil:
+			out = append(out, &health.Exec{Command: c.Exec.Command})
+		}
+	}
+	return out
+}
