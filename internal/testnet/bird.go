@@ -52,8 +52,9 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 			Name: fmt.Sprintf("peer%d", i+1), Source: spec.PeerAddress, LocalASN: spec.ASN, Neighbor: n,
 			// Next hops resolve through the LAN's direct routes, for
 			// multihop and IPv6-over-IPv4 alike.
-			IPv4: "import all; export none; gateway recursive;",
-			IPv6: "import all; export none; gateway recursive;",
+			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
+			IPv4: "import filter honour_graceful_shutdown; export none; gateway recursive;",
+			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive;",
 		}
 		peers[p.Name] = n.Address
 		data.Peers = append(data.Peers, p)
@@ -186,6 +187,10 @@ log stderr all;
 timeformat protocol iso long;
 timeformat route iso long;
 protocol device { scan time 10; }
+filter honour_graceful_shutdown {
+	if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+	accept;
+}
 protocol direct { ipv4; ipv6; interface "{{.Interface}}"; }
 # ECMP: equal BGP paths become one multipath kernel route.
 protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }

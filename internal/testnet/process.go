@@ -68,6 +68,9 @@ func (p *Process) Name() string { return p.name }
 // PID is the process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
+// Args is the program's command line (without the namespace wrapper).
+func (p *Process) Args() []string { return append([]string(nil), p.cmd.Args[4:]...) }
+
 // LogPath is the file that holds the process's stdout and stderr.
 func (p *Process) LogPath() string { return p.logPath }
 

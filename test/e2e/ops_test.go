@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// vipdCLI runs the CLI against a node's daemon.
+func vipdCLI(node *testnet.Node, args ...string) (string, error) {
+	out, err := exec.Command(vipdBin, append(args, "--socket", node.Socket())...).CombinedOutput()
+	return string(out), err
+}
+
+// routeMED returns the MED of the route for prefix that r holds from node.
+func routeMED(t *testing.T, r *testnet.Router, prefix string, node *testnet.Node) (uint32, bool) {
+	t.Helper()
+	routes, err := r.BGPRoutes(t.Context(), mustPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(routes, func(rt testnet.RouteInfo) bool { return rt.FromPeer == node.Addr4() })
+	if i < 0 {
+		return 0, false
+	}
+	return routes[i].MED, true
+}
+
+func establishedSince(t *testing.T, r *testnet.Router, neighbor *testnet.Node) time.Time {
+	t.Helper()
+	sessions, err := r.Sessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if s.Neighbor == neighbor.Addr4() && s.State == testnet.Established {
+			return s.Since
+		}
+	}
+	t.Fatalf("router %s: no established session with %s: %+v", r.Name(), neighbor.Name(), sessions)
+	return time.Time{}
+}
+
+// TestReload: adding a service brings its routes up, a MED change changes
+// only that service, no session resets, and a broken config changes nothing.
+func TestReload(t *testing.T) {
+	nodes := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{
+			{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: neighbors(nodes, 4200000000, "")},
+			{Name: "r2", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: neighbors(nodes, 4200000000, "")},
+		},
+		Nodes: nodes,
+	})
+	r1, r2, n1 := w.Router("r1"), w.Router("r2"), w.Node("n1")
+	head := fmt.Sprintf("bgp:\n  asn: 4200000000\n  allowed_prefixes: [192.168.0.16/30]\n  peers:\n%s\nservices:\n",
+		peersYAML(peer{"r1", r1.Addr4(), 65535, ""}, peer{"r2", r2.Addr4(), 65535, ""}))
+	web := func(med int) string { return fmt.Sprintf("  - {name: web, vips: [192.168.0.16], med: %d}\n", med) }
+	dns := "  - {name: dns, vips: [192.168.0.17], med: 7}\n"
+
+	p := startVipd(t, n1, head+web(100))
+	args := p.Args()
+	conf := args[len(args)-1] // run -c FILE
+	waitFIB(t, r1, mustPrefix("192.168.0.16/32"), n1.Addr4())
+	waitFIB(t, r2, mustPrefix("192.168.0.16/32"), n1.Addr4())
+	since1, since2 := establishedSince(t, r1, n1), establishedSince(t, r2, n1)
+
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(body+n1.RuntimeYAML()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Add a service, through SIGHUP.
+	write(head + web(100) + dns)
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r1, mustPrefix("192.168.0.17/32"), n1.Addr4())
+
+	// Change one MED, through the CLI.
+	write(head + web(200) + dns)
+	if out, err := vipdCLI(n1, "reload"); err != nil || !strings.Contains(out, `"changed": true`) {
+		t.Fatalf("vipd reload: %v\n%s", err, out)
+	}
+	waitMED(t, r1, "192.168.0.16/32", n1, 200)
+	if med, _ := routeMED(t, r1, "192.168.0.17/32", n1); med != 7 {
+		t.Errorf("dns MED %d after web's MED changed, want 7", med)
+	}
+	// A broken config is refused with its field, and nothing changes.
+	write(head + web(300) + "  - {name: bad, vips: [10.9.9.9]}\n")
+	out, err := vipdCLI(n1, "reload")
+	if err == nil || !strings.Contains(out, "services[1].vips[0]") {
+		t.Errorf("reload of a broken config: %v, want an error naming services[1].vips[0]\n%s", err, out)
+	}
+	time.Sleep(time.Second) // let a wrongly applied change reach the router
+	if med, _ := routeMED(t, r1, "192.168.0.16/32", n1); med != 200 {
+		t.Errorf("web MED %d after a refused reload, want 200", med)
+	}
+	if a, b := establishedSince(t, r1, n1), establishedSince(t, r2, n1); !a.Equal(since1) || !b.Equal(since2) {
+		t.Errorf("sessions re-established during reloads: r1 %v -> %v, r2 %v -> %v", since1, a, since2, b)
+	}
+}
+
+func waitMED(t *testing.T, r *testnet.Router, prefix string, node *testnet.Node, want uint32) {
+	t.Helper()
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(context.Context) error {
+		med, ok := routeMED(t, r, prefix, node)
+		if !ok || med != want {
+			return fmt.Errorf("%s from %s: MED %d (present %v), want %d", prefix, node.Name(), med, ok, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDrain: drain withdraws and undrain restores; a maintenance file does
+// the same and cannot be undrained; a drain survives a restart.
+func TestDrain(t *testing.T) {
+	nodes := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "")}},
+		Nodes: nodes,
+	})
+	r, n1 := w.Router("r1"), w.Node("n1")
+	maint := filepath.Join(n1.Dir(), "maintenance-dns")
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+  - name: dns
+    vips: [192.168.0.17]
+    maintenance_file: %s
+`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), maint)
+	web, dns := mustPrefix("192.168.0.16/32"), mustPrefix("192.168.0.17/32")
+	p := startVipd(t, n1, config)
+	waitFIB(t, r, web, n1.Addr4())
+	waitFIB(t, r, dns, n1.Addr4())
+
+	if out, err := vipdCLI(n1, "drain", "web"); err != nil {
+		t.Fatalf("vipd drain web: %v\n%s", err, out)
+	}
+	waitFIB(t, r, web)
+	st := status(t, n1)
+	if got := serviceState(st, "web"); got != "drained" {
+		t.Errorf("status --json: web state %q, want drained", got)
+	}
+	if out, err := vipdCLI(n1, "drain", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
+		t.Errorf("drain of an unknown service: %v\n%s", err, out)
+	}
+
+	// The drain survives a restart.
+	if err := p.Stop(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	p = startVipd(t, n1, config)
+	waitFIB(t, r, dns, n1.Addr4())
+	if hops, _ := r.FIB(t.Context(), web); len(hops) != 0 {
+		t.Errorf("drained web is announced again after a restart: %v", hops)
+	}
+	if out, err := vipdCLI(n1, "undrain", "web"); err != nil {
+		t.Fatalf("vipd undrain web: %v\n%s", err, out)
+	}
+	waitFIB(t, r, web, n1.Addr4())
+
+	// The maintenance file drains dns while it exists; undrain says why not.
+	if err := os.WriteFile(maint, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r, dns)
+	waitStatus(t, n1, "dns drained by its maintenance file", func(st api.Status) bool {
+		return serviceState(st, "dns") == "drained"
+	})
+	if out, err := vipdCLI(n1, "undrain", "dns"); err == nil || !strings.Contains(out, maint) {
+		t.Errorf("undrain during maintenance: %v, want an error naming %s\n%s", err, maint, out)
+	}
+	if err := os.Remove(maint); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r, dns, n1.Addr4())
+}
+
+// TestGracefulShutdown: with shutdown_grace the router first sees 65535:0,
+// moves traffic to the other node, and only then gets the withdrawal.
+func TestGracefulShutdown(t *testing.T) {
+	nodes := nodeSpecs(2)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "")}},
+		Nodes: nodes,
+	})
+	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  shutdown_grace: 3s
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}))
+	p1 := startVipd(t, n1, config)
+	startVipd(t, n2, config)
+	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
+
+	start := time.Now()
+	if err := p1.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Traffic leaves n1 while its route is still in the router's table.
+	waitFIB(t, r, vip4, n2.Addr4())
+	routes, err := r.BGPRoutes(t.Context(), vip4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(routes, func(rt testnet.RouteInfo) bool { return rt.FromPeer == n1.Addr4() })
+	if i < 0 || !slices.Contains(routes[i].Communities, "65535:0") {
+		t.Fatalf("during the grace period: routes %+v, want n1's still there with 65535:0", routes)
+	}
+	if err := p1.Wait(stopTimeout); err != nil {
+		t.Fatalf("vipd after SIGTERM: %v", err)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("vipd exited %v after SIGTERM, before its 3s grace", took)
+	}
+}
