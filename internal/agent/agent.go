@@ -22,6 +22,7 @@ import (
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/store"
+	"github.com/vipd/vipd/internal/systemd"
 	"github.com/vipd/vipd/internal/vip"
 )
 
@@ -35,6 +36,7 @@ type Agent struct {
 	log     *slog.Logger
 	wake    signal
 	ops     chan op
+	notify  systemd.Notifier
 	hurry   chan struct{} // closed by Hurry
 	once    sync.Once
 
@@ -56,7 +58,7 @@ type Agent struct {
 func New(path string, cfg *config.Config, version string, log *slog.Logger) *Agent {
 	return &Agent{
 		path: path, cfg: cfg, version: version, log: log,
-		wake: newSignal(), ops: make(chan op), hurry: make(chan struct{}),
+		wake: newSignal(), ops: make(chan op), hurry: make(chan struct{}), notify: systemd.FromEnv(),
 		drained: make(map[string]bool),
 	}
 }
@@ -108,6 +110,10 @@ func (a *Agent) serve(ctx context.Context) error {
 		return api.NewServer(a, a.log).ServeSocket(ctx, a.cfg.API.Socket)
 	})
 	g.Go(func() error { return a.loop(ctx) })
+	g.Go(func() error { return a.watchdog(ctx, a.notify) })
+	if err := a.notify.Ready(); err != nil {
+		a.log.Warn("sd_notify", "event", "start", "err", err)
+	}
 	a.log.Info("started", "event", "start", "router_id", a.routerID, "asn", a.cfg.BGP.ASN,
 		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services), "config_hash", a.hash)
 	return g.Wait()
@@ -116,6 +122,7 @@ func (a *Agent) serve(ctx context.Context) error {
 // shutdown withdraws and closes the sessions before the addresses go, so
 // no router sends traffic to a node that no longer holds the VIP.
 func (a *Agent) shutdown() error {
+	_ = a.notify.Stopping()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if grace := a.cfg.BGP.ShutdownGrace; grace > 0 {

@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/health"
 )
+
+// staleMargin is added to two check rounds before a service counts as stuck.
+const staleMargin = 5 * time.Second
 
 // monitors owns one health monitor goroutine per service. sync starts,
 // keeps or restarts them to match the config; stop ends them all.
@@ -21,10 +25,11 @@ type monitors struct {
 }
 
 type monitor struct {
-	svc    config.Service // the config it was started with
-	mon    *health.Monitor
-	cancel context.CancelFunc
-	done   chan struct{}
+	svc     config.Service // the config it was started with
+	started time.Time
+	mon     *health.Monitor
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 func newMonitors(log *slog.Logger, onChange func()) *monitors {
@@ -63,7 +68,7 @@ func (ms *monitors) sync(ctx context.Context, services []config.Service) (starte
 func (ms *monitors) start(ctx context.Context, svc config.Service) *monitor {
 	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &monitor{svc: svc, mon: health.NewMonitor(svc.Name, checkers(svc.Checks), p, ms.onChange), cancel: cancel, done: make(chan struct{})}
+	m := &monitor{svc: svc, started: time.Now(), mon: health.NewMonitor(svc.Name, checkers(svc.Checks), p, ms.onChange), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		if err := m.mon.Run(ctx); err != nil {
@@ -97,6 +102,26 @@ func (ms *monitors) status(name string) (health.Status, bool) {
 		return health.Status{}, false
 	}
 	return m.mon.Status(), true
+}
+
+// stalest names a service with checks that has produced no result for
+// longer than two rounds plus a margin, and for how long; "" if none.
+func (ms *monitors) stalest(now time.Time) (string, time.Duration) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for name, m := range ms.running {
+		if len(m.svc.Checks) == 0 {
+			continue
+		}
+		last := m.mon.Status().LastCheck
+		if last.Before(m.started) {
+			last = m.started
+		}
+		if age := now.Sub(last); age > 2*(m.svc.Interval+m.svc.Timeout)+staleMargin {
+			return name, age
+		}
+	}
+	return "", 0
 }
 
 func (ms *monitors) up(name string) bool {

@@ -15,6 +15,8 @@ import (
 // the running config stays as it was.
 func (a *Agent) Reload(ctx context.Context) (api.ReloadResult, error) {
 	var res api.ReloadResult
+	_ = a.notify.Reloading()
+	defer a.notify.Ready()
 	err := a.do(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = a.reload(ctx)
