@@ -89,7 +89,6 @@ func TestParseExample(t *testing.T) {
 		Metrics:  Metrics{Listen: "127.0.0.1:9477"},
 		Warnings: []string{
 			"bgp.peers[0].bfd: accepted but not active yet; it has no effect in this version",
-			"services[0].maintenance_file: accepted but not active yet; it has no effect in this version",
 			"pools: accepted but not active yet; it has no effect in this version",
 		},
 	}
@@ -245,9 +244,7 @@ services:
 pools: [{name: p, prefixes: [192.0.2.128/25]}]
 `)
 	want := []string{
-		"bgp.shutdown_grace: accepted but not active yet; it has no effect in this version",
 		"bgp.peers[1].bfd: accepted but not active yet; it has no effect in this version",
-		"services[1].maintenance_file: accepted but not active yet; it has no effect in this version",
 		"pools: accepted but not active yet; it has no effect in this version",
 	}
 	if diff := cmp.Diff(want, cfg.Warnings); diff != "" {

@@ -148,17 +148,9 @@ const notActive = "accepted but not active yet; it has no effect in this version
 // warnings names the keys that are set but whose feature is not built yet.
 func warnings(cfg *Config) []string {
 	var w []string
-	if cfg.BGP.ShutdownGrace > 0 {
-		w = append(w, "bgp.shutdown_grace: "+notActive)
-	}
 	for i, p := range cfg.BGP.Peers {
 		if p.BFD.Enabled {
 			w = append(w, fmt.Sprintf("bgp.peers[%d].bfd: %s", i, notActive))
-		}
-	}
-	for i, s := range cfg.Services {
-		if s.MaintenanceFile != "" {
-			w = append(w, fmt.Sprintf("services[%d].maintenance_file: %s", i, notActive))
 		}
 	}
 	if len(cfg.Pools) > 0 {
