@@ -231,10 +231,10 @@ func (s *session) detectionExpired(now time.Time) bool {
 // (from Init or Up) and forgets the remote (RFC 5880 §6.8.1, §6.8.4).
 func (s *session) expire() {
 	s.lastRx = time.Time{}
-	s.remote = remoteView{state: Down, diag: s.remote.diag, minRx: time.Microsecond}
 	if s.state == Init || s.state == Up {
 		s.transition(Down, DiagControlDetectionTimeExpired)
 	}
+	s.remote = remoteView{state: Down, diag: s.remote.diag, minRx: time.Microsecond}
 }
 
 // mayTransmit reports whether periodic packets go out (RFC 5880 §6.8.7):

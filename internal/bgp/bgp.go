@@ -14,8 +14,9 @@
 // its status says why.
 //
 // Status is a cheap snapshot kept up to date from GoBGP's peer events, from
-// its log records (connection errors only show there) and from a background
-// read of each peer's Adj-RIB-Out (status.go, maintain.go).
+// its log records (connection errors only show there) and from background
+// reads of each peer's Adj-RIB-Out and message counters (status.go,
+// maintain.go, counters.go).
 package bgp
 
 import (

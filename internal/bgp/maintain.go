@@ -24,8 +24,8 @@ const (
 )
 
 // maintain keeps the status view's Adj-RIB-Out data current (on every kick,
-// rate limited) and re-resolves IPv6 next hops periodically. It returns when
-// ctx ends.
+// rate limited), re-resolves IPv6 next hops and re-reads the peers' message
+// counters periodically. It returns when ctx ends.
 //
 // Reading an Adj-RIB-Out holds GoBGP's main loop (about 15 ms per 1,000
 // routes and peer here), which delays SetRoutes meanwhile; the rate limit
@@ -33,6 +33,8 @@ const (
 func (s *Speaker) maintain(ctx context.Context, bs *server.BgpServer) {
 	ticker := time.NewTicker(nextHopRefreshInterval)
 	defer ticker.Stop()
+	counters := time.NewTicker(counterRefreshInterval)
+	defer counters.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -41,6 +43,8 @@ func (s *Speaker) maintain(ctx context.Context, bs *server.BgpServer) {
 			if err := s.refreshNextHops(ctx); err != nil {
 				s.log.Warn("ipv6 next hop refresh failed", "event", "peer_next_hop", "reason", err.Error())
 			}
+		case <-counters.C:
+			s.refreshCounters(ctx, bs)
 		case <-s.kick:
 			took := s.refreshAdjOut(bs)
 			wait(ctx, max(minAdjOutGap, 10*took))
