@@ -41,7 +41,7 @@ func (a *Agent) reload(ctx context.Context) (api.ReloadResult, error) {
 	if err != nil {
 		return api.ReloadResult{}, fmt.Errorf("config: %w", err)
 	}
-	res := api.ReloadResult{Hash: hash, Changed: hash != a.hash}
+	res := api.ReloadResult{Hash: hash, Changed: hash != a.hash || !cfg.SameSecrets(a.cfg)}
 	if !res.Changed {
 		return res, nil
 	}

@@ -28,19 +28,38 @@ func (c *Config) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Hash identifies c: equal configs have equal hashes. Unlike Marshal's
-// output, it also changes when the content of a password_file does.
+// Hash identifies c without its secrets, so it may be logged and exported:
+// a hash over a password would let anyone guess the password offline.
+// Equal configs have equal hashes; SameSecrets covers the passwords.
 func (c *Config) Hash() (string, error) {
-	data, err := c.Marshal()
+	redacted := *c
+	redacted.BGP.Peers = make([]Peer, len(c.BGP.Peers))
+	for i, p := range c.BGP.Peers {
+		if p.Password != "" {
+			p.Password = "redacted"
+		}
+		redacted.BGP.Peers[i] = p
+	}
+	data, err := redacted.Marshal()
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	h.Write(data)
-	for _, p := range c.BGP.Peers {
-		fmt.Fprintf(h, "\x00%s\x00%s", p.Name, p.Password.Reveal())
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// SameSecrets reports whether c and o have the same peers' passwords,
+// including those read from password_file.
+func (c *Config) SameSecrets(o *Config) bool {
+	if len(c.BGP.Peers) != len(o.BGP.Peers) {
+		return false
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	for i := range c.BGP.Peers {
+		if c.BGP.Peers[i].Password != o.BGP.Peers[i].Password {
+			return false
+		}
+	}
+	return true
 }
 
 // Service returns the service called name, or nil.

@@ -117,11 +117,11 @@ func roundTripLoaded(t *testing.T, cfg *Config) []byte {
 	return out
 }
 
-func TestHash(t *testing.T) {
+func TestHashAndSecrets(t *testing.T) {
 	dir := t.TempDir()
 	key := writeFile(t, dir, "peer.key", "one\n")
 	file := writeFile(t, dir, "vipd.yaml", peerWithKey(key))
-	hash := func() string {
+	load := func() (*Config, string) {
 		t.Helper()
 		cfg, err := Load(file)
 		if err != nil {
@@ -131,19 +131,23 @@ func TestHash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return h
+		return cfg, h
 	}
-	first := hash()
-	if again := hash(); again != first {
-		t.Errorf("the same config hashes to %s and %s", first, again)
+	first, firstHash := load()
+	if again, h := load(); h != firstHash || !again.SameSecrets(first) {
+		t.Errorf("the same config: hashes %s and %s, same secrets %v", firstHash, h, again.SameSecrets(first))
 	}
+	// The hash is public: it must not depend on the password.
 	writeFile(t, dir, "peer.key", "two\n")
-	second := hash()
-	if second == first {
-		t.Errorf("a new key in the password file left the hash at %s", first)
+	second, secondHash := load()
+	if secondHash != firstHash {
+		t.Errorf("a new key in the password file changed the public hash")
+	}
+	if second.SameSecrets(first) {
+		t.Errorf("a new key in the password file: SameSecrets is still true")
 	}
 	writeFile(t, dir, "vipd.yaml", peerWithKey(key)+"      hold_time: 30s\n")
-	if third := hash(); third == second {
-		t.Errorf("a new hold time left the hash at %s", second)
+	if _, third := load(); third == secondHash {
+		t.Errorf("a new hold time left the hash at %s", secondHash)
 	}
 }

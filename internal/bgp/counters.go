@@ -1,0 +1,32 @@
+package bgp
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// counterRefreshInterval is how often the per-peer message counters are
+// read from GoBGP: often enough for a scrape, rarely enough to cost nothing.
+const counterRefreshInterval = 5 * time.Second
+
+// refreshCounters reads every peer's UPDATE-sent counter from GoBGP into the
+// status view.
+func (s *Speaker) refreshCounters(ctx context.Context, bs *server.BgpServer) {
+	generations := s.state.updateGenerations()
+	sent := make(map[netip.Addr]uint64, len(generations))
+	err := bs.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err == nil {
+			sent[addr] = p.GetState().GetMessages().GetSent().GetUpdate()
+		}
+	})
+	if err != nil {
+		s.log.Debug("reading peer counters failed", "event", "peer_counters", "reason", err.Error())
+		return
+	}
+	s.state.setUpdatesSent(generations, sent)
+}

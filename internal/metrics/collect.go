@@ -1,0 +1,166 @@
+package metrics
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The descriptions of the series Collect builds from a Snapshot and from the
+// config state.
+var (
+	peerLabels = []string{"peer", "address"}
+
+	descPeerUp = prometheus.NewDesc("vipd_bgp_session_up",
+		"1 if the BGP session with the peer is Established, else 0.", peerLabels, nil)
+	descPeerStateChanges = prometheus.NewDesc("vipd_bgp_session_state_changes_total",
+		"BGP session state changes since the peer was configured.", peerLabels, nil)
+	descPeerUpdatesSent = prometheus.NewDesc("vipd_bgp_updates_sent_total",
+		"BGP UPDATE messages sent to the peer since it was configured.", peerLabels, nil)
+	descPeerAnnounced = prometheus.NewDesc("vipd_bgp_announced_prefixes",
+		"Prefixes announced to the peer (in its Adj-RIB-Out).", peerLabels, nil)
+
+	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
+		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",
+		[]string{"peer"}, nil)
+
+	serviceLabels      = []string{"service"}
+	descServiceUp      = prometheus.NewDesc("vipd_service_up", "1 if the service's health checks pass, else 0.", serviceLabels, nil)
+	descServiceDrained = prometheus.NewDesc("vipd_service_drained",
+		"1 if the service is drained (by the operator or a maintenance file), else 0.", serviceLabels, nil)
+	descServiceTransitions = prometheus.NewDesc("vipd_service_transitions_total",
+		"Up/down transitions of the service since its checks started.", serviceLabels, nil)
+	descServiceCheckFailures = prometheus.NewDesc("vipd_service_check_failures_total",
+		"Failed check rounds of the service (a check failed or timed out) since its checks started.", serviceLabels, nil)
+
+	descConfigHash = prometheus.NewDesc("vipd_config_hash_info",
+		"Always 1; the hash label identifies the running config.", []string{"hash"}, nil)
+	descConfigLastSuccess = prometheus.NewDesc("vipd_config_last_reload_success_timestamp_seconds",
+		"Unix time of the last successful config load or reload.", nil, nil)
+	descConfigLastOK = prometheus.NewDesc("vipd_config_last_reload_successful",
+		"1 if the last config load or reload succeeded, 0 if it failed.", nil, nil)
+
+	descBuildInfo = prometheus.NewDesc("vipd_build_info",
+		"Always 1; the labels describe the running binary.", []string{"version", "goversion", "revision"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
+		descBFDState,
+		descServiceUp, descServiceDrained, descServiceTransitions, descServiceCheckFailures,
+		descConfigHash, descConfigLastSuccess, descConfigLastOK,
+		descBuildInfo,
+	} {
+		ch <- d
+	}
+	m.checkDuration.Describe(ch)
+	m.reloads.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: it reads a snapshot from the
+// source and emits everything.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	var snap Snapshot
+	if m.src != nil {
+		snap = m.src.MetricsSnapshot()
+	}
+	collectPeers(ch, snap.Peers)
+	collectBFD(ch, snap.BFD)
+	collectServices(ch, snap.Services)
+	m.forgetChecksExcept(snap.Services)
+	m.checkDuration.Collect(ch)
+	m.reloads.Collect(ch)
+	m.collectConfig(ch)
+	ch <- m.build
+}
+
+func collectPeers(ch chan<- prometheus.Metric, peers []Peer) {
+	for _, p := range peers {
+		ch <- constMetric(descPeerUp, prometheus.GaugeValue, boolValue(p.Up), p.Name, p.Address)
+		ch <- constMetric(descPeerStateChanges, prometheus.CounterValue, float64(p.StateChanges), p.Name, p.Address)
+		ch <- constMetric(descPeerUpdatesSent, prometheus.CounterValue, float64(p.UpdatesSent), p.Name, p.Address)
+		ch <- constMetric(descPeerAnnounced, prometheus.GaugeValue, float64(p.Announced), p.Name, p.Address)
+	}
+}
+
+func collectBFD(ch chan<- prometheus.Metric, sessions []BFDSession) {
+	for _, s := range sessions {
+		ch <- constMetric(descBFDState, prometheus.GaugeValue, BFDStateValue(s.State), s.Peer)
+	}
+}
+
+func collectServices(ch chan<- prometheus.Metric, services []Service) {
+	for _, s := range services {
+		ch <- constMetric(descServiceUp, prometheus.GaugeValue, boolValue(s.Up), s.Name)
+		ch <- constMetric(descServiceDrained, prometheus.GaugeValue, boolValue(s.Drained), s.Name)
+		ch <- constMetric(descServiceTransitions, prometheus.CounterValue, float64(s.Transitions), s.Name)
+		ch <- constMetric(descServiceCheckFailures, prometheus.CounterValue, float64(s.CheckFailures), s.Name)
+	}
+}
+
+// forgetChecksExcept drops the check-duration series of services that are
+// no longer configured, so that a removed service's histogram goes away
+// like its other series.
+func (m *Metrics) forgetChecksExcept(services []Service) {
+	keep := make(map[string]bool, len(services))
+	for _, s := range services {
+		keep[s.Name] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range m.observed {
+		if !keep[name] {
+			m.checkDuration.DeletePartialMatch(prometheus.Labels{"service": name})
+			delete(m.observed, name)
+		}
+	}
+}
+
+func (m *Metrics) collectConfig(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	c := m.config
+	m.mu.Unlock()
+	if !c.loaded {
+		return
+	}
+	ch <- constMetric(descConfigHash, prometheus.GaugeValue, 1, c.hash)
+	ch <- constMetric(descConfigLastSuccess, prometheus.GaugeValue, float64(c.lastSuccess.UnixNano())/1e9)
+	ch <- constMetric(descConfigLastOK, prometheus.GaugeValue, boolValue(c.lastOK))
+}
+
+// BFDStateValue maps a BFD state name to vipd_bfd_session_state's value:
+// RFC 5880's numbers (0 AdminDown, 1 Down, 2 Init, 3 Up), or -1 for a name
+// it does not know. Case and the separators "-", "_" and " " are ignored.
+func BFDStateValue(state string) float64 {
+	name := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(state))
+	switch name {
+	case "admindown":
+		return 0
+	case "down":
+		return 1
+	case "init":
+		return 2
+	case "up":
+		return 3
+	}
+	return -1
+}
+
+// constMetric is prometheus.MustNewConstMetric without the panic: a bad
+// label value (invalid UTF-8) fails that series in the scrape, not vipd.
+func constMetric(desc *prometheus.Desc, vt prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(desc, vt, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(desc, err)
+	}
+	return m
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
