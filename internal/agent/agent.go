@@ -16,11 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/metrics"
 	"github.com/vipd/vipd/internal/store"
 	"github.com/vipd/vipd/internal/systemd"
 	"github.com/vipd/vipd/internal/vip"
@@ -43,6 +45,8 @@ type Agent struct {
 	store    *store.Store
 	binder   *vip.Binder
 	monitors *monitors
+	metrics  *metrics.Metrics
+	registry *prometheus.Registry
 
 	mu        sync.Mutex // guards the fields below, which Status reads
 	cfg       *config.Config
@@ -92,7 +96,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.speaker, err = startSpeaker(a.cfg, a.routerID, a.log); err != nil {
 		return err
 	}
-	a.monitors = newMonitors(a.log, a.wake.notify)
+	a.registry = prometheus.NewRegistry()
+	if a.metrics, err = metrics.New(a.registry, a, metrics.ReadBuildInfo(a.version)); err != nil {
+		return errors.Join(err, a.speaker.stop())
+	}
+	a.metrics.ConfigLoaded(a.hash)
+	a.monitors = newMonitors(a.log, a.wake.notify, a.metrics.ObserveCheck)
 	monitorCtx, stopMonitors := context.WithCancel(context.Background())
 	a.monitors.sync(monitorCtx, a.cfg.Services)
 
@@ -111,6 +120,13 @@ func (a *Agent) serve(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.loop(ctx) })
 	g.Go(func() error { return a.watchdog(ctx, a.notify) })
+	if addr := a.cfg.Metrics.Listen; addr != "" {
+		ln, err := metrics.Listen(addr)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		g.Go(func() error { return metrics.Serve(ctx, ln, metrics.Handler(a.registry, a.log)) })
+	}
 	if err := a.notify.Ready(); err != nil {
 		a.log.Warn("sd_notify", "event", "start", "err", err)
 	}

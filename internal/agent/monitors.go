@@ -19,6 +19,7 @@ const staleMargin = 5 * time.Second
 type monitors struct {
 	log      *slog.Logger
 	onChange func()
+	observe  func(service, kind string, took time.Duration) // may be nil
 
 	mu      sync.Mutex
 	running map[string]*monitor
@@ -32,8 +33,8 @@ type monitor struct {
 	done    chan struct{}
 }
 
-func newMonitors(log *slog.Logger, onChange func()) *monitors {
-	return &monitors{log: log, onChange: onChange, running: make(map[string]*monitor)}
+func newMonitors(log *slog.Logger, onChange func(), observe func(service, kind string, took time.Duration)) *monitors {
+	return &monitors{log: log, onChange: onChange, observe: observe, running: make(map[string]*monitor)}
 }
 
 // sync makes the running monitors match services. A service whose checks
@@ -68,7 +69,14 @@ func (ms *monitors) sync(ctx context.Context, services []config.Service) (starte
 func (ms *monitors) start(ctx context.Context, svc config.Service) *monitor {
 	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &monitor{svc: svc, started: time.Now(), mon: health.NewMonitor(svc.Name, checkers(svc.Checks), p, ms.onChange), cancel: cancel, done: make(chan struct{})}
+	var opts []health.Option
+	if ms.observe != nil {
+		opts = append(opts, health.WithObserver(func(kind string, took time.Duration, _ error) {
+			ms.observe(svc.Name, kind, took)
+		}))
+	}
+	mon := health.NewMonitor(svc.Name, checkers(svc.Checks), p, ms.onChange, opts...)
+	m := &monitor{svc: svc, started: time.Now(), mon: mon, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		if err := m.mon.Run(ctx); err != nil {

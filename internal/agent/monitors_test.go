@@ -11,7 +11,7 @@ import (
 )
 
 func TestMonitorsSync(t *testing.T) {
-	ms := newMonitors(slog.New(slog.DiscardHandler), func() {})
+	ms := newMonitors(slog.New(slog.DiscardHandler), func() {}, nil)
 	defer ms.stopAll()
 	ctx := context.Background()
 	web := config.Service{Name: "web", VIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Interval: time.Hour,

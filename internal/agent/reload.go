@@ -22,6 +22,7 @@ func (a *Agent) Reload(ctx context.Context) (api.ReloadResult, error) {
 		res, err = a.reload(ctx)
 		return err
 	})
+	a.metrics.ReloadResult(err == nil, res.Hash)
 	if err != nil {
 		a.log.Error("config reload failed; keeping the running config", "event", "reload", "err", err)
 		return res, err

@@ -52,7 +52,13 @@ func peersYAML(peers ...peer) string {
 // appended) and stops it at the end of the test.
 func startVipd(t *testing.T, node *testnet.Node, config string) *testnet.Process {
 	t.Helper()
-	p, err := node.StartVipd(context.Background(), vipdBin, config+node.RuntimeYAML())
+	return startVipdConfig(t, node, config+node.RuntimeYAML())
+}
+
+// startVipdConfig is startVipd for a complete config.
+func startVipdConfig(t *testing.T, node *testnet.Node, config string) *testnet.Process {
+	t.Helper()
+	p, err := node.StartVipd(context.Background(), vipdBin, config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,39 @@
+package agent
+
+import (
+	"github.com/vipd/vipd/internal/metrics"
+)
+
+// MetricsSnapshot implements metrics.Source.
+func (a *Agent) MetricsSnapshot() metrics.Snapshot {
+	a.mu.Lock()
+	cfg, ds, sp := a.cfg, a.decisions, a.speaker
+	drained := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		drained[d.service] = d.reason == ReasonDrained || d.reason == ReasonMaintenance
+	}
+	a.mu.Unlock()
+
+	var snap metrics.Snapshot
+	bs := sp.Status()
+	announced := make(map[string]int)
+	for _, r := range bs.Routes {
+		for _, p := range r.Peers {
+			announced[p]++
+		}
+	}
+	for _, p := range bs.Peers {
+		snap.Peers = append(snap.Peers, metrics.Peer{
+			Name: p.Name, Address: p.Address.String(), Up: p.State == "Established",
+			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
+		})
+	}
+	for _, svc := range cfg.Services {
+		hs, _ := a.monitors.status(svc.Name)
+		snap.Services = append(snap.Services, metrics.Service{
+			Name: svc.Name, Up: hs.Up, Drained: drained[svc.Name],
+			Transitions: hs.Transitions, CheckFailures: hs.CheckFailures,
+		})
+	}
+	return snap
+}
