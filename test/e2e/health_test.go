@@ -15,12 +15,7 @@ import (
 // comes back after rise passes; a degrade-mode service stays announced with
 // its down_med instead.
 func TestHealth(t *testing.T) {
-	nodes := nodeSpecs(3)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 3, "")
 	r := w.Router("r1")
 	flag := func(n *testnet.Node, svc string) string { return filepath.Join(n.Dir(), "healthy-"+svc) }
 	for _, n := range w.Nodes() {

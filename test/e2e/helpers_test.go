@@ -149,6 +149,18 @@ func neighbors(nodes []testnet.NodeSpec, asn uint32, password string) []testnet.
 	return out
 }
 
+// birdWorld builds the common world: BIRD router r1 (AS 65535, at
+// 10.255.255.1) peering, multihop, with nodes n1…nN in AS 4200000000.
+func birdWorld(t *testing.T, nodes int, password string) *testnet.World {
+	t.Helper()
+	specs := nodeSpecs(nodes)
+	return testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(specs, 4200000000, password)}},
+		Nodes: specs,
+	})
+}
+
 func nodeSpecs(n int) []testnet.NodeSpec {
 	var out []testnet.NodeSpec
 	for i := range n {

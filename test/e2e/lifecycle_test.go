@@ -20,12 +20,7 @@ import (
 
 // TestMD5Mismatch: a wrong password never establishes, and status says why.
 func TestMD5Mismatch(t *testing.T) {
-	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "right-password")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 1, "right-password")
 	n1 := w.Node("n1")
 	startVipd(t, n1, oneServiceConfig(peer{"r1", addr("10.255.255.1"), 65535, "wrong-password"}))
 	st := waitStatus(t, n1, "a peer error that names MD5", func(st api.Status) bool {
@@ -51,12 +46,7 @@ func TestMD5Mismatch(t *testing.T) {
 // TestShutdown: SIGTERM withdraws at the router, closes with a Cease and
 // removes the VIPs from lo, then exits 0.
 func TestShutdown(t *testing.T) {
-	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 1, "")
 	r, n1 := w.Router("r1"), w.Node("n1")
 	p := startVipd(t, n1, oneServiceConfig(peer{"r1", addr("10.255.255.1"), 65535, ""}))
 	waitFIB(t, r, vip4, n1.Addr4())
@@ -105,12 +95,7 @@ func TestShutdown(t *testing.T) {
 // TestCrashRecovery: after a SIGKILL the next start removes the VIPs the
 // dead daemon added and no longer wants, and never an operator's address.
 func TestCrashRecovery(t *testing.T) {
-	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 1, "")
 	r, n1 := w.Router("r1"), w.Node("n1")
 	r1 := peer{"r1", addr("10.255.255.1"), 65535, ""}
 	p := startVipd(t, n1, oneServiceConfig(r1))

@@ -18,12 +18,7 @@ import (
 
 // TestMetrics: a scrape parses, and its values follow a service going down.
 func TestMetrics(t *testing.T) {
-	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 1, "")
 	r, n1 := w.Router("r1"), w.Node("n1")
 	flag := filepath.Join(n1.Dir(), "healthy")
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {

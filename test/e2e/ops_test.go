@@ -129,12 +129,7 @@ func waitMED(t *testing.T, r *testnet.Router, prefix string, node *testnet.Node,
 // TestDrain: drain withdraws and undrain restores; a maintenance file does
 // the same and cannot be undrained; a drain survives a restart.
 func TestDrain(t *testing.T) {
-	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 1, "")
 	r, n1 := w.Router("r1"), w.Node("n1")
 	maint := filepath.Join(n1.Dir(), "maintenance-dns")
 	config := fmt.Sprintf(`bgp:
@@ -200,12 +195,7 @@ services:
 // TestGracefulShutdown: with shutdown_grace the router first sees 65535:0,
 // moves traffic to the other node, and only then gets the withdrawal.
 func TestGracefulShutdown(t *testing.T) {
-	nodes := nodeSpecs(2)
-	w := testnet.NewT(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
+	w := birdWorld(t, 2, "")
 	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
 	config := fmt.Sprintf(`bgp:
   asn: 4200000000
