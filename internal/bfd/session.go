@@ -60,6 +60,7 @@ type session struct {
 
 // txSchedule is when and what the session transmits next.
 type txSchedule struct {
+	last      time.Time // last periodic packet
 	next      time.Time // next periodic packet
 	now       bool      // send a periodic packet at once (state change, new Poll)
 	final     bool      // a Final answer to a Poll is owed
@@ -96,15 +97,14 @@ func (s *session) wantIntervals() intervals {
 // through a Poll Sequence and the session stays Up; the Detect Mult is
 // carried in every packet and applies at once.
 func (s *session) SetTiming(cfg timing) {
+	before := s.txInterval()
 	s.cfg = cfg
 	s.renegotiate()
+	s.retime(before)
 }
 
 // renegotiate moves the advertised intervals towards the wanted ones.
 func (s *session) renegotiate() {
-	if s.state == AdminDown {
-		return
-	}
 	if s.timers.update(s.wantIntervals(), s.state == Up) {
 		s.tx.now = true
 	}
@@ -116,6 +116,7 @@ func (s *session) Receive(p ControlPacket) {
 	if s.state == AdminDown {
 		return
 	}
+	before := s.txInterval()
 	s.remote = remoteView{
 		discr: p.MyDiscriminator, state: p.State, diag: p.Diag, detectMult: p.DetectMult,
 		minTx: p.DesiredMinTx, minRx: p.RequiredMinRx, demand: p.Demand,
@@ -128,6 +129,20 @@ func (s *session) Receive(p ControlPacket) {
 	s.followRemote(p.State)
 	if p.Poll {
 		s.tx.final = true
+	}
+	s.retime(before)
+}
+
+// retime pulls the next periodic packet in when the negotiated interval
+// shrank below the one it was scheduled with: the remote may shorten its
+// detection time as soon as our Final reaches it (RFC 5880 §6.8.3).
+func (s *session) retime(before time.Duration) {
+	after := s.txInterval()
+	if after >= before || s.tx.last.IsZero() {
+		return
+	}
+	if next := s.tx.last.Add(jittered(after, s.cfg.multiplier, s.random)); next.Before(s.tx.next) {
+		s.tx.next = next
 	}
 }
 
@@ -262,6 +277,7 @@ func (s *session) periodic(now time.Time) ControlPacket {
 		s.tx.adminLeft--
 		gap = s.tx.adminGap
 	}
+	s.tx.last = now
 	s.tx.next = now.Add(jittered(gap, s.cfg.multiplier, s.random))
 	return p
 }

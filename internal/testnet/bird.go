@@ -46,7 +46,11 @@ func newBird(h *Host, program, config string, peers map[string]netip.Addr) (*bir
 // newBirdRouter prepares a BIRD router; start runs it.
 func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 	peers := map[string]netip.Addr{}
-	data := birdRouterData{RouterID: spec.Address, Interface: LANInterface}
+	bfd, err := newBirdBFD(h, spec)
+	if err != nil {
+		return nil, err
+	}
+	data := birdRouterData{RouterID: spec.Address, Interface: LANInterface, BFD: bfd}
 	for i, n := range spec.Neighbors {
 		p := birdPeerData{
 			Name: fmt.Sprintf("peer%d", i+1), Source: spec.PeerAddress, LocalASN: spec.ASN, Neighbor: n,
@@ -55,6 +59,9 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
 			IPv4: "import filter honour_graceful_shutdown; export none; gateway recursive;",
 			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive;",
+		}
+		if n.BFD != nil && n.Multihop && !p.Source.IsValid() {
+			p.Source = bfdLocal(h, spec, n.Address) // BIRD insists on one
 		}
 		peers[p.Name] = n.Address
 		data.Peers = append(data.Peers, p)
@@ -149,6 +156,7 @@ type birdRouterData struct {
 	RouterID  netip.Addr
 	Interface string
 	Peers     []birdPeerData
+	BFD       *birdBFDData // nil: no protocol bfd
 }
 
 // birdPeerData is one `protocol bgp`; IPv4 and IPv6 are channel bodies.
@@ -173,6 +181,9 @@ protocol bgp {{.Name}} {
 {{- with .Neighbor.Password}}
 	password "{{.}}";
 {{- end}}
+{{- with .Neighbor.BFD}}
+	bfd {{if .Graceful}}graceful{{else}}on{{end}};
+{{- end}}
 	connect delay time 1;
 	connect retry time 1;
 	error wait time 1, 5;
@@ -181,7 +192,7 @@ protocol bgp {{.Name}} {
 }
 {{end}}`
 
-var birdRouterTemplate = template.Must(template.New("bird router").Parse(birdPeerTemplate + `
+var birdRouterTemplate = template.Must(template.New("bird router").Funcs(templateFuncs).Parse(birdPeerTemplate + birdBFDTemplate + `
 router id {{.RouterID}};
 log stderr all;
 timeformat protocol iso long;
@@ -195,4 +206,5 @@ protocol direct { ipv4; ipv6; interface "{{.Interface}}"; }
 # ECMP: equal BGP paths become one multipath kernel route.
 protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
 protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }
-{{range .Peers}}{{template "peer" .}}{{end}}`))
+{{with .BFD}}{{template "bfd" .}}{{end}}
+{{- range .Peers}}{{template "peer" .}}{{end}}`))

@@ -54,16 +54,17 @@ router bgp 64700
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	checkFRRConfig(t, got)
+	checkFRRConfig(t, "bgpd", got)
 }
 
-// checkFRRConfig has bgpd parse config in dry-run mode; bgpd exits 0 even
-// on errors, so its output must be free of error codes.
-func checkFRRConfig(t *testing.T, config string) {
+// checkFRRConfig has an FRR daemon (bgpd, bfdd) parse config in dry-run
+// mode; it exits 0 even on errors, so its output must be free of error
+// codes.
+func checkFRRConfig(t *testing.T, daemon, config string) {
 	t.Helper()
-	bgpd := filepath.Join(frrLibDir, "bgpd")
-	if _, err := os.Stat(bgpd); err != nil {
-		skipUnlessCI(t, "needs "+bgpd)
+	program := filepath.Join(frrLibDir, daemon)
+	if _, err := os.Stat(program); err != nil {
+		skipUnlessCI(t, "needs "+program)
 	}
 	// Not t.TempDir: its parent is private, and bgpd reads as user frr.
 	dir, err := os.MkdirTemp("", "testnet-frr-")
@@ -74,13 +75,17 @@ func checkFRRConfig(t *testing.T, config string) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "bgpd.conf")
+	path := filepath.Join(dir, daemon+".conf")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bgpd, "-C", "-f", path).CombinedOutput()
+	args := []string{"-C", "-f", path}
+	if daemon == "bfdd" { // it opens its control socket even in dry-run mode
+		args = append(args, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+	}
+	out, err := exec.Command(program, args...).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "[EC ") {
-		t.Errorf("bgpd -C: %v\n%s", err, out)
+		t.Errorf("%s -C: %v\n%s", daemon, err, out)
 	}
 }
 

@@ -22,9 +22,8 @@ const (
 	frrZserv  = "zserv.api"      // zebra's socket; bgpd needs it
 )
 
-// frrDaemons are started in this order and stopped in reverse. The BFD
-// issue adds "bfdd" after zebra.
-var frrDaemons = []string{"zebra", "bgpd"}
+// frrDaemons are started in this order and stopped in reverse.
+var frrDaemons = []string{"zebra", "bfdd", "bgpd"}
 
 // frrDaemon runs one FRR instance in a router's namespace. -N separates
 // its sockets and files from other instances; `ip netns exec` puts it in
@@ -48,8 +47,17 @@ func newFRRRouter(h *Host, spec RouterSpec) (*frrDaemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	bfd, err := newFRRBFD(h, spec)
+	if err != nil {
+		return nil, err
+	}
+	bfdd, err := render(frrBFDTemplate, bfd)
+	if err != nil {
+		return nil, err
+	}
 	configs := map[string]string{
 		"zebra": "hostname " + spec.Name + "\n",
+		"bfdd":  bfdd,
 		"bgpd":  bgpd,
 	}
 	for name, config := range configs {
@@ -217,13 +225,13 @@ type frrBGPData struct {
 // frrBGPTemplate is bgpd's config. No default IPv4 unicast: every
 // neighbour is activated in both families explicitly, so IPv6 prefixes
 // ride the IPv4 session.
-var frrBGPTemplate = template.Must(template.New("frr bgpd").Parse(`hostname {{.Name}}
+var frrBGPTemplate = template.Must(template.New("frr bgpd").Funcs(template.FuncMap{"bfdProfile": frrBFDProfile}).Parse(`hostname {{.Name}}
 router bgp {{.ASN}}
  bgp router-id {{.Address}}
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
  bgp bestpath as-path multipath-relax
-{{- range $n := .Neighbors}}
+{{- range $i, $n := .Neighbors}}
  neighbor {{$n.Address}} remote-as {{$n.ASN}}
  neighbor {{$n.Address}} timers connect 1
  neighbor {{$n.Address}} advertisement-interval 0
@@ -235,6 +243,10 @@ router bgp {{.ASN}}
 {{- end}}
 {{- if $.PeerAddress.IsValid}}
  neighbor {{$n.Address}} update-source {{$.PeerAddress}}
+{{- end}}
+{{- if $n.BFD}}
+ neighbor {{$n.Address}} bfd
+ neighbor {{$n.Address}} bfd profile {{bfdProfile $i}}
 {{- end}}
 {{- end}}
 {{- range $family := .Families}}

@@ -27,6 +27,7 @@ type routerDaemon interface {
 	stop(grace time.Duration) error
 	routes(ctx context.Context, prefix netip.Prefix) ([]RouteInfo, error)
 	sessions(ctx context.Context) ([]Session, error)
+	bfdSessions(ctx context.Context) ([]BFDSession, error)
 	logs() string
 }
 

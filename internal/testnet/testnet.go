@@ -33,7 +33,7 @@ type RouterKind string
 
 const (
 	BIRD RouterKind = "bird" // BIRD 2: bird, queried with birdc
-	FRR  RouterKind = "frr"  // FRR: zebra and bgpd, queried with vtysh
+	FRR  RouterKind = "frr"  // FRR: zebra, bfdd and bgpd, queried with vtysh
 )
 
 // Spec describes a world. Zero fields take the defaults noted.
@@ -65,9 +65,44 @@ type RouterSpec struct {
 type Neighbor struct {
 	Address  netip.Addr
 	ASN      uint32
-	Password string // TCP-MD5; empty: none
-	Multihop bool   // eBGP multihop, TTL 255
+	Password string   // TCP-MD5; empty: none
+	Multihop bool     // eBGP multihop, TTL 255
+	BFD      *BFDSpec // nil: no BFD with this neighbour
 }
+
+// BFDSpec turns on BFD with a neighbour. The router runs the session on
+// its own (a BIRD `protocol bfd` neighbor, an FRR bfdd peer), so it comes
+// up without BGP, and BGP follows it (BIRD `bfd on`, FRR `neighbor X
+// bfd`). Zero fields take the defaults noted.
+type BFDSpec struct {
+	// Multihop runs RFC 5883 from the router's PeerAddress (else its LAN
+	// address); otherwise single-hop RFC 5881 on the LAN. It must equal
+	// the neighbour's Multihop: BGP asks for BFD in its own mode.
+	Multihop   bool
+	MinTx      time.Duration // default 300ms; whole milliseconds
+	MinRx      time.Duration // default 300ms; whole milliseconds
+	Multiplier int           // default 3
+	Graceful   bool          // BIRD only: `bfd graceful`, NREC's setting
+}
+
+// BFDSession is the state of a router's BFD session with one neighbour.
+type BFDSession struct {
+	Neighbor netip.Addr
+	Multihop bool
+	State    string    // Up, Down, Init or AdminDown
+	Since    time.Time // of the last state change
+	// TxInterval is the agreed interval between the router's packets and
+	// DetectionTime how long it waits for the neighbour's; both are what
+	// the router reports.
+	TxInterval    time.Duration
+	DetectionTime time.Duration
+	// RemoteDiag is the neighbour's last diagnostic as FRR names it
+	// ("ok", "administratively-down", ...); BIRD does not show it.
+	RemoteDiag string
+}
+
+// BFDUp is the BFD state of an up session.
+const BFDUp = "Up"
 
 // NodeSpec describes a node or the client. Its LAN IPv6 address is derived
 // like a router's.

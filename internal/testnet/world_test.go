@@ -283,8 +283,8 @@ func TestCloseRemovesEverything(t *testing.T) {
 			t.Errorf("%s still exists", path)
 		}
 	}
-	if len(procs) != 3 { // bird, zebra, bgpd
-		t.Errorf("%d processes, want 3", len(procs))
+	if want := 1 + len(frrDaemons); len(procs) != want { // bird, and FRR's daemons
+		t.Errorf("%d processes, want %d", len(procs), want)
 	}
 	for _, p := range procs {
 		if !p.Exited() {
