@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -102,30 +103,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.metrics.ConfigLoaded(a.hash)
 	a.monitors = newMonitors(a.log, a.wake.notify, a.metrics.ObserveCheck)
-	monitorCtx, stopMonitors := context.WithCancel(context.Background())
-	a.monitors.sync(monitorCtx, a.cfg.Services)
+	a.monitors.sync(a.cfg.Services)
 
 	err = a.serve(ctx)
 
 	a.monitors.stopAll()
-	stopMonitors()
 	return errors.Join(err, a.shutdown())
 }
 
 // serve runs the API and the loop until ctx ends.
 func (a *Agent) serve(ctx context.Context) error {
+	// Listen before any goroutine starts, so a taken port fails cleanly.
+	var metricsLn net.Listener
+	if addr := a.cfg.Metrics.Listen; addr != "" {
+		ln, err := metrics.Listen(addr)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		metricsLn = ln
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return api.NewServer(a, a.log).ServeSocket(ctx, a.cfg.API.Socket)
 	})
 	g.Go(func() error { return a.loop(ctx) })
 	g.Go(func() error { return a.watchdog(ctx, a.notify) })
-	if addr := a.cfg.Metrics.Listen; addr != "" {
-		ln, err := metrics.Listen(addr)
-		if err != nil {
-			return fmt.Errorf("metrics.listen: %w", err)
-		}
-		g.Go(func() error { return metrics.Serve(ctx, ln, metrics.Handler(a.registry, a.log)) })
+	if metricsLn != nil {
+		g.Go(func() error { return metrics.Serve(ctx, metricsLn, metrics.Handler(a.registry, a.log)) })
 	}
 	if err := a.notify.Ready(); err != nil {
 		a.log.Warn("sd_notify", "event", "start", "err", err)

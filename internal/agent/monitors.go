@@ -41,7 +41,7 @@ func newMonitors(log *slog.Logger, onChange func(), observe func(service, kind s
 // and timing are unchanged keeps its monitor, and so its health state;
 // MED, VIPs and the like do not restart it. It returns the services whose
 // monitors were (re)started.
-func (ms *monitors) sync(ctx context.Context, services []config.Service) (started []string) {
+func (ms *monitors) sync(services []config.Service) (started []string) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	want := make(map[string]bool, len(services))
@@ -54,7 +54,7 @@ func (ms *monitors) sync(ctx context.Context, services []config.Service) (starte
 		if m, ok := ms.running[svc.Name]; ok {
 			m.stop()
 		}
-		ms.running[svc.Name] = ms.start(ctx, svc)
+		ms.running[svc.Name] = ms.start(svc)
 		started = append(started, svc.Name)
 	}
 	for name, m := range ms.running {
@@ -66,9 +66,10 @@ func (ms *monitors) sync(ctx context.Context, services []config.Service) (starte
 	return started
 }
 
-func (ms *monitors) start(ctx context.Context, svc config.Service) *monitor {
+// start runs a monitor on its own lifetime: only stop (or stopAll) ends it.
+func (ms *monitors) start(svc config.Service) *monitor {
 	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	var opts []health.Option
 	if ms.observe != nil {
 		opts = append(opts, health.WithObserver(func(kind string, took time.Duration, _ error) {

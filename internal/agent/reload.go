@@ -64,7 +64,7 @@ func (a *Agent) reload(ctx context.Context) (api.ReloadResult, error) {
 	} else if err := sp.SetPeers(ctx, cfg.BGP.Peers); err != nil {
 		return api.ReloadResult{}, fmt.Errorf("bgp: peers: %w", err)
 	}
-	res.ServicesRestarted = a.monitors.sync(ctx, cfg.Services)
+	res.ServicesRestarted = a.monitors.sync(cfg.Services)
 	slices.Sort(res.ServicesRestarted)
 
 	a.mu.Lock()
