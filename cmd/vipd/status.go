@@ -49,6 +49,21 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w)
 
+	if len(st.BFD) > 0 {
+		fmt.Fprintln(tw, "BFD PEER\tREMOTE\tMODE\tSTATE\tSINCE\tDISCR (LOCAL/REMOTE)\tTX/RX\tDETECT\tLAST DIAG\tINFO")
+		for _, b := range st.BFD {
+			mode := "single-hop"
+			if b.Multihop {
+				mode = "multihop"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%v/%v\t%v\t%s\t%s\n", b.Peer, b.Remote, mode, b.State,
+				since(b.Since, now), b.LocalDiscriminator, b.RemoteDiscriminator, b.TxInterval, b.RxInterval,
+				b.DetectionTime, b.LastDiag, dash(b.Problem))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintln(tw, "SERVICE\tSTATE\tSINCE\tLAST CHECK\tWHY")
 	for _, s := range st.Services {
 		last := s.LastResult

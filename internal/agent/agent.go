@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bfd"
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/metrics"
@@ -47,6 +48,7 @@ type Agent struct {
 	binder   *vip.Binder
 	monitors *monitors
 	metrics  *metrics.Metrics
+	bfd      *bfd.Manager
 	registry *prometheus.Registry
 
 	mu        sync.Mutex // guards the fields below, which Status reads
@@ -97,6 +99,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.speaker, err = startSpeaker(a.cfg, a.routerID, a.log); err != nil {
 		return err
 	}
+	stopBFD, err := a.startBFD()
+	if err != nil {
+		return errors.Join(err, a.speaker.stop())
+	}
+	defer func() { _ = stopBFD() }() // after the BGP sessions are closed
 	a.registry = prometheus.NewRegistry()
 	if a.metrics, err = metrics.New(a.registry, a, metrics.ReadBuildInfo(a.version)); err != nil {
 		return errors.Join(err, a.speaker.stop())

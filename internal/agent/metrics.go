@@ -28,6 +28,9 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
 		})
 	}
+	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {
+		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State})
+	}
 	for _, svc := range cfg.Services {
 		hs, _ := a.monitors.status(svc.Name)
 		snap.Services = append(snap.Services, metrics.Service{

@@ -64,6 +64,10 @@ func (a *Agent) reload(ctx context.Context) (api.ReloadResult, error) {
 	} else if err := sp.SetPeers(ctx, cfg.BGP.Peers); err != nil {
 		return api.ReloadResult{}, fmt.Errorf("bgp: peers: %w", err)
 	}
+	if err := a.bfd.Set(ctx, bfdPeers(cfg.BGP.Peers)); err != nil {
+		// config validated the timers; what is left is the manager closing.
+		a.log.Error("bfd: apply peers", "event", "reload", "err", err)
+	}
 	res.ServicesRestarted = a.monitors.sync(cfg.Services)
 	slices.Sort(res.ServicesRestarted)
 

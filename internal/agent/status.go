@@ -4,7 +4,9 @@ import (
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/bfd"
 	"github.com/vipd/vipd/internal/bgp"
+	"github.com/vipd/vipd/internal/config"
 )
 
 // Status implements api.Backend.
@@ -22,6 +24,7 @@ func (a *Agent) Status() api.Status {
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
 		})
 	}
+	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)
 	for _, svc := range cfg.Services {
 		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
 	}
@@ -103,4 +106,26 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+func bfdStatuses(sessions []bfd.SessionStatus, peers []config.Peer) []api.BFDStatus {
+	names := make(map[netip.Addr]string, len(peers))
+	for _, p := range peers {
+		names[p.Address] = p.Name
+	}
+	out := make([]api.BFDStatus, 0, len(sessions))
+	for _, s := range sessions {
+		problem := s.LastError
+		if problem == "" && s.State != bfd.Up && s.Counters.LastDrop != "" {
+			problem = "packets dropped: " + s.Counters.LastDrop
+		}
+		out = append(out, api.BFDStatus{
+			Peer: names[s.Peer.Remote], Remote: s.Peer.Remote.String(), Local: addrString(s.Local),
+			Multihop: s.Peer.Multihop, State: s.State.String(), Since: s.Since, RemoteState: s.RemoteState.String(),
+			LocalDiscriminator: s.LocalDiscriminator, RemoteDiscriminator: s.RemoteDiscriminator,
+			TxInterval: s.TxInterval, RxInterval: s.RxInterval, DetectionTime: s.DetectionTime,
+			LastDiag: s.LastDownDiag.String(), RemoteDiag: s.RemoteDiag.String(), Problem: problem,
+		})
+	}
+	return out
 }

@@ -12,6 +12,7 @@ type Status struct {
 	RouterID string          `json:"router_id"`
 	ASN      uint32          `json:"asn"`
 	Peers    []PeerStatus    `json:"peers"`
+	BFD      []BFDStatus     `json:"bfd"`
 	Services []ServiceStatus `json:"services"`
 	VIPs     []VIPStatus     `json:"vips"`
 }
@@ -28,6 +29,27 @@ type PeerStatus struct {
 	// why IPv6 routes are not sent to this peer, if they are not.
 	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
 	IPv6Problem string `json:"ipv6_problem,omitempty"`
+}
+
+// BFDStatus is one BFD session (RFC 5880).
+type BFDStatus struct {
+	Peer                string        `json:"peer"` // the BGP peer's name
+	Remote              string        `json:"remote"`
+	Local               string        `json:"local,omitempty"`
+	Multihop            bool          `json:"multihop"`
+	State               string        `json:"state"` // AdminDown, Down, Init, Up
+	Since               time.Time     `json:"since,omitzero"`
+	RemoteState         string        `json:"remote_state"`
+	LocalDiscriminator  uint32        `json:"local_discriminator"`
+	RemoteDiscriminator uint32        `json:"remote_discriminator"`
+	TxInterval          time.Duration `json:"tx_interval_ns"` // agreed, before jitter
+	RxInterval          time.Duration `json:"rx_interval_ns"`
+	DetectionTime       time.Duration `json:"detection_time_ns"`
+	LastDiag            string        `json:"last_diag"` // why it last went down
+	RemoteDiag          string        `json:"remote_diag"`
+	// Problem says why the session cannot come up, if it can be told:
+	// its socket, or packets dropped (e.g. "TTL 64 < min_ttl 254").
+	Problem string `json:"problem,omitempty"`
 }
 
 // ServiceStatus is one service's health.

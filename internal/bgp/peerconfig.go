@@ -20,6 +20,10 @@ const (
 	// instead: the negotiated value is then the peer's, and a peer
 	// configured with 0 gets a session without keepalives.
 	holdTimeNone = 65535
+	// resetHoldDown is how long GoBGP waits after ResetPeer before it
+	// reconnects: the hold-down that keeps a flapping path (as BFD sees
+	// it) from flapping the session as fast. GoBGP's default is 30 s.
+	resetHoldDown = 5 * time.Second
 )
 
 // indexPeers keys peers by address; a repeated address is an error and its
@@ -102,9 +106,10 @@ func apiPeer(p config.Peer) *api.Peer {
 			Description:     peerName(p),
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:      uint64(connectRetry / time.Second),
-			HoldTime:          hold,
-			KeepaliveInterval: max(hold/3, 1),
+			ConnectRetry:           uint64(connectRetry / time.Second),
+			IdleHoldTimeAfterReset: uint64(resetHoldDown / time.Second),
+			HoldTime:               hold,
+			KeepaliveInterval:      max(hold/3, 1),
 		}},
 		Transport: &api.Transport{RemotePort: uint32(peerPort(p))},
 	}

@@ -84,7 +84,7 @@ func TestAPIPeer(t *testing.T) {
 	if tr := got.Transport; tr.LocalAddress != "10.0.240.156" || tr.RemotePort != 1179 || tr.PassiveMode {
 		t.Errorf("transport = %+v", tr)
 	}
-	if tm := got.Timers.Config; tm.HoldTime != 9 || tm.KeepaliveInterval != 3 || tm.ConnectRetry != 5 {
+	if tm := got.Timers.Config; tm.HoldTime != 9 || tm.KeepaliveInterval != 3 || tm.ConnectRetry != 5 || tm.IdleHoldTimeAfterReset != 5 {
 		t.Errorf("timers = %+v", tm)
 	}
 	if m := got.EbgpMultihop; m == nil || !m.Enabled || m.MultihopTtl != 255 {

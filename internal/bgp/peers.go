@@ -76,6 +76,26 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	return errors.Join(errs...)
 }
 
+// ResetPeer closes the session with the peer at addr now, with a Cease
+// (administrative reset) carrying reason; GoBGP reconnects after
+// resetHoldDown. BFD calls it when it sees the path to the peer fail.
+func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, reason string) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.gobgp == nil {
+		return ErrNotRunning
+	}
+	p, ok := s.peers[addr]
+	if !ok {
+		return fmt.Errorf("peer %s: not configured", addr)
+	}
+	if err := s.gobgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: reason}); err != nil {
+		return fmt.Errorf("peer %s: reset: %w", peerName(p.cfg), err)
+	}
+	s.log.Warn("bgp session reset", "event", "peer_reset", "peer", peerName(p.cfg), "reason", reason)
+	return nil
+}
+
 // deletePeers deletes the peers the plan removes or re-creates.
 func (s *Speaker) deletePeers(ctx context.Context, plan peerPlan, current, desired map[netip.Addr]config.Peer) []error {
 	var errs []error

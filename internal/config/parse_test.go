@@ -88,7 +88,6 @@ func TestParseExample(t *testing.T) {
 		API:      API{Socket: "/run/vipd/vipd.sock", TokenFile: "/etc/vipd/api.token"},
 		Metrics:  Metrics{Listen: "127.0.0.1:9477"},
 		Warnings: []string{
-			"bgp.peers[0].bfd: accepted but not active yet; it has no effect in this version",
 			"pools: accepted but not active yet; it has no effect in this version",
 		},
 	}
@@ -244,7 +243,6 @@ services:
 pools: [{name: p, prefixes: [192.0.2.128/25]}]
 `)
 	want := []string{
-		"bgp.peers[1].bfd: accepted but not active yet; it has no effect in this version",
 		"pools: accepted but not active yet; it has no effect in this version",
 	}
 	if diff := cmp.Diff(want, cfg.Warnings); diff != "" {

@@ -148,11 +148,6 @@ const notActive = "accepted but not active yet; it has no effect in this version
 // warnings names the keys that are set but whose feature is not built yet.
 func warnings(cfg *Config) []string {
 	var w []string
-	for i, p := range cfg.BGP.Peers {
-		if p.BFD.Enabled {
-			w = append(w, fmt.Sprintf("bgp.peers[%d].bfd: %s", i, notActive))
-		}
-	}
 	if len(cfg.Pools) > 0 {
 		w = append(w, "pools: "+notActive)
 	}

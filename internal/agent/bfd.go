@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/vipd/vipd/internal/bfd"
+	"github.com/vipd/vipd/internal/bgp"
+	"github.com/vipd/vipd/internal/config"
+)
+
+// bfdPeers is the BFD session wanted for each peer with bfd enabled.
+func bfdPeers(peers []config.Peer) []bfd.Peer {
+	var out []bfd.Peer
+	for _, p := range peers {
+		if !p.BFD.Enabled {
+			continue
+		}
+		out = append(out, bfd.Peer{
+			Local: p.SourceAddress, Remote: p.Address, Multihop: p.BFD.Multihop,
+			MinTx: p.BFD.MinTx, MinRx: p.BFD.MinRx, Multiplier: p.BFD.Multiplier, MinTTL: p.BFD.MinTTL,
+		})
+	}
+	return out
+}
+
+// startBFD runs the BFD manager on its own lifetime, like the speaker: it
+// ends (sending AdminDown) only when stop is called, after the BGP
+// sessions are closed. Its events are handled until then.
+func (a *Agent) startBFD() (stop func() error, err error) {
+	m := bfd.NewManager(a.log)
+	if err := m.Set(context.Background(), bfdPeers(a.cfg.BGP.Peers)); err != nil {
+		return nil, fmt.Errorf("bgp.peers[].bfd: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone, eventsDone := make(chan error, 1), make(chan struct{})
+	go func() { runDone <- m.Run(ctx) }()
+	go func() {
+		defer close(eventsDone)
+		for ev := range m.Events() { // closed when Run returns
+			a.onBFDEvent(ctx, ev)
+		}
+	}()
+	a.bfd = m
+	return func() error {
+		cancel()
+		err := <-runDone
+		<-eventsDone
+		return err
+	}, nil
+}
+
+// onBFDEvent tears a BGP session down when BFD detects that the path to
+// its peer failed while the session was up. A session that came up after
+// the failure, a remote AdminDown (RFC 5882 §3.2) and a BFD session that
+// never came up leave BGP alone.
+func (a *Agent) onBFDEvent(ctx context.Context, ev bfd.Event) {
+	a.log.Info("bfd session state", "event", "bfd_state", "peer", ev.Key.String(),
+		"from", ev.From.String(), "to", ev.To.String(), "reason", ev.Diag.String(),
+		"remote_state", ev.RemoteState.String())
+	if !ev.Failure() {
+		return
+	}
+	a.mu.Lock()
+	sp := a.speaker
+	a.mu.Unlock()
+	if !establishedBefore(sp.Status().Peers, ev.Key.Remote, ev) {
+		return
+	}
+	if err := sp.ResetPeer(ctx, ev.Key.Remote, "BFD down: "+ev.Diag.String()); err != nil {
+		a.log.Error("bgp reset after BFD failure", "event", "bfd_reset", "peer", ev.Key.Remote, "err", err)
+	}
+}
+
+// establishedBefore reports whether the BGP session with addr was up
+// before the BFD event: only such a session is the one BFD watched fail.
+func establishedBefore(peers []bgp.PeerStatus, addr netip.Addr, ev bfd.Event) bool {
+	for _, p := range peers {
+		if p.Address == addr {
+			return p.State == "Established" && p.Since.Before(ev.At)
+		}
+	}
+	return false
+}

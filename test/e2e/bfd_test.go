@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// nodeLossBound is the generous bound the issue sets for 300 ms × 3.
+const nodeLossBound = 3 * time.Second
+
+// TestBFDNodeLoss: with BFD at 300 ms × 3, cutting a node (its packets
+// dropped, vipd still running) removes its nexthop from the router's FIB
+// within the detection time plus a margin, and vipd takes its side of the
+// BGP session down as fast. A restarted vipd comes back without being
+// reset by stale BFD state. BIRD single-hop, FRR multihop.
+func TestBFDNodeLoss(t *testing.T) {
+	for _, tc := range []struct {
+		kind     testnet.RouterKind
+		multihop bool
+	}{{testnet.BIRD, false}, {testnet.FRR, true}} {
+		name := fmt.Sprintf("%s/multihop=%v", tc.kind, tc.multihop)
+		t.Run(name, func(t *testing.T) { testBFDNodeLoss(t, tc.kind, tc.multihop) })
+	}
+}
+
+func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
+	nodes := nodeSpecs(2)
+	var nbrs []testnet.Neighbor
+	for _, n := range neighbors(nodes, 4200000000, "") {
+		n.Multihop = multihop
+		n.BFD = &testnet.BFDSpec{Multihop: multihop}
+		nbrs = append(nbrs, n)
+	}
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
+		Nodes:   nodes,
+	})
+	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+    - name: r1
+      address: %s
+      asn: 65535
+      multihop: %v
+      bfd: {enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, r.Addr4(), multihop)
+	startVipd(t, n1, config)
+	p2 := startVipd(t, n2, config)
+	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
+	for _, n := range w.Nodes() {
+		if _, err := r.WaitBFD(t.Context(), n.Addr4(), multihop, testnet.BFDUp, convergeTimeout); err != nil {
+			t.Fatalf("router BFD with %s: %v", n.Name(), err)
+		}
+		st := waitStatus(t, n, "BFD Up with agreed 300ms timers", func(st api.Status) bool {
+			return len(st.BFD) == 1 && st.BFD[0].State == "Up" && st.BFD[0].TxInterval == 300*time.Millisecond
+		})
+		if st.BFD[0].DetectionTime != 900*time.Millisecond {
+			t.Errorf("%s: BFD detection time %v, want 900ms", n.Name(), st.BFD[0].DetectionTime)
+		}
+	}
+
+	// Restart n2's vipd: BGP and BFD come back, and stay up.
+	if err := p2.Stop(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	startVipd(t, n2, config)
+	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
+	if _, err := r.WaitBFD(t.Context(), n2.Addr4(), multihop, testnet.BFDUp, convergeTimeout); err != nil {
+		t.Fatalf("router BFD with restarted n2: %v", err)
+	}
+	if err := r.WaitEstablished(t.Context(), convergeTimeout, n2.Addr4()); err != nil {
+		t.Fatal(err)
+	}
+	since := establishedSince(t, r, n2)
+	time.Sleep(3 * time.Second) // longer than a detection time: a stale reset would show
+	if again := establishedSince(t, r, n2); !again.Equal(since) {
+		t.Errorf("restarted n2's session was reset: established %v, then %v", since, again)
+	}
+
+	// Cut n1: every packet in or out of its namespace is dropped.
+	cut := time.Now()
+	dropAll(t, n1)
+	waitFIBWithin(t, r, vip4, nodeLossBound, n2.Addr4())
+	t.Logf("%s: n1's nexthop left the router's FIB %v after the cut", kind, time.Since(cut).Round(time.Millisecond))
+	// vipd's own BFD sees the router go and resets BGP long before the 9 s hold time.
+	err := testnet.WaitFor(t.Context(), nodeLossBound, func(context.Context) error {
+		st, err := queryStatus(n1)
+		if err != nil {
+			return err
+		}
+		if st.Peers[0].State == "Established" || st.BFD[0].State == "Up" {
+			return fmt.Errorf("peer %s, BFD %s", st.Peers[0].State, st.BFD[0].State)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("n1 after the cut: %v, want BGP and BFD down within %v", err, nodeLossBound)
+	}
+}
+
+// dropAll drops every packet in and out of a node, leaving vipd running,
+// so the kernel cannot close the TCP session and hide a broken BFD.
+func dropAll(t *testing.T, n *testnet.Node) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"add", "table", "inet", "vtcut"},
+		{"add", "chain", "inet", "vtcut", "in", "{ type filter hook input priority -300; policy drop; }"},
+		{"add", "chain", "inet", "vtcut", "out", "{ type filter hook output priority -300; policy drop; }"},
+		{"add", "rule", "inet", "vtcut", "in", "iif", "lo", "accept"},
+		{"add", "rule", "inet", "vtcut", "out", "oif", "lo", "accept"},
+	} {
+		if out, err := n.Exec(t.Context(), "nft", cmd...); err != nil {
+			t.Fatalf("nft %v: %v\n%s", cmd, err, out)
+		}
+	}
+}
+
+// waitFIBWithin is waitFIB with its own bound, for timing assertions.
+func waitFIBWithin(t *testing.T, r *testnet.Router, prefix netip.Prefix, bound time.Duration, want ...netip.Addr) {
+	t.Helper()
+	if err := r.WaitFIB(t.Context(), prefix, want, bound); err != nil {
+		t.Fatalf("router %s FIB %s: want nexthops %v within %v: %v", r.Name(), prefix, want, bound, err)
+	}
+}
