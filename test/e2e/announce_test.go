@@ -8,9 +8,10 @@ import (
 	"github.com/vipd/vipd/internal/testnet"
 )
 
-// TestNRECStyle: two route servers in their own namespaces, MD5, multihop,
-// a 4-byte ASN, IPv4 and IPv6 over IPv4 sessions; every router installs a
-// 3-way ECMP route for each VIP.
+// TestNRECStyle: NREC's whole parameter set. Two route servers in their
+// own namespaces, MD5, multihop, a 4-byte ASN, IPv4 and IPv6 over IPv4
+// sessions, multihop BFD at 300 ms × 3 (BIRD with `bfd graceful`, as NREC
+// runs it); every router installs a 3-way ECMP route for each VIP.
 func TestNRECStyle(t *testing.T) {
 	for _, kind := range []testnet.RouterKind{testnet.BIRD, testnet.FRR} {
 		t.Run(string(kind), func(t *testing.T) { testNREC(t, kind) })
@@ -20,13 +21,22 @@ func TestNRECStyle(t *testing.T) {
 func testNREC(t *testing.T, kind testnet.RouterKind) {
 	const password = "nrec-Secret.1"
 	nodes := nodeSpecs(3)
+	nbrs := neighbors(nodes, 4200000000, password)
+	for i := range nbrs {
+		nbrs[i].BFD = &testnet.BFDSpec{Multihop: true, Graceful: kind == testnet.BIRD}
+	}
 	w := testnet.NewT(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{
-			{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: neighbors(nodes, 4200000000, password)},
-			{Name: "r2", Kind: kind, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: neighbors(nodes, 4200000000, password)},
+			{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs},
+			{Name: "r2", Kind: kind, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: nbrs},
 		},
 		Nodes: nodes,
 	})
+	// BIRD 2.0.12 sends multihop BFD with TTL 64 (README: BFD).
+	bfdYAML := "      bfd: {enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}\n"
+	if kind == testnet.BIRD {
+		bfdYAML = "      bfd: {enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3, min_ttl: 64}\n"
+	}
 	config := fmt.Sprintf(`bgp:
   asn: 4200000000
   allowed_prefixes: [192.168.0.16/31, "fda4:5ff2:8477:1755::/127"]
@@ -35,7 +45,7 @@ func testNREC(t *testing.T, kind testnet.RouterKind) {
 services:
   - name: web
     vips: [192.168.0.16, "fda4:5ff2:8477:1755::"]
-`, peersYAML(
+`, peersYAMLWith(bfdYAML,
 		peer{"nrec_peer1", addr("10.255.255.1"), 65535, password},
 		peer{"nrec_peer2", addr("10.255.255.2"), 65535, password},
 	))
@@ -54,6 +64,16 @@ services:
 			}
 		}
 		return len(st.VIPs) == 2
+	})
+	for _, r := range w.Routers() {
+		for _, n := range w.Nodes() {
+			if _, err := r.WaitBFD(t.Context(), n.Addr4(), true, testnet.BFDUp, convergeTimeout); err != nil {
+				t.Errorf("router %s BFD with %s: %v", r.Name(), n.Name(), err)
+			}
+		}
+	}
+	waitStatus(t, w.Node("n1"), "both BFD sessions Up", func(st api.Status) bool {
+		return len(st.BFD) == 2 && st.BFD[0].State == "Up" && st.BFD[1].State == "Up"
 	})
 }
 

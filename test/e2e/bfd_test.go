@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +57,7 @@ services:
   - name: web
     vips: [192.168.0.16]
 `, r.Addr4(), multihop)
-	startVipd(t, n1, config)
+	p1 := startVipd(t, n1, config)
 	p2 := startVipd(t, n2, config)
 	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
 	for _, n := range w.Nodes() {
@@ -68,6 +70,30 @@ services:
 		if st.BFD[0].DetectionTime != 900*time.Millisecond {
 			t.Errorf("%s: BFD detection time %v, want 900ms", n.Name(), st.BFD[0].DetectionTime)
 		}
+	}
+
+	// A timer change through reload goes Poll/Final: no flap on either side.
+	bfdSince, err := r.WaitBFD(t.Context(), n1.Addr4(), multihop, testnet.BFDUp, convergeTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bgpSince := establishedSince(t, r, n1)
+	args := p1.Args()
+	slower := strings.Replace(config, "min_tx: 300ms", "min_tx: 500ms", 1)
+	if err := os.WriteFile(args[len(args)-1], []byte(slower+n1.RuntimeYAML()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vipdCLI(n1, "reload"); err != nil {
+		t.Fatalf("vipd reload: %v\n%s", err, out)
+	}
+	waitStatus(t, n1, "BFD Up at the new 500ms TX interval", func(st api.Status) bool {
+		return len(st.BFD) == 1 && st.BFD[0].State == "Up" && st.BFD[0].TxInterval == 500*time.Millisecond
+	})
+	if now, _, err := r.BFDSession(t.Context(), n1.Addr4(), multihop); err != nil || now.State != testnet.BFDUp || !now.Since.Equal(bfdSince.Since) {
+		t.Errorf("router BFD with n1 after the timer change: %+v %v, want Up since %v", now, err, bfdSince.Since)
+	}
+	if again := establishedSince(t, r, n1); !again.Equal(bgpSince) {
+		t.Errorf("n1's BGP session was reset by a BFD timer change")
 	}
 
 	// Restart n2's vipd: BGP and BFD come back, and stay up.
@@ -94,7 +120,7 @@ services:
 	waitFIBWithin(t, r, vip4, nodeLossBound, n2.Addr4())
 	t.Logf("%s: n1's nexthop left the router's FIB %v after the cut", kind, time.Since(cut).Round(time.Millisecond))
 	// vipd's own BFD sees the router go and resets BGP long before the 9 s hold time.
-	err := testnet.WaitFor(t.Context(), nodeLossBound, func(context.Context) error {
+	err = testnet.WaitFor(t.Context(), nodeLossBound, func(context.Context) error {
 		st, err := queryStatus(n1)
 		if err != nil {
 			return err

@@ -36,7 +36,11 @@ type peer struct {
 }
 
 // peersYAML renders the bgp.peers list, multihop, for a node's config.
-func peersYAML(peers ...peer) string {
+func peersYAML(peers ...peer) string { return peersYAMLWith("", peers...) }
+
+// peersYAMLWith is peersYAML with extra lines (indented for a peer's keys)
+// added to every peer.
+func peersYAMLWith(extra string, peers ...peer) string {
 	var b strings.Builder
 	for _, p := range peers {
 		fmt.Fprintf(&b, "    - name: %s\n      address: %s\n      asn: %d\n      multihop: true\n      hold_time: 9s\n",
@@ -44,6 +48,7 @@ func peersYAML(peers ...peer) string {
 		if p.password != "" {
 			fmt.Fprintf(&b, "      password: %q\n", p.password)
 		}
+		b.WriteString(extra)
 	}
 	return b.String()
 }
