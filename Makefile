@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build test test-short fuzz vet clean
+.PHONY: build test test-short bench fuzz vet clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vipd ./cmd/vipd
@@ -18,6 +18,10 @@ test:
 # Unit tests only: no namespaces, no routers.
 test-short:
 	$(GO) test -race -short ./...
+
+# Benchmarks against real routers: tables on stdout, JSON in bench/results/.
+bench:
+	VIPD_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestBench' -v ./test/e2e/
 
 # Run every fuzz target for FUZZTIME each.
 fuzz:
