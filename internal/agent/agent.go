@@ -152,6 +152,14 @@ func (a *Agent) shutdown() error {
 	_ = a.notify.Stopping()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	if a.cfg.BGP.GracefulRestart {
+		// A planned restart: the routers keep the routes, so the
+		// addresses stay to serve that traffic; the next start takes
+		// them over from the state_dir record.
+		err := a.speaker.stop()
+		a.log.Info("stopped for a graceful restart; routes and addresses left in place", "event", "shutdown")
+		return err
+	}
 	if grace := a.cfg.BGP.ShutdownGrace; grace > 0 {
 		a.gracePeriod(ctx, grace)
 	}
@@ -220,6 +228,7 @@ func startSpeaker(cfg *config.Config, routerID netip.Addr, log *slog.Logger) (*s
 		RouterID:        routerID,
 		ListenPort:      cfg.BGP.ListenPort,
 		AllowedPrefixes: cfg.BGP.AllowedPrefixes,
+		GracefulRestart: cfg.BGP.GracefulRestart,
 	}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

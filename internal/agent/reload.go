@@ -94,7 +94,7 @@ func (a *Agent) restoreSpeaker() error {
 // which resets every session.
 func globalChanged(old, cfg *config.Config) bool {
 	return old.BGP.ASN != cfg.BGP.ASN || old.BGP.RouterID != cfg.BGP.RouterID ||
-		old.BGP.ListenPort != cfg.BGP.ListenPort ||
+		old.BGP.ListenPort != cfg.BGP.ListenPort || old.BGP.GracefulRestart != cfg.BGP.GracefulRestart ||
 		!slices.Equal(old.BGP.AllowedPrefixes, cfg.BGP.AllowedPrefixes)
 }
 

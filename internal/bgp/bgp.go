@@ -37,6 +37,10 @@ type Global struct {
 	RouterID        netip.Addr // must be set, IPv4 (the agent resolves the default)
 	ListenPort      int32      // -1: only dial out
 	AllowedPrefixes []netip.Prefix
+	// GracefulRestart (RFC 4724) offers every peer the capability, and
+	// Run's end then stops without withdrawing or a NOTIFICATION, so the
+	// routers keep the routes (as stale) until vipd is back.
+	GracefulRestart bool
 }
 
 // Route is one host route to announce.

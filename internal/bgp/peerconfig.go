@@ -24,6 +24,9 @@ const (
 	// reconnects: the hold-down that keeps a flapping path (as BFD sees
 	// it) from flapping the session as fast. GoBGP's default is 30 s.
 	resetHoldDown = 5 * time.Second
+	// restartTime is how long a router keeps our routes after a graceful
+	// stop (RFC 4724 Restart Time).
+	restartTime = 120 * time.Second
 )
 
 // indexPeers keys peers by address; a repeated address is an error and its
@@ -91,9 +94,9 @@ func sameSession(a, b config.Peer) bool {
 		slices.Equal(peerFamilies(a), peerFamilies(b))
 }
 
-// apiPeer is GoBGP's configuration for p. Graceful restart stays off: vipd
-// wants a dead node's routes gone, not kept as stale.
-func apiPeer(p config.Peer) *api.Peer {
+// apiPeer is GoBGP's configuration for p. Graceful restart is off unless
+// asked for: vipd wants a dead node's routes gone, not kept as stale.
+func apiPeer(p config.Peer, gracefulRestart bool) *api.Peer {
 	hold := uint64(p.HoldTime / time.Second)
 	if hold == 0 {
 		hold = holdTimeNone
@@ -127,7 +130,14 @@ func apiPeer(p config.Peer) *api.Peer {
 		if f == config.IPv6 {
 			family = ipv6Unicast()
 		}
-		peer.AfiSafis = append(peer.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true}})
+		afiSafi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true}}
+		if gracefulRestart {
+			afiSafi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		peer.AfiSafis = append(peer.AfiSafis, afiSafi)
+	}
+	if gracefulRestart {
+		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(restartTime / time.Second)}
 	}
 	return peer
 }

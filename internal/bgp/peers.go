@@ -161,7 +161,7 @@ func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6
 }
 
 func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) error {
-	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.global.GracefulRestart)}); err != nil {
 		return fmt.Errorf("peer %s: add: %w", peerName(p), err)
 	}
 	s.peers[p.Address] = appliedPeer{cfg: p, nextHop: nh}

@@ -40,7 +40,7 @@ func (s *Speaker) Run(ctx context.Context, ready func()) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if err := bs.WatchEvent(watchCtx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.onPeerEvent}, server.WatchPeer()); err != nil {
-		stopServer(context.Background(), bs, serveDone)
+		stopServer(context.Background(), bs, serveDone, false)
 		return fmt.Errorf("bgp: watch peer events: %w", err)
 	}
 
@@ -107,7 +107,7 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 		err = assignPolicies(ctx, bs)
 	}
 	if err != nil {
-		stopServer(context.Background(), bs, serveDone)
+		stopServer(context.Background(), bs, serveDone, false)
 		return nil, nil, fmt.Errorf("bgp: %w", err)
 	}
 	return bs, serveDone, nil
@@ -122,6 +122,17 @@ func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error
 	s.gobgp = nil
 
 	var errs []error
+	if s.global.GracefulRestart {
+		// No withdrawal, no NOTIFICATION: the routers keep our routes as
+		// stale until we are back (RFC 4724).
+		if err := stopServer(ctx, bs, serveDone, true); err != nil {
+			errs = append(errs, err)
+		}
+		clear(s.peers)
+		s.state.stopped(time.Now())
+		s.log.Info("bgp speaker stopped for a graceful restart; routes left at the routers", "event", "speaker_stopped")
+		return errors.Join(errs...)
+	}
 	n := len(s.routes)
 	if err := bs.DeletePath(apiutil.DeletePathRequest{DeleteAll: true}); err != nil {
 		errs = append(errs, fmt.Errorf("bgp: withdraw all routes: %w", err))
@@ -133,7 +144,7 @@ func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error
 		}
 	}
 	s.closeSessions(ctx, bs)
-	if err := stopServer(ctx, bs, serveDone); err != nil {
+	if err := stopServer(ctx, bs, serveDone, false); err != nil {
 		errs = append(errs, err)
 	}
 	clear(s.peers)
@@ -170,12 +181,16 @@ func (s *Speaker) closeSessions(ctx context.Context, bs *server.BgpServer) {
 	s.log.Info("bgp sessions closed", "event", "sessions_closed", "peers", len(peers))
 }
 
-// stopServer stops GoBGP and waits for it within ctx.
-func stopServer(ctx context.Context, bs *server.BgpServer, serveDone <-chan struct{}) error {
+// stopServer stops GoBGP and waits for it within ctx. With
+// gracefulRestart, GoBGP closes graceful-restart sessions without a
+// NOTIFICATION.
+func stopServer(ctx context.Context, bs *server.BgpServer, serveDone <-chan struct{}, gracefulRestart bool) error {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		bs.Stop()
+		req := &api.StopBgpRequest{AllowGracefulRestart: gracefulRestart}
+		// It fails only when GoBGP is not serving: stopped either way.
+		_ = bs.StopBgp(context.Background(), req)
 		<-serveDone
 	}()
 	select {

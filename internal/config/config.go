@@ -35,6 +35,7 @@ type BGP struct {
 	Communities      []Community
 	LargeCommunities []LargeCommunity
 	ShutdownGrace    time.Duration
+	GracefulRestart  bool // RFC 4724: a stopping vipd leaves its routes at the routers
 	Peers            []Peer
 }
 

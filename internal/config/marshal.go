@@ -91,6 +91,7 @@ type fileBGP struct {
 	Communities      []string   `yaml:"communities"`
 	LargeCommunities []string   `yaml:"large_communities"`
 	ShutdownGrace    string     `yaml:"shutdown_grace"`
+	GracefulRestart  bool       `yaml:"graceful_restart"`
 	Peers            []filePeer `yaml:"peers"`
 }
 
@@ -183,6 +184,7 @@ func toFile(c *Config) fileConfig {
 			Communities:      convert(c.BGP.Communities, Community.String),
 			LargeCommunities: convert(c.BGP.LargeCommunities, LargeCommunity.String),
 			ShutdownGrace:    c.BGP.ShutdownGrace.String(),
+			GracefulRestart:  c.BGP.GracefulRestart,
 			Peers:            convert(c.BGP.Peers, toFilePeer),
 		},
 		Services: convert(c.Services, toFileService),

@@ -112,6 +112,7 @@ func (d *decoder) bgp(b *BGP) field {
 			"communities":       listOf(d, &b.Communities, d.community),
 			"large_communities": listOf(d, &b.LargeCommunities, d.largeCommunity),
 			"shutdown_grace":    text(d, &b.ShutdownGrace, "a duration", parseDuration),
+			"graceful_restart":  d.boolean(&b.GracefulRestart),
 			"peers":             listOf(d, &b.Peers, d.peer),
 		})
 		d.require(path, set, "asn")

@@ -202,6 +202,7 @@ var validCases = []struct {
 	}},
 	{"null metrics listen keeps the default", head + "metrics: {listen: }\n", func(c *Config) {}},
 	{"empty lists", head + "services: []\npools: []\n", func(c *Config) {}},
+	{"graceful restart", head + "  graceful_restart: true\n", func(c *Config) { c.BGP.GracefulRestart = true }},
 	{"api listen with token", head + "api: {listen: \"[::1]:10001\", token_file: /etc/vipd/t}\n", func(c *Config) {
 		c.API.Listen, c.API.TokenFile = "[::1]:10001", "/etc/vipd/t"
 		c.Warnings = []string{"api.listen: " + notActive}

@@ -232,3 +232,77 @@ services:
 		t.Errorf("vipd exited %v after SIGTERM, before its 3s grace", took)
 	}
 }
+
+// TestGracefulRestart: with bgp.graceful_restart a planned restart keeps
+// the route in the router's FIB throughout, and the address on lo.
+func TestGracefulRestart(t *testing.T) {
+	w := birdWorld(t, 1, "")
+	r, n1 := w.Router("r1"), w.Node("n1")
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  graceful_restart: true
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}))
+	p := startVipd(t, n1, config)
+	waitFIB(t, r, vip4, n1.Addr4())
+	if err := r.WaitEstablished(t.Context(), convergeTimeout, n1.Addr4()); err != nil {
+		t.Fatal(err)
+	}
+	sinceBefore := establishedSince(t, r, n1)
+
+	// Watch the FIB every 50 ms from before the stop until well after the
+	// new session is up.
+	gaps := make(chan time.Time, 1)
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if hops, err := r.FIB(context.Background(), vip4); err == nil && len(hops) == 0 {
+				select {
+				case gaps <- time.Now():
+				default:
+				}
+			}
+		}
+	}()
+	defer func() { close(stopWatch); <-watched }()
+
+	if err := p.Stop(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if got := loAddrs(t, n1); len(got) != 1 {
+		t.Errorf("after a graceful stop lo holds %v, want the VIP kept", got)
+	}
+	startVipd(t, n1, config)
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(sessions) != 1 || sessions[0].State != testnet.Established || sessions[0].Since.Equal(sinceBefore) {
+			return fmt.Errorf("no new session yet: %+v", sessions)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // stale routes are flushed after End-of-RIB: watch past it
+	select {
+	case at := <-gaps:
+		t.Errorf("the route left the router's FIB at %v during a graceful restart", at)
+	default:
+	}
+	waitFIB(t, r, vip4, n1.Addr4())
+}
