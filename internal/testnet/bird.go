@@ -54,6 +54,7 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 	for i, n := range spec.Neighbors {
 		p := birdPeerData{
 			Name: fmt.Sprintf("peer%d", i+1), Source: spec.PeerAddress, LocalASN: spec.ASN, Neighbor: n,
+			DefaultTimers: spec.DefaultTimers,
 			// Next hops resolve through the LAN's direct routes, for
 			// multihop and IPv6-over-IPv4 alike.
 			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
@@ -167,6 +168,8 @@ type birdPeerData struct {
 	Neighbor Neighbor
 	IPv4     string
 	IPv6     string
+	// DefaultTimers leaves BIRD's connect and error-wait timers alone.
+	DefaultTimers bool
 }
 
 // birdPeerTemplate keeps timers short so a restarted peer reconnects at
@@ -184,9 +187,11 @@ protocol bgp {{.Name}} {
 {{- with .Neighbor.BFD}}
 	bfd {{if .Graceful}}graceful{{else}}on{{end}};
 {{- end}}
+{{- if not .DefaultTimers}}
 	connect delay time 1;
 	connect retry time 1;
 	error wait time 1, 5;
+{{- end}}
 	ipv4 { {{.IPv4}} };
 	ipv6 { {{.IPv6}} };
 }

@@ -233,7 +233,9 @@ router bgp {{.ASN}}
  bgp bestpath as-path multipath-relax
 {{- range $i, $n := .Neighbors}}
  neighbor {{$n.Address}} remote-as {{$n.ASN}}
+{{- if not $.DefaultTimers}}
  neighbor {{$n.Address}} timers connect 1
+{{- end}}
  neighbor {{$n.Address}} advertisement-interval 0
 {{- if $n.Password}}
  neighbor {{$n.Address}} password {{$n.Password}}

@@ -59,6 +59,11 @@ type RouterSpec struct {
 	// Address (Safespring's 169.254.169.254 style).
 	PeerAddress netip.Addr
 	Neighbors   []Neighbor
+	// DefaultTimers keeps the daemon's own connect and error-wait timers
+	// (BIRD: connect retry 120 s, error wait 60-300 s; FRR: connect retry
+	// 120 s) instead of the 1 s ones tests use, to measure what operators
+	// see.
+	DefaultTimers bool
 }
 
 // Neighbor is one BGP neighbour, seen from the speaker that configures it.

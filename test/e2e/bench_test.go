@@ -150,3 +150,88 @@ func report(t *testing.T, name, title string, rows []benchRow) {
 		t.Fatal(err)
 	}
 }
+
+// restartTrials is fewer than benchTrials: one trial can take minutes.
+const restartTrials = 3
+
+// TestBenchPlannedRestart measures how long a restarted vipd's node stays
+// out of the router's ECMP set, with the routers at their default timers:
+// a plain restart, and one with bgp.graceful_restart.
+func TestBenchPlannedRestart(t *testing.T) {
+	skipUnlessBench(t)
+	var rows []benchRow
+	for _, kind := range []testnet.RouterKind{testnet.BIRD, testnet.FRR} {
+		for _, gr := range []bool{false, true} {
+			rows = append(rows, benchRestart(t, kind, gr))
+		}
+	}
+	report(t, "planned-restart", "planned restart (SIGTERM, start again) → node out of the router's ECMP set, routers at default timers", rows)
+}
+
+func benchRestart(t *testing.T, kind testnet.RouterKind, gracefulRestart bool) benchRow {
+	nodes := nodeSpecs(2)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, ""), DefaultTimers: true}},
+		Nodes: nodes,
+	})
+	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  graceful_restart: %v
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, gracefulRestart, peersYAML(peer{"r1", r.Addr4(), 65535, ""}))
+	p := startVipd(t, n1, config)
+	startVipd(t, n2, config)
+	setup := "vipd restart"
+	if gracefulRestart {
+		setup = "vipd restart, graceful"
+	}
+	row := benchRow{Setup: setup, Router: string(kind), Version: routerVersion(t, r)}
+	const bound = 6 * time.Minute // BIRD's error wait reaches 300 s
+	for range restartTrials {
+		if err := r.WaitFIB(t.Context(), vip4, []netip.Addr{n1.Addr4(), n2.Addr4()}, bound); err != nil {
+			t.Fatal(err)
+		}
+		stop := time.Now()
+		if err := p.Stop(stopTimeout); err != nil {
+			t.Fatal(err)
+		}
+		p = startVipd(t, n1, config)
+		row.Trials = append(row.Trials, timeOutOfECMP(t, r, n1.Addr4(), stop, bound))
+	}
+	sorted := slices.Sorted(slices.Values(row.Trials))
+	row.Median, row.Min, row.Max = sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1]
+	return row
+}
+
+// timeOutOfECMP polls the FIB every 20 ms (bounded) from start and returns
+// how long hop was missing from the VIP's route: 0 if it never left.
+func timeOutOfECMP(t *testing.T, r *testnet.Router, hop netip.Addr, start time.Time, bound time.Duration) time.Duration {
+	t.Helper()
+	var left time.Time
+	settle := start.Add(15 * time.Second) // a route that never leaves: watch this long
+	for time.Since(start) < bound {
+		hops, err := r.FIB(t.Context(), vip4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := slices.Contains(hops, hop)
+		switch {
+		case !in && left.IsZero():
+			left = time.Now()
+		case in && !left.IsZero():
+			return time.Since(left)
+		case in && left.IsZero() && time.Now().After(settle):
+			return 0
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not return to the FIB within %v", hop, bound)
+	return 0
+}
