@@ -157,6 +157,11 @@ services:
 	if got := serviceState(st, "web"); got != "drained" {
 		t.Errorf("status --json: web state %q, want drained", got)
 	}
+	for _, v := range st.VIPs {
+		if v.Service == "web" && (v.Announced || v.Reason != "drained by operator") {
+			t.Errorf("status --json: VIP %s announced %v, reason %q; want withdrawn, drained by operator", v.Prefix, v.Announced, v.Reason)
+		}
+	}
 	if out, err := vipdCLI(n1, "drain", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
 		t.Errorf("drain of an unknown service: %v\n%s", err, out)
 	}
