@@ -77,9 +77,6 @@ func (a *Agent) Hurry() { a.once.Do(func() { close(a.hurry) }) }
 // bgp.shutdown_grace with the GRACEFUL_SHUTDOWN community), closes the BGP
 // sessions and removes the addresses it added, in that order.
 func (a *Agent) Run(ctx context.Context) error {
-	for _, w := range a.cfg.Warnings {
-		a.log.Warn("config key not active", "event", "config_warning", "reason", w)
-	}
 	st, err := store.Open(a.cfg.StateDir)
 	if err != nil {
 		return err

@@ -20,10 +20,6 @@ type Config struct {
 	StateDir string // default /var/lib/vipd
 	API      API
 	Metrics  Metrics
-
-	// Warnings name keys that are accepted and validated but whose feature
-	// is not active yet; the daemon logs them at start.
-	Warnings []string
 }
 
 // BGP is the speaker's global configuration.
@@ -101,6 +97,9 @@ type Service struct {
 	Communities      []Community // added to BGP.Communities
 	LargeCommunities []LargeCommunity
 	MaintenanceFile  string
+	// Ports, if set, are the only TCP and UDP ports on which traffic to
+	// the VIPs reaches this host; the rest is dropped.
+	Ports []uint16
 }
 
 // Check is one health check; exactly one of its fields is set.
@@ -137,7 +136,9 @@ type Pool struct {
 type API struct {
 	Socket    string // default /run/vipd/vipd.sock
 	Listen    string // optional host:port
-	TokenFile string
+	TokenFile string // required with Listen
+	TLSCert   string // optional: serve Listen with TLS (both or neither)
+	TLSKey    string
 }
 
 // Metrics configures the Prometheus listener.

@@ -128,6 +128,12 @@ var errorCases = []struct {
 	{"prepend too many", service + "    down_prepend: 33\n", "services[0].down_prepend", 7, "must be 0..32"},
 	{"service community", service + "    communities: [\"a:b\"]\n", "services[0].communities[0]", 7, "want a community"},
 	{"maintenance file relative", service + "    maintenance_file: web\n", "services[0].maintenance_file", 7, "want an absolute path"},
+	{"port 0", service + "    ports: [80, 0]\n", "services[0].ports[1]", 7, "must be 1..65535, got 0"},
+	{"port twice", service + "    ports: [80, 443, 80]\n", "services[0].ports[2]", 7, "port 80 is listed twice"},
+	{"ports not a list", service + "    ports: 80\n", "services[0].ports", 7, "want a list"},
+	{"tls cert without key", head + "api: {listen: \"127.0.0.1:1\", token_file: /t, tls_cert: /c}\n", "api.tls_key", 4, "required with tls_cert"},
+	{"tls key without cert", head + "api: {listen: \"127.0.0.1:1\", token_file: /t, tls_key: /k}\n", "api.tls_cert", 4, "required with tls_key"},
+	{"tls without listen", head + "api: {tls_cert: /c, tls_key: /k}\n", "api.tls_cert", 4, "needs api.listen"},
 
 	// checks
 	{"check with no kind", service + "    checks: [{}]\n", "services[0].checks[0]", 7, "want one of http, tcp, exec"},

@@ -138,6 +138,7 @@ type fileService struct {
 	Communities      []string    `yaml:"communities"`
 	LargeCommunities []string    `yaml:"large_communities"`
 	MaintenanceFile  string      `yaml:"maintenance_file,omitempty"`
+	Ports            []uint16    `yaml:"ports,omitempty"`
 }
 
 type fileCheck struct {
@@ -168,6 +169,8 @@ type fileAPI struct {
 	Socket    string `yaml:"socket"`
 	Listen    string `yaml:"listen"`
 	TokenFile string `yaml:"token_file,omitempty"`
+	TLSCert   string `yaml:"tls_cert,omitempty"`
+	TLSKey    string `yaml:"tls_key,omitempty"`
 }
 
 type fileMetrics struct {
@@ -242,6 +245,7 @@ func toFileService(s Service) fileService {
 		Communities:      convert(s.Communities, Community.String),
 		LargeCommunities: convert(s.LargeCommunities, LargeCommunity.String),
 		MaintenanceFile:  s.MaintenanceFile,
+		Ports:            s.Ports,
 	}
 }
 

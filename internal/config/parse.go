@@ -72,7 +72,6 @@ func parse(data []byte) (*Config, map[string]int, error) {
 		slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, nil, &Errors{List: d.errs}
 	}
-	cfg.Warnings = warnings(cfg)
 	return cfg, d.lines, nil
 }
 

@@ -31,6 +31,7 @@ func (d *decoder) service(s *Service) field {
 			"communities":       listOf(d, &s.Communities, d.community),
 			"large_communities": listOf(d, &s.LargeCommunities, d.largeCommunity),
 			"maintenance_file":  text(d, &s.MaintenanceFile, "an absolute path", parseAbsPath),
+			"ports":             d.ports(&s.Ports),
 		})
 		if set == nil {
 			return
@@ -81,13 +82,13 @@ func (d *decoder) check(c *Check) field {
 func (d *decoder) httpCheck(dst **HTTPCheck) field {
 	return func(v *yaml.Node, path string) {
 		h := &HTTPCheck{StatusMin: 200, StatusMax: 299}
-		status := statusRange{h.StatusMin, h.StatusMax}
+		status := StatusRange{h.StatusMin, h.StatusMax}
 		set := d.object(v, path, map[string]field{
 			"url":           text(d, &h.URL, "a URL", parseCheckURL),
-			"expect_status": text(d, &status, "a status code or range", parseStatusRange),
+			"expect_status": text(d, &status, "a status code or range", ParseStatusRange),
 		})
 		d.require(path, set, "url")
-		h.StatusMin, h.StatusMax = status.min, status.max
+		h.StatusMin, h.StatusMax = status.Min, status.Max
 		*dst = h
 	}
 }
@@ -145,9 +146,34 @@ func (d *decoder) api(a *API) field {
 			"socket":     text(d, &a.Socket, "an absolute path", parseSocketPath),
 			"listen":     text(d, &a.Listen, "host:port", parseListen),
 			"token_file": text(d, &a.TokenFile, "an absolute path", parseAbsPath),
+			"tls_cert":   text(d, &a.TLSCert, "an absolute path", parseAbsPath),
+			"tls_key":    text(d, &a.TLSKey, "an absolute path", parseAbsPath),
 		})
 		if a.Listen != "" && a.TokenFile == "" {
 			d.errorf(joinPath(path, "token_file"), "required when api.listen is set: the TCP API needs a token")
+		}
+		switch {
+		case a.TLSCert != "" && a.TLSKey == "":
+			d.errorf(joinPath(path, "tls_key"), "required with tls_cert")
+		case a.TLSKey != "" && a.TLSCert == "":
+			d.errorf(joinPath(path, "tls_cert"), "required with tls_key")
+		case a.TLSCert != "" && a.Listen == "":
+			d.errorf(joinPath(path, "tls_cert"), "needs api.listen: TLS is for the TCP listener")
+		}
+	}
+}
+
+// ports reads a list of distinct TCP/UDP ports.
+func (d *decoder) ports(dst *[]uint16) field {
+	list := listOf(d, dst, func(p *uint16) field { return intField(d, p, 1, math.MaxUint16) })
+	return func(v *yaml.Node, path string) {
+		list(v, path)
+		seen := make(map[uint16]bool)
+		for i, p := range *dst {
+			if seen[p] {
+				d.errorf(indexPath(path, i), "port %d is listed twice", p)
+			}
+			seen[p] = true
 		}
 	}
 }

@@ -87,9 +87,6 @@ func TestParseExample(t *testing.T) {
 		StateDir: "/var/lib/vipd",
 		API:      API{Socket: "/run/vipd/vipd.sock", TokenFile: "/etc/vipd/api.token"},
 		Metrics:  Metrics{Listen: "127.0.0.1:9477"},
-		Warnings: []string{
-			"pools: accepted but not active yet; it has no effect in this version",
-		},
 	}
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
 		t.Errorf("Parse(example.yaml) mismatch (-want +got):\n%s", diff)
@@ -202,10 +199,17 @@ var validCases = []struct {
 	}},
 	{"null metrics listen keeps the default", head + "metrics: {listen: }\n", func(c *Config) {}},
 	{"empty lists", head + "services: []\npools: []\n", func(c *Config) {}},
+	{"service ports", head + "services: [{name: a, vips: [192.0.2.1], ports: [443, 80]}]\n", func(c *Config) {
+		a := defaultService("a", "192.0.2.1")
+		a.Ports = []uint16{443, 80}
+		c.Services = []Service{a}
+	}},
+	{"api tls", head + "api: {listen: \"[::1]:10001\", token_file: /t, tls_cert: /c, tls_key: /k}\n", func(c *Config) {
+		c.API.Listen, c.API.TokenFile, c.API.TLSCert, c.API.TLSKey = "[::1]:10001", "/t", "/c", "/k"
+	}},
 	{"graceful restart", head + "  graceful_restart: true\n", func(c *Config) { c.BGP.GracefulRestart = true }},
 	{"api listen with token", head + "api: {listen: \"[::1]:10001\", token_file: /etc/vipd/t}\n", func(c *Config) {
 		c.API.Listen, c.API.TokenFile = "[::1]:10001", "/etc/vipd/t"
-		c.Warnings = []string{"api.listen: " + notActive}
 	}},
 	{"merge keys", head + "services:\n  - &web {name: web, vips: [192.0.2.1], rise: 5}\n  - {<<: *web, name: api, vips: [192.0.2.2]}\n", func(c *Config) {
 		web, api := defaultService("web", "192.0.2.1"), defaultService("api", "192.0.2.2")
@@ -215,7 +219,6 @@ var validCases = []struct {
 	{"pools beside VIPs", head + "services: [{name: a, vips: [192.0.2.1]}]\npools: [{name: p, prefixes: [192.0.2.16/28]}]\n", func(c *Config) {
 		c.Services = []Service{defaultService("a", "192.0.2.1")}
 		c.Pools = []Pool{{Name: "p", Prefixes: []netip.Prefix{prefix("192.0.2.16/28")}}}
-		c.Warnings = []string{"pools: " + notActive}
 	}},
 }
 
@@ -230,24 +233,6 @@ func TestParseValid(t *testing.T) {
 				t.Errorf("mismatch (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestWarnings(t *testing.T) {
-	cfg := mustParse(t, head+`  shutdown_grace: 5s
-  peers:
-    - {address: 10.0.0.1, asn: 1}
-    - {address: 10.0.0.2, asn: 1, bfd: {enabled: true}}
-services:
-  - {name: a, vips: [192.0.2.1]}
-  - {name: b, vips: [192.0.2.2], maintenance_file: /run/b}
-pools: [{name: p, prefixes: [192.0.2.128/25]}]
-`)
-	want := []string{
-		"pools: accepted but not active yet; it has no effect in this version",
-	}
-	if diff := cmp.Diff(want, cfg.Warnings); diff != "" {
-		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
 

@@ -142,17 +142,3 @@ func serviceLabel(cfg *Config, i int) string {
 	}
 	return fmt.Sprintf("services[%d]", i)
 }
-
-const notActive = "accepted but not active yet; it has no effect in this version"
-
-// warnings names the keys that are set but whose feature is not built yet.
-func warnings(cfg *Config) []string {
-	var w []string
-	if len(cfg.Pools) > 0 {
-		w = append(w, "pools: "+notActive)
-	}
-	if cfg.API.Listen != "" {
-		w = append(w, "api.listen: "+notActive)
-	}
-	return w
-}

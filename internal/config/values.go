@@ -230,19 +230,19 @@ func parseOnDown(s string) (OnDown, error) {
 	return "", fmt.Errorf("want withdraw or degrade, got %q", s)
 }
 
-// statusRange is an inclusive range of HTTP status codes.
-type statusRange struct{ min, max int }
+// StatusRange is an inclusive range of HTTP status codes, written "204"
+// or "200-299" (expect_status here and in API check bodies).
+type StatusRange struct{ Min, Max int }
 
-// parseStatusRange reads expect_status: one code ("204") or a range
-// ("200-299").
-func parseStatusRange(s string) (statusRange, error) {
+// ParseStatusRange reads one code ("204") or a range ("200-299").
+func ParseStatusRange(s string) (StatusRange, error) {
 	lo, hi, isRange := strings.Cut(s, "-")
 	if !isRange {
 		hi = lo
 	}
-	r := statusRange{min: statusCode(lo), max: statusCode(hi)}
-	if r.min == 0 || r.max == 0 || r.min > r.max {
-		return statusRange{}, fmt.Errorf(`want a status code like "204" or a range like "200-299" (codes 100..599), got %q`, s)
+	r := StatusRange{Min: statusCode(lo), Max: statusCode(hi)}
+	if r.Min == 0 || r.Max == 0 || r.Min > r.Max {
+		return StatusRange{}, fmt.Errorf(`want a status code like "204" or a range like "200-299" (codes 100..599), got %q`, s)
 	}
 	return r, nil
 }

@@ -80,6 +80,9 @@ func (spec Spec) validate() error {
 	if spec.Client != nil {
 		member("client", spec.Client.Name, spec.Client.Address)
 	}
+	for _, h := range spec.Hosts {
+		member("host", h.Name, h.Address)
+	}
 	return errors.Join(errs...)
 }
 

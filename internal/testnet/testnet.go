@@ -44,6 +44,9 @@ type Spec struct {
 	Routers []RouterSpec
 	Nodes   []NodeSpec
 	Client  *NodeSpec // nil: no client
+	// Hosts are plain LAN members (load-balancer backends, servers): like
+	// the client, they route by default via the first router.
+	Hosts []NodeSpec
 }
 
 // RouterSpec describes one router. Its LAN IPv6 address is derived from

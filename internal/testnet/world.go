@@ -23,6 +23,7 @@ type World struct {
 	routers []*Router
 	nodes   []*Node
 	client  *Client
+	hosts   []*Host
 
 	mu         sync.Mutex
 	namespaces []string   // created, in order
@@ -80,6 +81,13 @@ func (w *World) build(ctx context.Context) error {
 			return fmt.Errorf("client %s: %w", cs.Name, err)
 		}
 		w.client = &Client{Host: *h}
+	}
+	for _, hs := range w.spec.Hosts {
+		h, err := w.addHost(ctx, hs)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", hs.Name, err)
+		}
+		w.hosts = append(w.hosts, h)
 	}
 	for _, r := range w.routers {
 		if err := r.Start(ctx); err != nil {
@@ -146,6 +154,9 @@ func (w *World) Nodes() []*Node { return w.nodes }
 // Client returns the client, or nil if the spec has none.
 func (w *World) Client() *Client { return w.client }
 
+// Hosts returns the plain hosts in spec order.
+func (w *World) Hosts() []*Host { return w.hosts }
+
 // Router returns the router called name, or nil.
 func (w *World) Router(name string) *Router {
 	for _, r := range w.routers {
@@ -178,6 +189,11 @@ func (w *World) Host(name string) *Host {
 		return &w.Node(name).Host
 	case w.client != nil && w.client.name == name:
 		return &w.client.Host
+	}
+	for _, h := range w.hosts {
+		if h.name == name {
+			return h
+		}
 	}
 	return nil
 }
