@@ -94,7 +94,7 @@ type LoadBalancer struct {
 }
 
 // Address is the address the load balancer holds (its "eip").
-func (l *LoadBalancer) Address() netip.Addr { return l.Spec.Address }
+func (l LoadBalancer) Address() netip.Addr { return l.Spec.Address }
 
 // Backend is one backend of a load balancer.
 type Backend struct {

@@ -1,0 +1,194 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Limits and defaults of a load balancer's fields.
+const (
+	MaxNameLen       = 63
+	MaxWeight        = 100 // keeps every backend visible in a Maglev table
+	MaxBackends      = 256
+	MinCheckInterval = 100 * time.Millisecond
+	MaxRiseFall      = 100
+
+	defaultCheckInterval = time.Second
+	defaultCheckTimeout  = time.Second
+	defaultRiseFall      = 2
+)
+
+// namePattern matches the config's service and pool names: names go into
+// URLs, logs and metric labels.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// WithDefaults returns s with its zero fields filled in. It does not
+// choose a pool or an address: that is the Registry's job.
+func (s Spec) WithDefaults() Spec {
+	if s.Protocol == "" {
+		s.Protocol = TCP
+	}
+	if s.Mode == "" {
+		s.Mode = ModeNAT
+	}
+	if s.Masquerade == nil {
+		masq := s.Mode == ModeNAT
+		s.Masquerade = &masq
+	}
+	if s.OnEmpty == "" {
+		s.OnEmpty = OnEmptyWithdraw
+	}
+	if s.Check != nil {
+		c := s.Check.withDefaults()
+		s.Check = &c
+	}
+	return s
+}
+
+func (c Check) withDefaults() Check {
+	if c.Type == CheckHTTP {
+		if c.Path == "" {
+			c.Path = "/"
+		}
+		if c.StatusMin == 0 && c.StatusMax == 0 {
+			c.StatusMin, c.StatusMax = 200, 299
+		}
+	}
+	if c.Interval == 0 {
+		c.Interval = defaultCheckInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = min(defaultCheckTimeout, c.Interval)
+	}
+	if c.Rise == 0 {
+		c.Rise = defaultRiseFall
+	}
+	if c.Fall == 0 {
+		c.Fall = defaultRiseFall
+	}
+	return c
+}
+
+// Validate reports the first problem of a defaulted spec as a *FieldError.
+func (s Spec) Validate() error {
+	switch {
+	case !namePattern.MatchString(s.Name) || len(s.Name) > MaxNameLen:
+		return fieldErrorf("name", "want 1..%d letters, digits, '_', '.' and '-', starting with a letter or digit, got %q", MaxNameLen, s.Name)
+	case s.Port == 0:
+		return fieldErrorf("port", "required: a port 1..65535")
+	case s.Protocol != TCP && s.Protocol != UDP:
+		return fieldErrorf("protocol", "want tcp or udp, got %q", s.Protocol)
+	case s.Mode != ModeNAT && s.Mode != ModeLocal:
+		return fieldErrorf("mode", "want nat or local, got %q", s.Mode)
+	case s.OnEmpty != OnEmptyWithdraw && s.OnEmpty != OnEmptyAnnounce:
+		return fieldErrorf("on_empty", "want withdraw or announce, got %q", s.OnEmpty)
+	case s.Mode == ModeLocal && s.Masquerade != nil && *s.Masquerade:
+		return fieldErrorf("masquerade", "only for mode nat: local mode keeps the client's address")
+	case s.Pool != "" && !namePattern.MatchString(s.Pool):
+		return fieldErrorf("pool", "want a pool name, got %q", s.Pool)
+	}
+	if s.Address.IsValid() {
+		if err := checkUnicast(s.Address); err != nil {
+			return &FieldError{Field: "address", Msg: err.Error()}
+		}
+	}
+	if err := checkPorts(s.Ports); err != nil {
+		return err
+	}
+	if s.Check != nil {
+		return s.Check.validate()
+	}
+	return nil
+}
+
+func checkPorts(ports []uint16) error {
+	seen := make(map[uint16]bool, len(ports))
+	for i, p := range ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		switch {
+		case p == 0:
+			return fieldErrorf(field, "want a port 1..65535, got 0")
+		case seen[p]:
+			return fieldErrorf(field, "port %d is listed twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+func (c Check) validate() error {
+	switch {
+	case c.Type != CheckTCP && c.Type != CheckHTTP:
+		return fieldErrorf("check.type", "want tcp or http, got %q", c.Type)
+	case c.Type == CheckTCP && c.Path != "":
+		return fieldErrorf("check.path", "only for http checks")
+	case c.Type == CheckHTTP && (!strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, " \t\r\n#")):
+		return fieldErrorf("check.path", "want an absolute URL path like /healthz, got %q", c.Path)
+	case c.Type == CheckHTTP && (c.StatusMin < 100 || c.StatusMax > 599 || c.StatusMin > c.StatusMax):
+		return fieldErrorf("check.expect_status", "want codes in 100..599, low to high")
+	case c.Interval < MinCheckInterval:
+		return fieldErrorf("check.interval", "must be at least %s, got %s", MinCheckInterval, c.Interval)
+	case c.Timeout <= 0:
+		return fieldErrorf("check.timeout", "must be more than 0")
+	case c.Timeout > c.Interval:
+		return fieldErrorf("check.timeout", "must not be longer than interval (%s), got %s", c.Interval, c.Timeout)
+	case c.Rise < 1 || c.Rise > MaxRiseFall:
+		return fieldErrorf("check.rise", "must be 1..%d, got %d", MaxRiseFall, c.Rise)
+	case c.Fall < 1 || c.Fall > MaxRiseFall:
+		return fieldErrorf("check.fall", "must be 1..%d, got %d", MaxRiseFall, c.Fall)
+	}
+	return nil
+}
+
+// WithDefaults returns b with a zero weight set to 1 and, in local mode, a
+// missing IP set to the load balancer's address.
+func (b BackendSpec) WithDefaults(l *LoadBalancer) BackendSpec {
+	if b.Weight == 0 {
+		b.Weight = 1
+	}
+	if l.Spec.Mode == ModeLocal && !b.IP.IsValid() {
+		b.IP = l.Address()
+	}
+	return b
+}
+
+// Validate reports the first problem of a defaulted backend of l.
+func (b BackendSpec) Validate(l *LoadBalancer) error {
+	addr := l.Address()
+	switch {
+	case !b.IP.IsValid():
+		return fieldErrorf("ip", "required in mode nat")
+	case b.Port == 0:
+		return fieldErrorf("port", "required: a port 1..65535")
+	case b.Weight > MaxWeight:
+		return fieldErrorf("weight", "must be 1..%d, got %d", MaxWeight, b.Weight)
+	case l.Spec.Mode == ModeLocal && b.IP != addr:
+		return fieldErrorf("ip", "in mode local a backend is a port on this host: omit ip, or give the load balancer's address %s", addr)
+	case b.IP.Is4() != addr.Is4():
+		return fieldErrorf("ip", "%s and the load balancer's address %s are of different families", b.IP, addr)
+	case l.Spec.Mode == ModeNAT && b.IP == addr:
+		return fieldErrorf("ip", "is the load balancer's own address; use mode local to forward to this host")
+	}
+	if err := checkUnicast(b.IP); err != nil {
+		return &FieldError{Field: "ip", Msg: err.Error()}
+	}
+	return nil
+}
+
+// checkUnicast refuses addresses that cannot be a service or backend
+// address, and forms that compare unequal to what the kernel uses.
+func checkUnicast(a netip.Addr) error {
+	switch {
+	case a.Zone() != "":
+		return errors.New("addresses with a zone are not supported")
+	case a.Is4In6():
+		return fmt.Errorf("write the IPv4-mapped address as %s", a.Unmap())
+	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%s is not a unicast service address", a)
+	}
+	return nil
+}
