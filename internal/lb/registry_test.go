@@ -126,7 +126,7 @@ func TestCreateFieldErrors(t *testing.T) {
 		{r, Spec{Name: "w", Port: 80, OnEmpty: "hope"}, "on_empty"},
 		{r, Spec{Name: "w", Port: 80, Mode: ModeLocal, Masquerade: new(true)}, "masquerade"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a"}, ""}, // fine: proves the table's setup
-		{r, Spec{Name: "w", Port: 80}, "pool"},         // two pools: which?
+		{r, Spec{Name: "w", Port: 80}, "pool"},        // two pools: which?
 		{r, Spec{Name: "w", Port: 80, Pool: "c"}, "pool"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Address: addr("2001:db8::1")}, "address"},
 		{r, Spec{Name: "w", Port: 80, Address: addr("198.51.100.1")}, "address"},

@@ -192,3 +192,42 @@ func checkUnicast(a netip.Addr) error {
 	}
 	return nil
 }
+
+// Validate checks a whole load balancer as stored: its spec, its address
+// and every backend.
+func (l *LoadBalancer) Validate() error {
+	switch {
+	case l.UUID == "":
+		return fieldErrorf("uuid", "missing")
+	case !l.Address().IsValid():
+		return fieldErrorf("address", "missing")
+	case l.Spec.Pool == "":
+		return fieldErrorf("pool", "missing")
+	}
+	if err := l.Spec.Validate(); err != nil {
+		return err
+	}
+	seen := make(map[netip.AddrPort]bool, len(l.Backends))
+	for i, b := range l.Backends {
+		field := fmt.Sprintf("backends[%d]", i)
+		if b.UUID == "" {
+			return fieldErrorf(field+".uuid", "missing")
+		}
+		if seen[b.AddrPort()] {
+			return fieldErrorf(field, "backend %s is listed twice", b.AddrPort())
+		}
+		seen[b.AddrPort()] = true
+		spec := BackendSpec{IP: b.IP, Port: b.Port, Weight: b.Weight}
+		if b.Weight == 0 {
+			return fieldErrorf(field+".weight", "must be 1..%d, got 0", MaxWeight)
+		}
+		if err := spec.Validate(l); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return fieldErrorf(field+"."+fe.Field, "%s", fe.Msg)
+			}
+			return err
+		}
+	}
+	return nil
+}

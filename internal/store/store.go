@@ -1,10 +1,9 @@
 // Package store keeps vipd's persistent state in a bbolt file inside
 // state_dir.
 //
-// Each kind of record lives in its own top-level bucket (addresses and drains
-// today; load balancers and allocations later). Open creates missing
-// buckets, so adding a kind means adding a bucket name to [buckets] and a
-// file with its methods. A meta bucket holds the schema version, so a file
+// Each kind of record lives in its own top-level bucket (addresses, drains
+// and load balancers). Open creates missing buckets, so adding a kind means
+// adding a bucket name to [buckets] and a file with its methods. A meta bucket holds the schema version, so a file
 // written by a newer vipd is refused instead of misread.
 //
 // The bbolt file lock makes a state_dir single-owner: a second Open, from
@@ -39,9 +38,11 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketAddresses = []byte("addresses")
 	bucketDrains    = []byte("drains")
+	// bucketLoadBalancers maps a load balancer's UUID to its JSON record.
+	bucketLoadBalancers = []byte("loadbalancers")
 
 	// buckets lists every top-level bucket Open makes sure exists.
-	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains}
+	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers}
 
 	keySchema = []byte("schema")
 
