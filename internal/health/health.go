@@ -36,6 +36,9 @@ type Params struct {
 	Timeout  time.Duration // deadline of each round
 	Rise     int           // passing rounds in a row that bring a service up
 	Fall     int           // failing rounds in a row that bring a service down
+	// FirstRise, if above 0, replaces Rise until the first transition, so
+	// a new target can count as up after one pass (load-balancer backends).
+	FirstRise int
 }
 
 // Result is the outcome of a monitor's last round.
@@ -308,8 +311,12 @@ func (m *Monitor) record(r round) {
 
 // transition flips s.Up when a threshold is met and reports whether it did.
 func (m *Monitor) transition(s *Status) bool {
+	rise := m.params.Rise
+	if s.Transitions == 0 && m.params.FirstRise > 0 {
+		rise = m.params.FirstRise
+	}
 	switch {
-	case !s.Up && s.Passes >= m.params.Rise:
+	case !s.Up && s.Passes >= rise:
 		s.Up = true
 	case s.Up && s.Failures >= m.params.Fall:
 		s.Up = false

@@ -115,6 +115,7 @@ func TestMonitorTransitions(t *testing.T) {
 	tests := []struct {
 		name       string
 		rise, fall int
+		firstRise  int
 		pass       func(call int64) bool
 		rounds     int64 // run at least this many rounds
 		want       []transition
@@ -158,6 +159,13 @@ func TestMonitorTransitions(t *testing.T) {
 			want: []transition{{Up: true, Round: 2}, {Up: false, Round: 4}, {Up: true, Round: 6}},
 		},
 		{
+			name: "first rise only until the first transition",
+			rise: 3, fall: 1, firstRise: 1, rounds: 10,
+			// up at 1 (first rise), down at 2, up again only after 3 passes.
+			pass: func(n int64) bool { return n != 2 },
+			want: []transition{{Up: true, Round: 1}, {Up: false, Round: 2}, {Up: true, Round: 5}},
+		},
+		{
 			name: "rise and fall of 0 count as 1",
 			rise: 0, fall: 0, rounds: 5,
 			pass: func(n int64) bool { return n == 1 },
@@ -169,7 +177,7 @@ func TestMonitorTransitions(t *testing.T) {
 			sc := &scripted{pass: tt.pass}
 			// A long timeout keeps the watchdog quiet on a busy machine; the
 			// scripted checks return at once anyway.
-			p := Params{Interval: testInterval, Timeout: time.Second, Rise: tt.rise, Fall: tt.fall}
+			p := Params{Interval: testInterval, Timeout: time.Second, Rise: tt.rise, Fall: tt.fall, FirstRise: tt.firstRise}
 			m, rec := newRecordedMonitor(sc, p)
 			if m.Up() {
 				t.Fatal("a monitor with checks starts up")
