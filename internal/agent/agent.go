@@ -24,6 +24,7 @@ import (
 	"github.com/vipd/vipd/internal/bfd"
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/metrics"
 	"github.com/vipd/vipd/internal/store"
 	"github.com/vipd/vipd/internal/systemd"
@@ -44,12 +45,13 @@ type Agent struct {
 	hurry   chan struct{} // closed by Hurry
 	once    sync.Once
 
-	store    *store.Store
-	binder   *vip.Binder
-	monitors *monitors
-	metrics  *metrics.Metrics
-	bfd      *bfd.Manager
-	registry *prometheus.Registry
+	store           *store.Store
+	binder          *vip.Binder
+	monitors        *monitors
+	backendMonitors *monitors
+	metrics         *metrics.Metrics
+	bfd             *bfd.Manager
+	registry        *prometheus.Registry
 
 	mu        sync.Mutex // guards the fields below, which Status reads
 	cfg       *config.Config
@@ -58,6 +60,7 @@ type Agent struct {
 	speaker   *speaker
 	drained   map[string]bool // by the operator (persisted)
 	decisions []decision      // the last pass's, for status
+	lbs       *lb.Registry    // changed only inside the loop
 }
 
 // New returns an agent for cfg, loaded from path. It has no side effects;
@@ -86,6 +89,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.loadDrains(); err != nil {
 		return err
 	}
+	if err := a.loadLoadBalancers(); err != nil {
+		return err
+	}
 	if a.hash, err = a.cfg.Hash(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -108,10 +114,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.metrics.ConfigLoaded(a.hash)
 	a.monitors = newMonitors(a.log, a.wake.notify, a.metrics.ObserveCheck)
 	a.monitors.sync(a.cfg.Services)
+	a.backendMonitors = newBackendMonitors(a.log, a.wake.notify, a.metrics.ObserveCheck)
+	a.syncBackendMonitors()
 
 	err = a.serve(ctx)
 
 	a.monitors.stopAll()
+	a.backendMonitors.stopAll()
 	return errors.Join(err, a.shutdown())
 }
 

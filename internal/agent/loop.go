@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/vip"
 )
 
@@ -80,14 +82,27 @@ func (a *Agent) loop(ctx context.Context) error {
 // now. Addresses are bound first so a route never points at a node without
 // its VIP.
 func (a *Agent) reconcile(ctx context.Context) error {
-	ds := decide(a.cfg, a.serviceInput)
+	lbs := a.loadBalancers()
+	services := slices.Clone(a.cfg.Services)
+	lbByService := make(map[string]lb.LoadBalancer, len(lbs))
+	for _, l := range lbs {
+		svc := lbService(l)
+		services = append(services, svc)
+		lbByService[svc.Name] = l
+	}
+	ds := decide(a.cfg.BGP, services, func(name string) serviceInput {
+		if l, ok := lbByService[name]; ok {
+			return a.lbInput(l)
+		}
+		return a.serviceInput(name)
+	})
 	a.logChanges(ds)
 	a.mu.Lock()
 	a.decisions = ds
 	a.mu.Unlock()
 
 	var errs []error
-	if err := a.binder.Set(ctx, desiredAddresses(a.cfg.Services)); err != nil {
+	if err := a.binder.Set(ctx, desiredAddresses(services)); err != nil {
 		errs = append(errs, fmt.Errorf("bind: %w", err))
 	}
 	if err := a.speaker.SetRoutes(ctx, routesOf(ds)); err != nil {

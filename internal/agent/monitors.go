@@ -17,9 +17,10 @@ const staleMargin = 5 * time.Second
 // monitors owns one health monitor goroutine per service. sync starts,
 // keeps or restarts them to match the config; stop ends them all.
 type monitors struct {
-	log      *slog.Logger
-	onChange func()
-	observe  func(service, kind string, took time.Duration) // may be nil
+	log       *slog.Logger
+	onChange  func()
+	observe   func(service, kind string, took time.Duration) // may be nil
+	firstRise int                                            // health.Params.FirstRise
 
 	mu      sync.Mutex
 	running map[string]*monitor
@@ -35,6 +36,14 @@ type monitor struct {
 
 func newMonitors(log *slog.Logger, onChange func(), observe func(service, kind string, took time.Duration)) *monitors {
 	return &monitors{log: log, onChange: onChange, observe: observe, running: make(map[string]*monitor)}
+}
+
+// newBackendMonitors returns monitors for load-balancer backends: a new
+// backend enters its table after its first passing check.
+func newBackendMonitors(log *slog.Logger, onChange func(), observe func(service, kind string, took time.Duration)) *monitors {
+	ms := newMonitors(log, onChange, observe)
+	ms.firstRise = 1
+	return ms
 }
 
 // sync makes the running monitors match services. A service whose checks
@@ -68,7 +77,7 @@ func (ms *monitors) sync(services []config.Service) (started []string) {
 
 // start runs a monitor on its own lifetime: only stop (or stopAll) ends it.
 func (ms *monitors) start(svc config.Service) *monitor {
-	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall}
+	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall, FirstRise: ms.firstRise}
 	ctx, cancel := context.WithCancel(context.Background())
 	var opts []health.Option
 	if ms.observe != nil {

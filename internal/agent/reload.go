@@ -46,6 +46,9 @@ func (a *Agent) reload(ctx context.Context) (api.ReloadResult, error) {
 	if !res.Changed {
 		return res, nil
 	}
+	if err := a.lbs.CheckPools(cfg.Pools); err != nil {
+		return api.ReloadResult{}, &config.Errors{File: a.path, List: []*config.FieldError{{Path: "pools", Msg: err.Error()}}}
+	}
 	res.RestartRequired = keepRestartOnly(cfg, a.cfg)
 	routerID, err := resolveRouterID(cfg)
 	if err != nil {
@@ -73,6 +76,7 @@ func (a *Agent) reload(ctx context.Context) (api.ReloadResult, error) {
 
 	a.mu.Lock()
 	a.cfg, a.hash, a.routerID, a.speaker = cfg, hash, routerID, sp
+	_ = a.lbs.SetPools(cfg.Pools) // CheckPools passed above, and only the loop changes a.lbs
 	a.mu.Unlock()
 	return res, nil
 }

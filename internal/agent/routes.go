@@ -17,6 +17,10 @@ const (
 	ReasonDegraded    Reason = "checks failing, announced degraded"
 	ReasonDrained     Reason = "drained by operator"
 	ReasonMaintenance Reason = "maintenance file exists"
+	// Load balancers: their address is up while a backend is.
+	ReasonBackendsUp     Reason = "healthy backends"
+	ReasonNoBackend      Reason = "no healthy backend"
+	ReasonAnnounceNoneUp Reason = "no healthy backend; announced anyway (on_empty: announce)"
 )
 
 // gracefulShutdown is the RFC 8326 GRACEFUL_SHUTDOWN community, 65535:0.
@@ -26,6 +30,9 @@ const gracefulShutdown config.Community = 0xFFFF0000
 type serviceInput struct {
 	up    bool
 	drain Reason // ReasonDrained, ReasonMaintenance or ""
+	// upReason and downReason, if set, explain the state instead of the
+	// checks (a load balancer's backends).
+	upReason, downReason Reason
 }
 
 // decision is what the agent wants for one VIP.
@@ -36,13 +43,13 @@ type decision struct {
 	reason  Reason
 }
 
-// decide turns the config and the services' health and drains into the
-// desired routes. It is pure so every rule about what gets announced is
-// tested in one place.
-func decide(cfg *config.Config, input func(service string) serviceInput) []decision {
+// decide turns the services (configured ones and those of load balancers)
+// and their health and drains into the desired routes. It is pure so every
+// rule about what gets announced is tested in one place.
+func decide(g config.BGP, services []config.Service, input func(service string) serviceInput) []decision {
 	var out []decision
-	for _, svc := range cfg.Services {
-		route, reason := serviceRoute(cfg.BGP, svc, input(svc.Name))
+	for _, svc := range services {
+		route, reason := serviceRoute(g, svc, input(svc.Name))
 		for _, addr := range svc.VIPs {
 			d := decision{service: svc.Name, prefix: netip.PrefixFrom(addr, addr.BitLen()), reason: reason}
 			if route != nil {
@@ -69,8 +76,12 @@ func serviceRoute(g config.BGP, svc config.Service, in serviceInput) (*bgp.Route
 	switch {
 	case in.drain != "":
 		reason = in.drain
+	case !in.up && in.downReason != "":
+		reason = in.downReason
 	case !in.up:
 		reason = ReasonHealthDown
+	case in.upReason != "":
+		return r, in.upReason
 	case len(svc.Checks) == 0:
 		return r, ReasonNoChecks
 	default:

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/lb"
 )
 
 func TestDecide(t *testing.T) {
@@ -70,7 +72,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ds := decide(cfg, func(s string) serviceInput { return serviceInput{up: tt.up[s], drain: tt.drain[s]} })
+			ds := decide(cfg.BGP, cfg.Services, func(s string) serviceInput { return serviceInput{up: tt.up[s], drain: tt.drain[s]} })
 			got := map[string]*bgp.Route{}
 			why := map[string]Reason{}
 			for _, d := range ds {
@@ -95,6 +97,39 @@ func TestDecide(t *testing.T) {
 				t.Errorf("routesOf: %d routes, want %d", n, countNonNil(tt.want))
 			}
 		})
+	}
+}
+
+// A load balancer's address goes through decide like a configured VIP, its
+// state explained by its backends rather than by checks.
+func TestDecideLoadBalancer(t *testing.T) {
+	addr := netip.MustParseAddr("198.51.100.1")
+	l := lb.LoadBalancer{UUID: "u", Spec: lb.Spec{Name: "web", Address: addr}}
+	svc := lbService(l)
+	g := config.BGP{Communities: []config.Community{64532<<16 | 100}}
+	for _, tc := range []struct {
+		in        serviceInput
+		announced bool
+		why       Reason
+	}{
+		{serviceInput{up: true, upReason: ReasonBackendsUp}, true, ReasonBackendsUp},
+		{serviceInput{up: true, upReason: ReasonAnnounceNoneUp}, true, ReasonAnnounceNoneUp},
+		{serviceInput{downReason: ReasonNoBackend}, false, ReasonNoBackend},
+		{serviceInput{up: true, upReason: ReasonBackendsUp, drain: ReasonDrained}, false, ReasonDrained},
+	} {
+		ds := decide(g, []config.Service{svc}, func(string) serviceInput { return tc.in })
+		if len(ds) != 1 || ds[0].prefix != netip.PrefixFrom(addr, 32) || ds[0].service != "lb/web" {
+			t.Fatalf("decisions %+v, want one for %s as lb/web", ds, addr)
+		}
+		if got := ds[0].route != nil; got != tc.announced || ds[0].reason != tc.why {
+			t.Errorf("%+v: announced %v (%s), want %v (%s)", tc.in, got, ds[0].reason, tc.announced, tc.why)
+		}
+		if ds[0].route != nil && !slices.Equal(ds[0].route.Communities, g.Communities) {
+			t.Errorf("communities %v, want the global ones %v", ds[0].route.Communities, g.Communities)
+		}
+	}
+	if addrs := desiredAddresses([]config.Service{svc}); len(addrs) != 1 || addrs[0].Addr != addr || addrs[0].Interface != "lo" {
+		t.Errorf("desiredAddresses = %+v, want %s on lo", addrs, addr)
 	}
 }
 

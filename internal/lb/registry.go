@@ -51,9 +51,9 @@ func NewRegistry(pools []config.Pool, lbs []LoadBalancer) (*Registry, error) {
 	return r, nil
 }
 
-// SetPools replaces the pools. It refuses pools that would orphan a load
-// balancer's address, naming the load balancer, and then changes nothing.
-func (r *Registry) SetPools(pools []config.Pool) error {
+// CheckPools reports, naming each, the load balancers whose address pools
+// would orphan.
+func (r *Registry) CheckPools(pools []config.Pool) error {
 	var errs []error
 	for _, l := range r.List() {
 		p := findPool(pools, l.Spec.Pool)
@@ -64,7 +64,13 @@ func (r *Registry) SetPools(pools []config.Pool) error {
 			errs = append(errs, fmt.Errorf("load balancer %q (%s) holds %s, which is not in pool %q (%s)", l.Spec.Name, l.UUID, l.Address(), p.Name, prefixList(p.Prefixes)))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// SetPools replaces the pools after CheckPools; if it fails, nothing
+// changes.
+func (r *Registry) SetPools(pools []config.Pool) error {
+	if err := r.CheckPools(pools); err != nil {
 		return err
 	}
 	r.pools = slices.Clone(pools)
