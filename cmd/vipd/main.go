@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -42,6 +43,24 @@ func run(args []string) int {
 
 type globalFlags struct {
 	socket string
+	api    string // a remote API's URL; wins over socket
+	token  string // the remote API's token file
+	caFile string // CAs to trust for an https API
+}
+
+// client returns a client for the remote API if --api is set, else for
+// the control socket.
+func (g *globalFlags) client() (*api.Client, error) {
+	if g.api == "" {
+		if g.token != "" || g.caFile != "" {
+			return nil, usageError{errors.New("--token-file and --ca-file need --api")}
+		}
+		return api.NewClient(g.socket), nil
+	}
+	if g.token == "" {
+		return nil, usageError{errors.New("--api needs --token-file")}
+	}
+	return api.NewRemoteClient(g.api, g.token, g.caFile)
 }
 
 func newRootCmd() *cobra.Command {
@@ -53,6 +72,9 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", config.DefaultSocket, "the daemon's control socket")
+	root.PersistentFlags().StringVar(&g.api, "api", "", "a daemon's TCP API instead of the socket, e.g. https://host:10001")
+	root.PersistentFlags().StringVar(&g.token, "token-file", "", "the file holding the --api bearer token")
+	root.PersistentFlags().StringVar(&g.caFile, "ca-file", "", "PEM CA certificates to trust for an https --api")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\n%s", err, cmd.UsageString())}
 	})
@@ -63,6 +85,7 @@ func newRootCmd() *cobra.Command {
 		newReloadCmd(&g),
 		newDrainCmd(&g, true),
 		newDrainCmd(&g, false),
+		newLBCmd(&g),
 		newVersionCmd(),
 	)
 	return root

@@ -16,7 +16,11 @@ func newReloadCmd(g *globalFlags) *cobra.Command {
 		Short: "re-read the running daemon's config file and apply the difference",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := api.NewClient(g.socket).Reload(cmd.Context())
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Reload(cmd.Context())
 			if err != nil {
 				return describeAPIError(cmd, err)
 			}
@@ -37,7 +41,11 @@ func newDrainCmd(g *globalFlags, drained bool) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := api.NewClient(g.socket).Drain(cmd.Context(), args[0], drained); err != nil {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Drain(cmd.Context(), args[0], drained); err != nil {
 				return describeAPIError(cmd, err)
 			}
 			state := "undrained"

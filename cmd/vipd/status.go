@@ -20,7 +20,11 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Short: "show peers, services and announcements of the running daemon",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := api.NewClient(g.socket).Status(cmd.Context())
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
 			if err != nil {
 				return err
 			}

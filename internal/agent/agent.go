@@ -135,10 +135,19 @@ func (a *Agent) serve(ctx context.Context) error {
 		}
 		metricsLn = ln
 	}
+	apiLn, token, err := a.listenAPI()
+	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+		return err
+	}
+	srv := api.NewServer(a, a.log)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return api.NewServer(a, a.log).ServeSocket(ctx, a.cfg.API.Socket)
-	})
+	g.Go(func() error { return srv.ServeSocket(ctx, a.cfg.API.Socket) })
+	if apiLn != nil {
+		g.Go(func() error { return srv.ServeTCP(ctx, apiLn, token) })
+	}
 	g.Go(func() error { return a.loop(ctx) })
 	g.Go(func() error { return a.watchdog(ctx, a.notify) })
 	if metricsLn != nil {
@@ -150,6 +159,23 @@ func (a *Agent) serve(ctx context.Context) error {
 	a.log.Info("started", "event", "start", "router_id", a.routerID, "asn", a.cfg.BGP.ASN,
 		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services), "config_hash", a.hash)
 	return g.Wait()
+}
+
+// listenAPI opens the optional TCP API listener and reads its token.
+func (a *Agent) listenAPI() (net.Listener, []byte, error) {
+	c := a.cfg.API
+	if c.Listen == "" {
+		return nil, nil, nil
+	}
+	token, err := api.ReadToken(c.TokenFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api.token_file: %w", err)
+	}
+	ln, err := api.ListenTCP(c.Listen, c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api.listen: %w", err)
+	}
+	return ln, token, nil
 }
 
 // shutdown withdraws and closes the sessions before the addresses go, so

@@ -27,7 +27,8 @@ type op struct {
 	done chan error
 }
 
-// do runs fn inside the loop, then a pass, and returns fn's error.
+// do runs fn inside the loop, then a pass, and returns fn's error once the
+// pass is done, so a caller sees the state its change led to.
 func (a *Agent) do(ctx context.Context, fn func(ctx context.Context) error) error {
 	o := op{fn: fn, done: make(chan error, 1)}
 	select {
@@ -52,11 +53,13 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer poll.Stop()
 	backoff := minRetry
 	for {
+		var reply func() // answers an op after the pass
 		select {
 		case <-ctx.Done():
 			return nil
 		case o := <-a.ops:
-			o.done <- o.fn(ctx)
+			err := o.fn(ctx)
+			reply = func() { o.done <- err }
 		case <-a.wake:
 		case <-retry.C:
 		case <-poll.C:
@@ -64,7 +67,11 @@ func (a *Agent) loop(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := a.reconcile(ctx); err != nil {
+		err := a.reconcile(ctx)
+		if reply != nil {
+			reply()
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

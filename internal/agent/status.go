@@ -29,6 +29,7 @@ func (a *Agent) Status() api.Status {
 		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
+	st.LoadBalancers = a.LoadBalancers()
 	return st
 }
 

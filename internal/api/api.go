@@ -15,6 +15,8 @@ type Status struct {
 	BFD      []BFDStatus     `json:"bfd"`
 	Services []ServiceStatus `json:"services"`
 	VIPs     []VIPStatus     `json:"vips"`
+	// LoadBalancers are the load balancers the API created.
+	LoadBalancers []LoadBalancer `json:"load_balancers"`
 }
 
 // PeerStatus is one BGP session.
@@ -99,4 +101,86 @@ type FieldError struct {
 	Field   string `json:"field"`
 	Line    int    `json:"line,omitempty"`
 	Message string `json:"message"`
+}
+
+// DrainResult is the reply to a drain or undrain.
+type DrainResult struct {
+	Service string `json:"service"`
+	Drained bool   `json:"drained"`
+}
+
+// Health is the reply of GET /healthz.
+type Health struct {
+	Status string `json:"status"` // always "ok": the API answers
+}
+
+// LoadBalancer is a load balancer as the API shows it: its spec with the
+// defaults filled in, its backends, and whether its address is announced.
+type LoadBalancer struct {
+	UUID       string                `json:"uuid"`
+	Name       string                `json:"name"`
+	EIP        string                `json:"eip"` // the address it holds
+	Port       uint16                `json:"port"`
+	Protocol   string                `json:"protocol"`
+	Mode       string                `json:"mode"`
+	Pool       string                `json:"pool"`
+	Ports      []uint16              `json:"ports"`
+	Masquerade bool                  `json:"masquerade"`
+	OnEmpty    string                `json:"on_empty"`
+	Check      *Check                `json:"check"` // null: no backend checks
+	Backends   []LoadBalancerBackend `json:"backends"`
+	Announced  bool                  `json:"announced"`
+	Reason     string                `json:"reason"` // why it is or isn't announced
+	Created    time.Time             `json:"created"`
+}
+
+// LoadBalancerBackend is one backend of a load balancer.
+type LoadBalancerBackend struct {
+	UUID   string `json:"uuid"`
+	IP     string `json:"ip"`
+	Port   uint16 `json:"port"`
+	Weight uint32 `json:"weight"`
+	State  string `json:"state"` // up, down, pending
+}
+
+// Check is a load balancer's backend health check, in requests and
+// replies. Durations are Go durations ("1s"); expect_status is "204" or
+// "200-299". In a request, omitted fields (and zero rise or fall) take
+// the defaults; a reply shows them filled in.
+type Check struct {
+	Type         string `json:"type"` // tcp or http
+	Path         string `json:"path,omitempty"`
+	ExpectStatus string `json:"expect_status,omitempty"`
+	Interval     string `json:"interval,omitempty"`
+	Timeout      string `json:"timeout,omitempty"`
+	Rise         int    `json:"rise,omitempty"`
+	Fall         int    `json:"fall,omitempty"`
+}
+
+// LoadBalancerRequest is the body of POST /loadbalancer. Omitted fields
+// take the defaults.
+type LoadBalancerRequest struct {
+	Name       string   `json:"name"`
+	Port       uint16   `json:"port"`
+	Protocol   string   `json:"protocol,omitempty"`
+	Mode       string   `json:"mode,omitempty"`
+	Pool       string   `json:"pool,omitempty"`
+	Address    string   `json:"address,omitempty"`
+	Check      *Check   `json:"check,omitempty"`
+	Ports      []uint16 `json:"ports,omitempty"`
+	Masquerade *bool    `json:"masquerade,omitempty"`
+	OnEmpty    string   `json:"on_empty,omitempty"`
+}
+
+// BackendRequest is the body of POST /loadbalancer/{uuid}/backend.
+type BackendRequest struct {
+	IP     string `json:"ip,omitempty"` // local mode: omit
+	Port   uint16 `json:"port"`
+	Weight uint32 `json:"weight,omitempty"` // default 1
+}
+
+// Deleted is the reply to DELETE /loadbalancer/{uuid}.
+type Deleted struct {
+	UUID    string `json:"uuid"`
+	Deleted bool   `json:"deleted"`
 }

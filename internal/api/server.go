@@ -10,19 +10,37 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/lb"
 )
 
 // Backend is what the server exposes; the agent implements it. Its errors
-// wrap ErrNotFound or ErrConflict, or are *config.Errors, to choose the
-// reply's status.
+// wrap ErrNotFound or ErrConflict (or lb's), or are *config.Errors or
+// *lb.FieldError, to choose the reply's status.
 type Backend interface {
 	Status() Status
 	Reload(ctx context.Context) (ReloadResult, error)
 	Drain(ctx context.Context, service string) error
 	Undrain(ctx context.Context, service string) error
+	LoadBalancers
+}
+
+// LoadBalancers is the load-balancer part of a Backend. The specs it gets
+// are decoded but neither defaulted nor validated: that is its job, and a
+// rejected field comes back as an *lb.FieldError.
+type LoadBalancers interface {
+	// CreateLoadBalancer creates a load balancer, or returns the existing
+	// one of that name (created false) when its spec is the same; a
+	// different spec under a taken name wraps ErrConflict.
+	CreateLoadBalancer(ctx context.Context, spec lb.Spec) (l LoadBalancer, created bool, err error)
+	LoadBalancers() []LoadBalancer
+	LoadBalancer(uuid string) (LoadBalancer, error)
+	DeleteLoadBalancer(ctx context.Context, uuid string) error
+	AddBackend(ctx context.Context, lbUUID string, b lb.BackendSpec) (LoadBalancer, error)
+	RemoveBackend(ctx context.Context, lbUUID, backendUUID string) (LoadBalancer, error)
 }
 
 // Errors a Backend wraps to choose the reply's status.
@@ -42,29 +60,59 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	return &Server{backend: b, log: log}
 }
 
-// Handler returns the API's HTTP handler. Every reply, errors included, is JSON.
+// endpoint is one route of the API. GET /openapi.json describes them all.
+type endpoint struct {
+	method, pattern string
+	h               handlerFunc
+}
+
+func (s *Server) endpoints() []endpoint {
+	return []endpoint{
+		{http.MethodGet, "/status", s.status},
+		{http.MethodPost, "/reload", s.reload},
+		{http.MethodPost, "/services/{name}/drain", s.drain(true)},
+		{http.MethodPost, "/services/{name}/undrain", s.drain(false)},
+		{http.MethodGet, "/healthz", healthz},
+		{http.MethodGet, "/openapi.json", serveOpenAPI},
+		{http.MethodPost, "/loadbalancer", s.createLoadBalancer},
+		{http.MethodGet, "/loadbalancers", s.listLoadBalancers},
+		{http.MethodGet, "/loadbalancer/{uuid}", s.getLoadBalancer},
+		{http.MethodDelete, "/loadbalancer/{uuid}", s.deleteLoadBalancer},
+		{http.MethodPost, "/loadbalancer/{uuid}/backend", s.addBackend},
+		{http.MethodDelete, "/loadbalancer/{uuid}/backend/{backend}", s.removeBackend},
+	}
+}
+
+// Handler returns the API's HTTP handler, without authentication (the
+// control socket's mode is its access control). Every reply, errors
+// included, is JSON.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	route(mux, http.MethodGet, "/status", s.status)
-	route(mux, http.MethodPost, "/reload", s.reload)
-	route(mux, http.MethodPost, "/services/{name}/drain", s.drain(true))
-	route(mux, http.MethodPost, "/services/{name}/undrain", s.drain(false))
-	route(mux, http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) error {
-		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	var patterns []string
+	allow := map[string][]string{}
+	for _, e := range s.endpoints() {
+		mux.Handle(e.method+" "+e.pattern, e.h)
+		if allow[e.pattern] == nil {
+			patterns = append(patterns, e.pattern)
+		}
+		allow[e.pattern] = append(allow[e.pattern], e.method)
+	}
+	// Known paths answer other methods with a JSON 405.
+	for _, p := range patterns {
+		methods := strings.Join(allow[p], ", ")
+		mux.Handle(p, handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			w.Header().Set("Allow", methods)
+			return &HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed; use " + methods}
+		}))
+	}
 	mux.Handle("/", handlerFunc(func(http.ResponseWriter, *http.Request) error {
 		return &HTTPError{Status: http.StatusNotFound, Message: "no such endpoint"}
 	}))
 	return mux
 }
 
-// route registers h for method and path, and a JSON 405 for other methods.
-func route(mux *http.ServeMux, method, path string, h handlerFunc) {
-	mux.Handle(method+" "+path, h)
-	mux.Handle(path, handlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
-		w.Header().Set("Allow", method)
-		return &HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed; use " + method}
-	}))
+func healthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) error {
@@ -89,7 +137,7 @@ func (s *Server) drain(drained bool) handlerFunc {
 		if err := op(r.Context(), name); err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, map[string]any{"service": name, "drained": drained})
+		return writeJSON(w, http.StatusOK, DrainResult{Service: name, Drained: drained})
 	}
 }
 
@@ -102,12 +150,12 @@ func (s *Server) ServeSocket(ctx context.Context, path string) error {
 		return err
 	}
 	defer os.Remove(path)
-	return s.serve(ctx, ln)
+	return s.serve(ctx, ln, s.Handler())
 }
 
-func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -158,7 +206,13 @@ type HTTPError struct {
 	Details []FieldError // a rejected config's problems, as the client got them
 }
 
-func (e *HTTPError) Error() string { return e.Message }
+// Error names the field first, if there is one: "port: must be 1..65535".
+func (e *HTTPError) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
 
 // handlerFunc lets handlers return an error that one place turns into JSON.
 type handlerFunc func(http.ResponseWriter, *http.Request) error
@@ -174,6 +228,7 @@ func (f handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func errorReply(err error) (int, Error) {
 	var he *HTTPError
 	var ce *config.Errors
+	var fe *lb.FieldError
 	switch {
 	case errors.As(err, &he):
 		return he.Status, Error{Message: he.Message, Field: he.Field}
@@ -186,9 +241,11 @@ func errorReply(err error) (int, Error) {
 			body.Field = body.Errors[0].Field
 		}
 		return http.StatusBadRequest, body
-	case errors.Is(err, ErrNotFound):
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, Error{Message: fe.Msg, Field: fe.Field}
+	case errors.Is(err, ErrNotFound), errors.Is(err, lb.ErrNotFound):
 		return http.StatusNotFound, Error{Message: err.Error()}
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict), errors.Is(err, lb.ErrConflict):
 		return http.StatusConflict, Error{Message: err.Error()}
 	default:
 		return http.StatusInternalServerError, Error{Message: err.Error()}

@@ -17,6 +17,7 @@ import (
 	"github.com/vipd/vipd/internal/config"
 )
 
+// fixedBackend is the non-load-balancer part of a fake Backend (fakeLBs).
 type fixedBackend Status
 
 func (b fixedBackend) Status() Status { return Status(b) }
@@ -70,7 +71,9 @@ func TestStatusRoundTrip(t *testing.T) {
 		Peers: []PeerStatus{{Name: "r1", Address: "10.0.0.254", ASN: 65535, State: "Established"}},
 		VIPs:  []VIPStatus{{Prefix: "192.168.0.16/32", Service: "web", Announced: true, Peers: []string{"r1"}, Reason: "checks passing"}},
 	}
-	sock := startServer(t, fixedBackend(want))
+	b := newFakeLBs()
+	b.fixedBackend = fixedBackend(want)
+	sock := startServer(t, b)
 	got, err := NewClient(sock).Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -88,9 +91,9 @@ func TestStatusRoundTrip(t *testing.T) {
 }
 
 func TestUnknownPathIsJSONError(t *testing.T) {
-	sock := startServer(t, fixedBackend{})
+	sock := startServer(t, newFakeLBs())
 	c := NewClient(sock)
-	err := c.do(context.Background(), http.MethodGet, "/nope", &struct{}{})
+	_, err := c.do(context.Background(), http.MethodGet, "/nope", nil, &struct{}{})
 	var he *HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusNotFound || he.Message == "" {
 		t.Fatalf("GET /nope: err %v, want a 404 HTTPError with a message", err)
@@ -109,7 +112,7 @@ func TestUnknownPathIsJSONError(t *testing.T) {
 }
 
 func TestSocketTakeover(t *testing.T) {
-	sock := startServer(t, fixedBackend{})
+	sock := startServer(t, newFakeLBs())
 	// A live daemon on the socket is never displaced.
 	if _, err := listenUnix(sock); err == nil || !strings.Contains(err.Error(), "another daemon") {
 		t.Fatalf("listenUnix on a live socket: err %v, want 'another daemon'", err)
@@ -133,7 +136,7 @@ func TestSocketTakeover(t *testing.T) {
 }
 
 func TestDrainReplies(t *testing.T) {
-	c := NewClient(startServer(t, fixedBackend{}))
+	c := NewClient(startServer(t, newFakeLBs()))
 	ctx := context.Background()
 	if err := c.Drain(ctx, "web", true); err != nil {
 		t.Errorf("drain web: %v", err)

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/lb"
+)
+
+var _ api.LoadBalancers = (*Agent)(nil)
+
+// CreateLoadBalancer implements api.LoadBalancers. It returns once the
+// address is bound and the data plane programmed.
+func (a *Agent) CreateLoadBalancer(ctx context.Context, spec lb.Spec) (api.LoadBalancer, bool, error) {
+	var l lb.LoadBalancer
+	var created bool
+	err := a.do(ctx, func(context.Context) (err error) {
+		l, created, err = a.createLB(spec)
+		return err
+	})
+	if err != nil {
+		return api.LoadBalancer{}, false, err
+	}
+	return a.lbView(l), created, nil
+}
+
+// LoadBalancers implements api.LoadBalancers.
+func (a *Agent) LoadBalancers() []api.LoadBalancer {
+	lbs := a.loadBalancers()
+	out := make([]api.LoadBalancer, len(lbs))
+	for i, l := range lbs {
+		out[i] = a.lbView(l)
+	}
+	return out
+}
+
+// LoadBalancer implements api.LoadBalancers.
+func (a *Agent) LoadBalancer(id string) (api.LoadBalancer, error) {
+	a.mu.Lock()
+	l, err := a.lbs.Get(id)
+	a.mu.Unlock()
+	if err != nil {
+		return api.LoadBalancer{}, err
+	}
+	return a.lbView(l), nil
+}
+
+// DeleteLoadBalancer implements api.LoadBalancers: it returns once the
+// route is withdrawn, the data plane rules are gone and the address is
+// released.
+func (a *Agent) DeleteLoadBalancer(ctx context.Context, id string) error {
+	return a.do(ctx, func(context.Context) error {
+		_, err := a.deleteLB(id)
+		return err
+	})
+}
+
+// AddBackend implements api.LoadBalancers.
+func (a *Agent) AddBackend(ctx context.Context, id string, b lb.BackendSpec) (api.LoadBalancer, error) {
+	return a.changeLB(ctx, func() (lb.LoadBalancer, error) { return a.addBackend(id, b) })
+}
+
+// RemoveBackend implements api.LoadBalancers.
+func (a *Agent) RemoveBackend(ctx context.Context, id, backendID string) (api.LoadBalancer, error) {
+	return a.changeLB(ctx, func() (lb.LoadBalancer, error) { return a.removeBackend(id, backendID) })
+}
+
+func (a *Agent) changeLB(ctx context.Context, change func() (lb.LoadBalancer, error)) (api.LoadBalancer, error) {
+	var l lb.LoadBalancer
+	err := a.do(ctx, func(context.Context) (err error) {
+		l, err = change()
+		return err
+	})
+	if err != nil {
+		return api.LoadBalancer{}, err
+	}
+	return a.lbView(l), nil
+}
+
+// lbView renders l with its backends' health and what the last pass
+// decided for its address.
+func (a *Agent) lbView(l lb.LoadBalancer) api.LoadBalancer {
+	prefix := netip.PrefixFrom(l.Address(), l.Address().BitLen())
+	a.mu.Lock()
+	var announced bool
+	var reason Reason
+	for _, d := range a.decisions {
+		if d.prefix == prefix {
+			announced, reason = d.route != nil, d.reason
+			break
+		}
+	}
+	a.mu.Unlock()
+	state := func(b lb.Backend) lb.BackendState { return a.backendState(l, b) }
+	return api.NewLoadBalancer(l, state, announced, string(reason))
+}

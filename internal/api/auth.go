@@ -1,0 +1,111 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// ListenTCP opens the API's TCP listener on addr (api.listen). With
+// certFile and keyFile (PEM) it speaks TLS 1.2 or newer; with neither,
+// plain HTTP. The certificate is read once: a new one takes a restart.
+func ListenTCP(addr, certFile, keyFile string) (net.Listener, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("api %s: TLS needs both a certificate and a key", addr)
+	}
+	var cfg *tls.Config
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("api %s: %w", addr, err)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api %s: %w", addr, err)
+	}
+	if cfg != nil {
+		return tls.NewListener(ln, cfg), nil
+	}
+	return ln, nil
+}
+
+// ReadToken reads a bearer token from path (api.token_file), without the
+// surrounding whitespace. An empty token, or one with characters a client
+// cannot send in a header (spaces, controls, non-ASCII), is an error. The
+// error never quotes the file's content.
+func ReadToken(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	token := bytes.TrimSpace(data)
+	if len(token) == 0 {
+		return nil, fmt.Errorf("token file %s: empty", path)
+	}
+	for _, c := range token {
+		if c <= ' ' || c > '~' {
+			return nil, fmt.Errorf("token file %s: the token must be printable ASCII without spaces", path)
+		}
+	}
+	return token, nil
+}
+
+// ServeTCP serves the API on ln (from ListenTCP) until ctx ends. Every
+// request except GET /healthz must carry "Authorization: Bearer <token>":
+// a load balancer's health probe needs no secret and learns nothing.
+func (s *Server) ServeTCP(ctx context.Context, ln net.Listener, token []byte) error {
+	if len(token) == 0 {
+		ln.Close()
+		return errors.New("api: the TCP listener needs a token")
+	}
+	return s.serve(ctx, ln, requireToken(token, s.log, s.Handler()))
+}
+
+// requireToken lets a request through to h only with the bearer token.
+// Tokens are compared as SHA-256 sums in constant time, so neither the
+// content nor the length of the token leaks through the reply's timing.
+func requireToken(token []byte, log *slog.Logger, h http.Handler) http.Handler {
+	want := sha256.Sum256(token)
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return nil
+		}
+		got, ok := bearerToken(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vipd"`)
+			return &HTTPError{Status: http.StatusUnauthorized, Message: "missing bearer token (Authorization: Bearer …)"}
+		}
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			log.Warn("api: wrong bearer token", "event", "api_auth", "remote", r.RemoteAddr,
+				"method", r.Method, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vipd", error="invalid_token"`)
+			return &HTTPError{Status: http.StatusUnauthorized, Message: "wrong bearer token"}
+		}
+		h.ServeHTTP(w, r)
+		return nil
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header; the scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
