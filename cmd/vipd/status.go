@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,6 +91,22 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 			dash(strings.Join(v.Peers, ",")), v.Reason)
 	}
 	tw.Flush()
+
+	if len(st.LoadBalancers) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "LOAD BALANCER\tADDRESS\tPROTOCOL\tMODE\tBACKENDS UP\tANNOUNCED\tWHY")
+		for _, l := range st.LoadBalancers {
+			up := 0
+			for _, b := range l.Backends {
+				if b.State == "up" {
+					up++
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", l.Name, net.JoinHostPort(l.EIP, strconv.Itoa(int(l.Port))),
+				l.Protocol, l.Mode, up, len(l.Backends), yesNo(l.Announced), l.Reason)
+		}
+		tw.Flush()
+	}
 }
 
 func since(t, now time.Time) string {

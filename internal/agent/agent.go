@@ -61,6 +61,7 @@ type Agent struct {
 	drained   map[string]bool // by the operator (persisted)
 	decisions []decision      // the last pass's, for status
 	lbs       *lb.Registry    // changed only inside the loop
+	dataPlane dataPlane       // owned by the loop; host settings read by Status
 }
 
 // New returns an agent for cfg, loaded from path. It has no side effects;
@@ -186,8 +187,8 @@ func (a *Agent) shutdown() error {
 	defer cancel()
 	if a.cfg.BGP.GracefulRestart {
 		// A planned restart: the routers keep the routes, so the
-		// addresses stay to serve that traffic; the next start takes
-		// them over from the state_dir record.
+		// addresses and load-balancer rules stay to serve that traffic;
+		// the next start takes them over.
 		err := a.speaker.stop()
 		a.log.Info("stopped for a graceful restart; routes and addresses left in place", "event", "shutdown")
 		return err
@@ -196,9 +197,13 @@ func (a *Agent) shutdown() error {
 		a.gracePeriod(ctx, grace)
 	}
 	stopErr := a.speaker.stop()
+	var dpErr error
+	if t := a.dataPlane.table; t != nil {
+		dpErr = t.Delete(ctx)
+	}
 	unbindErr := a.binder.Set(ctx, nil)
 	a.log.Info("stopped", "event", "shutdown")
-	return errors.Join(stopErr, unbindErr)
+	return errors.Join(stopErr, dpErr, unbindErr)
 }
 
 // gracePeriod re-announces every route with GRACEFUL_SHUTDOWN (RFC 8326)

@@ -117,7 +117,7 @@ func lbService(l lb.LoadBalancer) config.Service {
 func (a *Agent) lbInput(l lb.LoadBalancer) serviceInput {
 	up := 0
 	for _, b := range l.Backends {
-		if a.backendState(l, b) == lb.BackendUp {
+		if a.backendHealth(l, b) == lb.BackendUp {
 			up++
 		}
 	}
@@ -130,9 +130,25 @@ func (a *Agent) lbInput(l lb.LoadBalancer) serviceInput {
 	return serviceInput{downReason: ReasonNoBackend}
 }
 
-// backendState is a backend's health: up at once without a check, else
-// as its monitor says.
+// backendState is a backend's state as status shows it: up only once the
+// data plane has it in the load balancer's table.
 func (a *Agent) backendState(l lb.LoadBalancer, b lb.Backend) lb.BackendState {
+	a.mu.Lock()
+	inTable := a.dataPlane.inTable[tableEntry{l.UUID, b.AddrPort()}]
+	a.mu.Unlock()
+	switch h := a.backendHealth(l, b); {
+	case inTable:
+		return lb.BackendUp
+	case h == lb.BackendUp:
+		return lb.BackendPending
+	default:
+		return h
+	}
+}
+
+// backendHealth is a backend's health: up at once without a check, else
+// as its monitor says.
+func (a *Agent) backendHealth(l lb.LoadBalancer, b lb.Backend) lb.BackendState {
 	if l.Spec.Check == nil {
 		return lb.BackendUp
 	}

@@ -85,10 +85,14 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 }
 
-// reconcile makes addresses and routes match the config, health and drains
-// now. Addresses are bound first so a route never points at a node without
-// its VIP.
+// reconcile makes the data plane, addresses and routes match the config,
+// load balancers, health and drains now. Routes come last, so a route never
+// points at a node without its VIP or its load balancer's rules; a load
+// balancer whose rules could not be written is withdrawn.
 func (a *Agent) reconcile(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err // stopping: the shutdown sequence takes over
+	}
 	lbs := a.loadBalancers()
 	services := slices.Clone(a.cfg.Services)
 	lbByService := make(map[string]lb.LoadBalancer, len(lbs))
@@ -97,18 +101,26 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		services = append(services, svc)
 		lbByService[svc.Name] = l
 	}
+	var errs []error
+	dpErr := a.applyDataplane(ctx, a.desiredDataplane(services, lbs))
+	if dpErr != nil {
+		errs = append(errs, fmt.Errorf("dataplane: %w", dpErr))
+	}
 	ds := decide(a.cfg.BGP, services, func(name string) serviceInput {
-		if l, ok := lbByService[name]; ok {
-			return a.lbInput(l)
+		l, ok := lbByService[name]
+		switch {
+		case !ok:
+			return a.serviceInput(name)
+		case dpErr != nil:
+			return serviceInput{downReason: ReasonNoDataplane}
 		}
-		return a.serviceInput(name)
+		return a.lbInput(l)
 	})
 	a.logChanges(ds)
 	a.mu.Lock()
 	a.decisions = ds
 	a.mu.Unlock()
 
-	var errs []error
 	if err := a.binder.Set(ctx, desiredAddresses(services)); err != nil {
 		errs = append(errs, fmt.Errorf("bind: %w", err))
 	}

@@ -21,6 +21,7 @@ const (
 	ReasonBackendsUp     Reason = "healthy backends"
 	ReasonNoBackend      Reason = "no healthy backend"
 	ReasonAnnounceNoneUp Reason = "no healthy backend; announced anyway (on_empty: announce)"
+	ReasonNoDataplane    Reason = "its nftables rules could not be written (see the log)"
 )
 
 // gracefulShutdown is the RFC 8326 GRACEFUL_SHUTDOWN community, 65535:0.

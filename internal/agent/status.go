@@ -12,7 +12,7 @@ import (
 // Status implements api.Backend.
 func (a *Agent) Status() api.Status {
 	a.mu.Lock()
-	cfg, ds, routerID, sp := a.cfg, a.decisions, a.routerID, a.speaker
+	cfg, ds, routerID, sp, host := a.cfg, a.decisions, a.routerID, a.speaker, a.dataPlane.host
 	a.mu.Unlock()
 	bs := sp.Status()
 
@@ -30,6 +30,10 @@ func (a *Agent) Status() api.Status {
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
 	st.LoadBalancers = a.LoadBalancers()
+	st.HostSettings = make([]api.HostSetting, len(host))
+	for i, h := range host {
+		st.HostSettings[i] = api.HostSetting{Name: h.Name, Was: h.Was, Now: h.Want}
+	}
 	return st
 }
 

@@ -17,6 +17,16 @@ type Status struct {
 	VIPs     []VIPStatus     `json:"vips"`
 	// LoadBalancers are the load balancers the API created.
 	LoadBalancers []LoadBalancer `json:"load_balancers"`
+	// HostSettings are the kernel parameters vipd set for nat-mode load
+	// balancing (none until the first nat load balancer).
+	HostSettings []HostSetting `json:"host_settings"`
+}
+
+// HostSetting is one kernel parameter the data plane needs.
+type HostSetting struct {
+	Name string `json:"name"` // as sysctl(8) names it
+	Was  string `json:"was"`  // the value vipd found
+	Now  string `json:"now"`  // the value it has now
 }
 
 // PeerStatus is one BGP session.

@@ -134,6 +134,7 @@ var wireTypes = map[string]reflect.Type{
 	"BFDStatus":           reflect.TypeFor[BFDStatus](),
 	"ServiceStatus":       reflect.TypeFor[ServiceStatus](),
 	"VIPStatus":           reflect.TypeFor[VIPStatus](),
+	"HostSetting":         reflect.TypeFor[HostSetting](),
 	"Check":               reflect.TypeFor[Check](),
 	"LoadBalancerRequest": reflect.TypeFor[LoadBalancerRequest](),
 	"BackendRequest":      reflect.TypeFor[BackendRequest](),

@@ -117,7 +117,7 @@ type BackendState string
 const (
 	BackendUp      BackendState = "up"      // in the Maglev table
 	BackendDown    BackendState = "down"    // failing its check; out of the table
-	BackendPending BackendState = "pending" // checked, but no result yet; out of the table
+	BackendPending BackendState = "pending" // no check result yet, or not yet in the table
 )
 
 // FieldError is a problem with one field of a request body. Field is the
