@@ -42,16 +42,19 @@ func lbWorld(t *testing.T, nodes int) *testnet.World {
 	})
 }
 
-// lbConfig is a node's config: one pool, no services.
-func lbConfig(extra string) string {
+// lbConfig is a node's config: one pool inside 198.51.100.0/27, and the
+// extra keys.
+func lbConfig(extra string) string { return lbConfigPool(lbPool, extra) }
+
+func lbConfigPool(pool netip.Prefix, extra string) string {
 	return fmt.Sprintf(`bgp:
   asn: 4200000000
-  allowed_prefixes: [%s]
+  allowed_prefixes: [198.51.100.0/27]
   peers:
 %spools:
   - name: default
     prefixes: [%s]
-%s`, lbPool, peersYAML(peer{name: "r1", address: addr("10.255.255.1"), asn: 65535}), lbPool, extra)
+%s`, peersYAML(peer{name: "r1", address: addr("10.255.255.1"), asn: 65535}), pool, extra)
 }
 
 // backend is an HTTP server in a backend's namespace that answers with
@@ -433,5 +436,70 @@ metrics: {listen: ""}
 	// Nothing above changed anything.
 	if lbs, err := lbClient(n1).LoadBalancers(t.Context()); err != nil || len(lbs) != 0 {
 		t.Errorf("load balancers after bad requests: %v, %v; want none", lbs, err)
+	}
+}
+
+// TestServicePortsAndPoolReload: a service's ports keep the host's other
+// listeners off its VIP, and a reload that would orphan a load balancer's
+// address is refused, naming it, with everything left running.
+func TestServicePortsAndPoolReload(t *testing.T) {
+	w := lbWorld(t, 1)
+	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
+	vip := addr("198.51.100.20")
+	service := fmt.Sprintf("services:\n  - {name: web, vips: [%s], ports: [80]}\n", vip)
+	p := startLBNode(t, n1, lbConfig(service))
+	for _, port := range []string{"80", "22"} {
+		ln, err := n1.Listen("tcp", ":"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(conn, "port", port)
+				conn.Close()
+			}
+		}()
+	}
+	waitFIB(t, r1, netip.PrefixFrom(vip, 32), n1.Addr4())
+	dial := func(port int) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		conn, err := c1.DialContext(ctx, "tcp", netip.AddrPortFrom(vip, uint16(port)).String())
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := dial(80); err != nil {
+		t.Errorf("port 80, listed in ports: %v", err)
+	}
+	if err := dial(22); err == nil {
+		t.Error("port 22, not listed in ports: connected, want it dropped")
+	}
+
+	l, _, err := lbClient(n1).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: "keeper", Port: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := p.Args()
+	conf := args[len(args)-1]
+	shrunk := lbConfigPool(mustPrefix("198.51.100.8/29"), service) + n1.RuntimeYAML()
+	if err := os.WriteFile(conf, []byte(shrunk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := vipdCLI(n1, "reload")
+	if err == nil || !strings.Contains(out, `"keeper"`) || !strings.Contains(out, l.EIP) {
+		t.Errorf("reload orphaning %s of keeper: %v\n%s\nwant an error naming keeper and its address", l.EIP, err, out)
+	}
+	if lbs, err := lbClient(n1).LoadBalancers(t.Context()); err != nil || len(lbs) != 1 || lbs[0].EIP != l.EIP {
+		t.Errorf("after the refused reload: %+v, %v; want keeper as it was", lbs, err)
+	}
+	if err := dial(80); err != nil {
+		t.Errorf("after the refused reload, port 80: %v", err)
 	}
 }
