@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/metrics"
 )
 
@@ -37,6 +38,14 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 			Name: svc.Name, Up: hs.Up, Drained: drained[svc.Name],
 			Transitions: hs.Transitions, CheckFailures: hs.CheckFailures,
 		})
+	}
+	for _, l := range a.loadBalancers() {
+		ml := metrics.LoadBalancer{Name: l.Spec.Name, Announced: a.lbView(l).Announced}
+		for _, b := range l.Backends {
+			ml.Backends = append(ml.Backends, metrics.Backend{Address: b.Key(),
+				Up: a.backendState(l, b) == lb.BackendUp, CheckSeries: backendMonitorName(l, b)})
+		}
+		snap.LoadBalancers = append(snap.LoadBalancers, ml)
 	}
 	return snap
 }

@@ -33,6 +33,11 @@ var (
 	descServiceCheckFailures = prometheus.NewDesc("vipd_service_check_failures_total",
 		"Failed check rounds of the service (a check failed or timed out) since its checks started.", serviceLabels, nil)
 
+	descLBAnnounced = prometheus.NewDesc("vipd_lb_announced",
+		"1 if the load balancer's address is announced, else 0.", []string{"lb"}, nil)
+	descLBBackendUp = prometheus.NewDesc("vipd_lb_backend_up",
+		"1 if the backend is in the load balancer's Maglev table (healthy), else 0.", []string{"lb", "backend"}, nil)
+
 	descConfigHash = prometheus.NewDesc("vipd_config_hash_info",
 		"Always 1; the hash label identifies the running config.", []string{"hash"}, nil)
 	descConfigLastSuccess = prometheus.NewDesc("vipd_config_last_reload_success_timestamp_seconds",
@@ -50,6 +55,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
 		descBFDState,
 		descServiceUp, descServiceDrained, descServiceTransitions, descServiceCheckFailures,
+		descLBAnnounced, descLBBackendUp,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
 		descBuildInfo,
 	} {
@@ -69,7 +75,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectPeers(ch, snap.Peers)
 	collectBFD(ch, snap.BFD)
 	collectServices(ch, snap.Services)
-	m.forgetChecksExcept(snap.Services)
+	collectLoadBalancers(ch, snap.LoadBalancers)
+	m.forgetChecksExcept(snap)
 	m.checkDuration.Collect(ch)
 	m.reloads.Collect(ch)
 	m.collectConfig(ch)
@@ -100,13 +107,27 @@ func collectServices(ch chan<- prometheus.Metric, services []Service) {
 	}
 }
 
-// forgetChecksExcept drops the check-duration series of services that are
-// no longer configured, so that a removed service's histogram goes away
-// like its other series.
-func (m *Metrics) forgetChecksExcept(services []Service) {
-	keep := make(map[string]bool, len(services))
-	for _, s := range services {
+func collectLoadBalancers(ch chan<- prometheus.Metric, lbs []LoadBalancer) {
+	for _, l := range lbs {
+		ch <- constMetric(descLBAnnounced, prometheus.GaugeValue, boolValue(l.Announced), l.Name)
+		for _, b := range l.Backends {
+			ch <- constMetric(descLBBackendUp, prometheus.GaugeValue, boolValue(b.Up), l.Name, b.Address)
+		}
+	}
+}
+
+// forgetChecksExcept drops the check-duration series of services and
+// backends that are gone, so that their histograms go away like their
+// other series.
+func (m *Metrics) forgetChecksExcept(snap Snapshot) {
+	keep := make(map[string]bool, len(snap.Services))
+	for _, s := range snap.Services {
 		keep[s.Name] = true
+	}
+	for _, l := range snap.LoadBalancers {
+		for _, b := range l.Backends {
+			keep[b.CheckSeries] = true
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -35,9 +35,10 @@ type Source interface {
 
 // Snapshot is the state of the daemon at one scrape.
 type Snapshot struct {
-	Peers    []Peer
-	BFD      []BFDSession
-	Services []Service
+	Peers         []Peer
+	BFD           []BFDSession
+	Services      []Service
+	LoadBalancers []LoadBalancer
 }
 
 // Peer is one configured BGP peer.
@@ -63,6 +64,22 @@ type Service struct {
 	Drained       bool   // drained by the operator or a maintenance file
 	Transitions   uint64 // up/down transitions since its monitor started
 	CheckFailures uint64 // failed check rounds since its monitor started
+}
+
+// LoadBalancer is one load balancer the API created.
+type LoadBalancer struct {
+	Name      string // label lb
+	Announced bool   // its address is announced
+	Backends  []Backend
+}
+
+// Backend is one backend of a load balancer.
+type Backend struct {
+	Address string // label backend: "ip:port"
+	Up      bool   // in the load balancer's Maglev table
+	// CheckSeries is the service label of its vipd_check_duration_seconds
+	// series, if it is checked.
+	CheckSeries string
 }
 
 // BuildInfo labels vipd_build_info.

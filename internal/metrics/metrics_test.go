@@ -25,6 +25,10 @@ func snapshotA() Snapshot {
 			{Name: "web", Up: true, Transitions: 1, CheckFailures: 4},
 			{Name: "dns", Up: false, Drained: true, Transitions: 0, CheckFailures: 9},
 		},
+		LoadBalancers: []LoadBalancer{{Name: "lb1", Announced: true, Backends: []Backend{
+			{Address: "10.0.0.1:80", Up: true, CheckSeries: "lb/lb1/10.0.0.1:80"},
+			{Address: "[2001:db8::1]:80", Up: false},
+		}}},
 	}
 }
 
@@ -51,6 +55,9 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_service_drained", []string{"service", "dns"}, 1},
 		{"vipd_service_transitions_total", []string{"service", "web"}, 1},
 		{"vipd_service_check_failures_total", []string{"service", "dns"}, 9},
+		{"vipd_lb_announced", []string{"lb", "lb1"}, 1},
+		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "10.0.0.1:80"}, 1},
+		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "[2001:db8::1]:80"}, 0},
 		{"vipd_config_reloads_total", []string{"result", "success"}, 0},
 		{"vipd_config_reloads_total", []string{"result", "failure"}, 0},
 		{"vipd_build_info", []string{"version", "1.2.3", "goversion", "go1.26", "revision", "abc123"}, 1},
@@ -136,6 +143,7 @@ func TestCheckDurations(t *testing.T) {
 	m.ObserveCheck("web", "http", 4*time.Millisecond)
 	m.ObserveCheck("web", "exec", 2*time.Second)
 	m.ObserveCheck("dns", "tcp", 300*time.Microsecond)
+	m.ObserveCheck("lb/lb1/10.0.0.1:80", "tcp", time.Millisecond)
 
 	e := s.scrape()
 	tests := []struct {
@@ -169,6 +177,14 @@ func TestCheckDurations(t *testing.T) {
 	}
 	if e.series("vipd_check_duration_seconds", "service", "dns", "kind", "tcp") == nil {
 		t.Error("the remaining service's histogram is gone")
+	}
+	if e.series("vipd_check_duration_seconds", "service", "lb/lb1/10.0.0.1:80", "kind", "tcp") == nil {
+		t.Error("a checked backend's histogram is gone")
+	}
+	snap.LoadBalancers = nil
+	src.set(snap)
+	if e = s.scrape(); e.series("vipd_check_duration_seconds", "service", "lb/lb1/10.0.0.1:80", "kind", "tcp") != nil {
+		t.Error("a removed load balancer's backend histogram is still scraped")
 	}
 
 	// Re-added, it starts afresh.
