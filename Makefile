@@ -1,13 +1,22 @@
-# vipd's two set-up commands are `make demo` (once the lab lands) and `make test`.
+# vipd's two set-up commands are `make demo` and `make test`.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build test test-short bench fuzz vet clean
+.PHONY: build demo test test-short bench fuzz vet clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vipd ./cmd/vipd
+
+# The one-command demo (needs root): installs BIRD 2 and nftables with apt
+# if missing, builds vipd, then `vipd lab up`. `sudo bin/vipd lab down`
+# removes it.
+demo:
+	@command -v bird >/dev/null 2>&1 || { apt-get update && apt-get install -y bird2; }
+	@command -v nft >/dev/null 2>&1 || { apt-get update && apt-get install -y nftables; }
+	$(MAKE) build
+	bin/vipd lab up
 
 # The whole suite, as CI runs it: unit tests, then the end-to-end tests
 # against real BIRD and FRR in network namespaces (needs root).

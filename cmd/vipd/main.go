@@ -87,6 +87,7 @@ func newRootCmd() *cobra.Command {
 		newDrainCmd(&g, false),
 		newLBCmd(&g),
 		newVersionCmd(),
+		newLabCmd(),
 	)
 	return root
 }

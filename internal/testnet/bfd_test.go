@@ -42,6 +42,9 @@ func TestBirdBFDConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.prepare(); err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(d.conf)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +76,9 @@ func TestBirdBFDConfig(t *testing.T) {
 func TestBFDFromPeerAddress(t *testing.T) {
 	d, err := newBirdRouter(bfdRouterHost(t), nrecSpec(BIRD))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.prepare(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(d.conf)

@@ -20,6 +20,7 @@ const startTimeout = 20 * time.Second
 type birdDaemon struct {
 	host    *Host
 	program string // process and file name stem: "bird" or "announcer"
+	config  string // what prepare writes to conf
 	conf    string
 	sock    string
 	peers   map[string]netip.Addr // BGP protocol name → neighbour
@@ -28,22 +29,45 @@ type birdDaemon struct {
 	proc *Process
 }
 
-// newBird writes config to the host's directory.
-func newBird(h *Host, program, config string, peers map[string]netip.Addr) (*birdDaemon, error) {
-	d := &birdDaemon{
+// newBird describes a BIRD with config in the host's directory; prepare
+// writes the config.
+func newBird(h *Host, program, config string, peers map[string]netip.Addr) *birdDaemon {
+	return &birdDaemon{
 		host:    h,
 		program: program,
+		config:  config,
 		conf:    filepath.Join(h.dir, program+".conf"),
 		sock:    filepath.Join(h.dir, program+".sock"),
 		peers:   peers,
 	}
-	if err := os.WriteFile(d.conf, []byte(config), 0o644); err != nil {
-		return nil, fmt.Errorf("%s: %w", program, err)
-	}
-	return d, nil
 }
 
-// newBirdRouter prepares a BIRD router; start runs it.
+func (d *birdDaemon) prepare() error {
+	if err := os.WriteFile(d.conf, []byte(d.config), 0o644); err != nil {
+		return fmt.Errorf("%s: %w", d.program, err)
+	}
+	return nil
+}
+
+// adopt takes the latest of procs that ran this BIRD.
+func (d *birdDaemon) adopt(procs []*Process) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.proc = latest(procs, d.host.name+"/"+d.program)
+}
+
+// latest returns the last of procs called name, or nil.
+func latest(procs []*Process, name string) *Process {
+	for i := len(procs) - 1; i >= 0; i-- {
+		if procs[i].name == name {
+			return procs[i]
+		}
+	}
+	return nil
+}
+
+// newBirdRouter describes a BIRD router; prepare writes its config and
+// start runs it.
 func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 	peers := map[string]netip.Addr{}
 	bfd, err := newBirdBFD(h, spec)
@@ -71,7 +95,7 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBird(h, "bird", config, peers)
+	return newBird(h, "bird", config, peers), nil
 }
 
 func (d *birdDaemon) start(ctx context.Context) error {

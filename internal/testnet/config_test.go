@@ -123,6 +123,9 @@ func TestBirdConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := d.prepare(); err != nil {
+				t.Fatal(err)
+			}
 			b, err := os.ReadFile(d.conf)
 			if err != nil {
 				t.Fatal(err)

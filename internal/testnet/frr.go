@@ -29,20 +29,17 @@ var frrDaemons = []string{"zebra", "bfdd", "bgpd"}
 // its sockets and files from other instances; `ip netns exec` puts it in
 // the namespace.
 type frrDaemon struct {
-	host   *Host
-	runDir string
+	host    *Host
+	runDir  string
+	configs map[string]string // daemon → what prepare writes to confPath(daemon)
 
 	mu    sync.Mutex
 	procs []*Process // running daemons, in frrDaemons order
 }
 
-// newFRRRouter writes the configs and makes the run directory; start runs
-// the daemons.
+// newFRRRouter describes an FRR router; prepare writes its configs and
+// makes its run directory, and start runs the daemons.
 func newFRRRouter(h *Host, spec RouterSpec) (*frrDaemon, error) {
-	d := &frrDaemon{host: h, runDir: filepath.Join(frrRunDir, h.ns)}
-	if err := d.makeRunDir(); err != nil {
-		return nil, err
-	}
 	bgpd, err := render(frrBGPTemplate, frrBGPData{RouterSpec: spec, Families: []string{"ipv4", "ipv6"}})
 	if err != nil {
 		return nil, err
@@ -60,12 +57,35 @@ func newFRRRouter(h *Host, spec RouterSpec) (*frrDaemon, error) {
 		"bfdd":  bfdd,
 		"bgpd":  bgpd,
 	}
-	for name, config := range configs {
+	return &frrDaemon{host: h, runDir: filepath.Join(frrRunDir, h.ns), configs: configs}, nil
+}
+
+func (d *frrDaemon) prepare() error {
+	if err := d.makeRunDir(); err != nil {
+		return err
+	}
+	for name, config := range d.configs {
 		if err := os.WriteFile(d.confPath(name), []byte(config), 0o644); err != nil {
-			return nil, fmt.Errorf("frr %s: %w", name, err)
+			return fmt.Errorf("frr %s: %w", name, err)
 		}
 	}
-	return d, nil
+	return nil
+}
+
+// adopt takes the latest of procs that ran each daemon, if all of them are
+// there: a partly started FRR is taken as not running.
+func (d *frrDaemon) adopt(procs []*Process) {
+	var mine []*Process
+	for _, name := range frrDaemons {
+		p := latest(procs, d.host.name+"/"+name)
+		if p == nil {
+			return
+		}
+		mine = append(mine, p)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.procs = mine
 }
 
 // makeRunDir creates the run directory owned by user frr.
@@ -85,7 +105,9 @@ func (d *frrDaemon) makeRunDir() error {
 	if err := os.Mkdir(d.runDir, 0o755); err != nil {
 		return fmt.Errorf("frr: %w", err)
 	}
-	d.host.world.recordRunDir(d.runDir)
+	if err := d.host.world.recordRunDir(d.runDir); err != nil {
+		return fmt.Errorf("frr: %w", err)
+	}
 	if err := os.Chown(d.runDir, uid, gid); err != nil {
 		return fmt.Errorf("frr: %w", err)
 	}

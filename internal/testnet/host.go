@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,13 @@ import (
 
 // bridgeName is the LAN bridge inside the LAN namespace.
 const bridgeName = "br0"
+
+// netnsDir is where `ip netns` keeps named namespaces.
+const netnsDir = "/run/netns"
+
+// ErrNamespaceExists is returned by New when a namespace the world needs
+// already exists: another world, or someone else, uses its prefix.
+var ErrNamespaceExists = errors.New("network namespace already exists")
 
 // Host is one member of a world: a namespace attached to the LAN. Routers,
 // nodes and the client embed it.
@@ -47,16 +55,42 @@ func (h *Host) Exec(ctx context.Context, command string, args ...string) (string
 	return out, nil
 }
 
-// newNamespace creates the namespace and directory of member name.
-func (w *World) newNamespace(ctx context.Context, name string) (*Host, error) {
+// StartProcess starts argv in the member's namespace, appending its stdout
+// and stderr to PROGRAM.log in the member's directory, and records it so
+// the world's Close ends it. Like every process of a world it runs in its
+// own session and outlives the program that started it.
+func (h *Host) StartProcess(program string, argv ...string) (*Process, error) {
+	if !memberName.MatchString(program) || len(argv) == 0 {
+		return nil, fmt.Errorf("%s: start %q %q: want a program name matching %s and a command", h.name, program, argv, memberName)
+	}
+	return h.world.start(h, program, program+".log", argv)
+}
+
+// member returns the Host of member name with LAN IPv4 address addr
+// (invalid for the LAN namespace), whether its namespace exists or not.
+func (w *World) member(name string, addr netip.Addr) *Host {
 	h := &Host{world: w, name: name, ns: w.spec.Prefix + "-" + name, dir: filepath.Join(w.dir, name)}
+	if addr.IsValid() {
+		h.addr4, h.addr6 = addr, w.spec.Addr6(addr)
+	}
+	return h
+}
+
+// newNamespace creates the namespace and directory of member name.
+func (w *World) newNamespace(ctx context.Context, name string, addr netip.Addr) (*Host, error) {
+	h := w.member(name, addr)
+	if _, err := os.Stat(filepath.Join(netnsDir, h.ns)); err == nil {
+		return nil, fmt.Errorf("namespace %s: %w", h.ns, ErrNamespaceExists)
+	}
 	if err := os.Mkdir(h.dir, 0o755); err != nil {
 		return nil, err
 	}
 	if _, err := run(ctx, "ip", "netns", "add", h.ns); err != nil {
 		return nil, err
 	}
-	w.recordNamespace(h.ns)
+	if err := w.recordNamespace(h.ns); err != nil {
+		return nil, err
+	}
 	// No DAD anywhere: addresses, link-local ones too, work at once.
 	err := sysctl(ctx, h.ns, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	if err != nil {
@@ -67,7 +101,7 @@ func (w *World) newNamespace(ctx context.Context, name string) (*Host, error) {
 
 // buildLAN creates the bridge's namespace and the bridge.
 func (w *World) buildLAN(ctx context.Context) error {
-	h, err := w.newNamespace(ctx, "lan")
+	h, err := w.newNamespace(ctx, "lan", netip.Addr{})
 	if err != nil {
 		return fmt.Errorf("lan: %w", err)
 	}
@@ -81,12 +115,10 @@ func (w *World) buildLAN(ctx context.Context) error {
 // addMember creates member spec's namespace and plugs it into the LAN with
 // both its addresses.
 func (w *World) addMember(ctx context.Context, spec NodeSpec) (*Host, error) {
-	h, err := w.newNamespace(ctx, spec.Name)
+	h, err := w.newNamespace(ctx, spec.Name, spec.Address)
 	if err != nil {
 		return nil, err
 	}
-	h.addr4 = spec.Address
-	h.addr6 = w.spec.Addr6(spec.Address)
 	port := "v" + spec.Name
 	err = ipBatch(ctx, w.lan.ns, []string{
 		fmt.Sprintf("link add %s type veth peer name %s netns %s", port, LANInterface, h.ns),

@@ -125,7 +125,8 @@ func newAnnouncer(n *Node, spec AnnouncerSpec) (*birdDaemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBird(&n.Host, "announcer", config, nil)
+	d := newBird(&n.Host, "announcer", config, nil)
+	return d, d.prepare()
 }
 
 type announcerData struct {

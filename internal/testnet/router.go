@@ -23,6 +23,8 @@ type Router struct {
 
 // routerDaemon is one kind of routing daemon in a router's namespace.
 type routerDaemon interface {
+	prepare() error         // write configs: once, before the first start
+	adopt(procs []*Process) // take over a loaded world's running daemon
 	start(ctx context.Context) error
 	stop(grace time.Duration) error
 	routes(ctx context.Context, prefix netip.Prefix) ([]RouteInfo, error)
@@ -56,7 +58,17 @@ func (w *World) addRouter(ctx context.Context, spec RouterSpec) (*Router, error)
 			return nil, err
 		}
 	}
+	r, err := newRouter(h, spec)
+	if err != nil {
+		return nil, err
+	}
+	return r, r.daemon.prepare()
+}
+
+// newRouter describes the router spec in member h, without side effects.
+func newRouter(h *Host, spec RouterSpec) (*Router, error) {
 	r := &Router{Host: *h, spec: spec}
+	var err error
 	switch spec.Kind {
 	case BIRD:
 		r.daemon, err = newBirdRouter(&r.Host, spec)

@@ -18,6 +18,13 @@
 // The API takes contexts and returns errors so the lab can use it; NewT in
 // testing.go adapts it to tests. World.Close kills only the processes this
 // world started and deletes only what it created.
+//
+// A world can outlive the program that built it (the lab's `up` exits and
+// leaves it running): its processes run in their own sessions with their
+// output in log files, and with Spec.Record set it keeps a record of what
+// it made, which Load turns back into a World to inspect or Close. The
+// record names each process by PID and start time, so a PID reused after
+// the process ended is never signalled.
 package testnet
 
 import (
@@ -38,7 +45,12 @@ const (
 
 // Spec describes a world. Zero fields take the defaults noted.
 type Spec struct {
-	Prefix  string       // unique name prefix; default "vt<pid>-<counter>"
+	Prefix string // unique name prefix; default "vt<pid>-<counter>"
+	// Record, if set, is a file in which the world keeps its record (see
+	// Load) up to date from the moment New starts, so that a program that
+	// did not build the world, or outlived a crashed builder, can inspect
+	// it and remove it. Close removes the file last.
+	Record  string
 	LAN4    netip.Prefix // default 10.255.255.0/24
 	LAN6    netip.Prefix // default fd00:255::/64
 	Routers []RouterSpec

@@ -47,6 +47,9 @@ func New(ctx context.Context, spec Spec) (*World, error) {
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
 	w := &World{spec: spec, dir: dir}
+	if err := w.persist(); err != nil {
+		return nil, errors.Join(fmt.Errorf("testnet %s: %w", spec.Prefix, err), os.RemoveAll(dir))
+	}
 	if err := w.build(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("testnet %s: %w", spec.Prefix, err), w.Close())
 	}
@@ -99,8 +102,9 @@ func (w *World) build(ctx context.Context) error {
 
 // Close stops every process the world started (SIGTERM, then SIGKILL
 // after a grace period), deletes its namespaces and FRR run directories
-// and removes its temp dir. It is idempotent and copes with a world that
-// was only partly built.
+// and removes its temp dir, then its record if it keeps one. It is
+// idempotent and copes with a world that was only partly built, or whose
+// namespaces are already gone (a loaded record after a reboot).
 func (w *World) Close() error {
 	w.closeOnce.Do(func() { w.closeErr = w.teardown() })
 	return w.closeErr
@@ -125,6 +129,9 @@ func (w *World) teardown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := len(namespaces) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(netnsDir, namespaces[i])); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if _, err := run(ctx, "ip", "netns", "delete", namespaces[i]); err != nil {
 			errs = append(errs, err)
 		}
@@ -133,7 +140,11 @@ func (w *World) teardown() error {
 		errs = append(errs, os.RemoveAll(d))
 	}
 	errs = append(errs, os.RemoveAll(w.dir))
-	return errors.Join(errs...)
+	// A record kept after a failure lets a later Load try again.
+	if err := errors.Join(errs...); err != nil || w.spec.Record == "" {
+		return err
+	}
+	return removeIfExists(w.spec.Record)
 }
 
 // Prefix is the world's unique name prefix.
@@ -242,6 +253,9 @@ func (w *World) start(h *Host, program, logName string, argv []string) (*Process
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.procs = append(w.procs, p)
+	if err := w.persistLocked(); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.name, err)
+	}
 	return p, nil
 }
 
@@ -255,14 +269,16 @@ func (w *World) newFileID() int {
 
 // recordNamespace and recordRunDir note what Close must remove, once made:
 // Close never removes what the world did not make.
-func (w *World) recordNamespace(ns string) {
+func (w *World) recordNamespace(ns string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.namespaces = append(w.namespaces, ns)
+	return w.persistLocked()
 }
 
-func (w *World) recordRunDir(dir string) {
+func (w *World) recordRunDir(dir string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.runDirs = append(w.runDirs, dir)
+	return w.persistLocked()
 }

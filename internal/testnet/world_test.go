@@ -310,8 +310,8 @@ func TestFailedNewCleansUp(t *testing.T) {
 	_, err := New(ctx, Spec{Prefix: prefix, Nodes: []NodeSpec{
 		{Name: "n1", Address: n1v4}, {Name: "n2", Address: n2v4},
 	}})
-	if err == nil {
-		t.Fatal("New succeeded over an existing namespace")
+	if !errors.Is(err, ErrNamespaceExists) || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("New over an existing namespace: %v, want ErrNamespaceExists naming %s", err, foreign)
 	}
 	for _, ns := range []string{prefix + "-lan", prefix + "-n1"} {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
@@ -366,5 +366,80 @@ func TestStartVipd(t *testing.T) {
 	}
 	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
 		t.Errorf("Signal after exit: %v, want os.ErrProcessDone", err)
+	}
+}
+
+// TestRecordLoad builds a world that keeps a record, loads the record as a
+// later program would, and checks that the loaded world queries the same
+// router, adopts every process, and that its Close removes it all; the
+// builder's own Close after that is harmless.
+func TestRecordLoad(t *testing.T) {
+	spec := Spec{
+		Record: filepath.Join(t.TempDir(), "world.json"),
+		Routers: []RouterSpec{{Name: "r1", Kind: BIRD, ASN: routerASN, Address: addr("10.255.255.1"),
+			Neighbors: []Neighbor{{Address: n1v4, ASN: nodeASN}}}},
+		Nodes: []NodeSpec{{Name: "n1", Address: n1v4}},
+	}
+	SkipUnlessAvailable(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w, err := New(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	sleeper, err := w.Node("n1").StartProcess("sleeper", "sleep", "300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sleeper.LogPath() != filepath.Join(w.Node("n1").Dir(), "sleeper.log") {
+		t.Errorf("log path %s", sleeper.LogPath())
+	}
+
+	loaded, err := Load(spec.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids, loadedPIDs []int
+	for _, p := range w.Processes() {
+		pids = append(pids, p.PID())
+	}
+	for _, p := range loaded.Processes() {
+		loadedPIDs = append(loadedPIDs, p.PID())
+		if p.Exited() {
+			t.Errorf("adopted %s (pid %d) counts as exited", p.Name(), p.PID())
+		}
+	}
+	if len(pids) != 2 || !slices.Equal(pids, loadedPIDs) {
+		t.Errorf("loaded world's PIDs %v, want the builder's %v (bird and the sleeper)", loadedPIDs, pids)
+	}
+	sessions, err := loaded.Router("r1").Sessions(ctx)
+	if err != nil || len(sessions) != 1 || sessions[0].Neighbor != n1v4 {
+		t.Errorf("loaded router's sessions %+v, %v; want one with n1", sessions, err)
+	}
+	if out, err := loaded.Exec(ctx, "n1", "ip", "-brief", "addr", "show", LANInterface); err != nil || !strings.Contains(out, n1v4.String()) {
+		t.Errorf("loaded n1's %s: %q, %v", LANInterface, out, err)
+	}
+
+	if err := loaded.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range w.Processes() {
+		if err := p.Wait(10 * time.Second); errors.Is(err, ErrStillRunning) {
+			t.Errorf("%s (pid %d) outlived the loaded world's Close", p.Name(), p.PID())
+		}
+	}
+	for _, name := range []string{"lan", "r1", "n1"} {
+		if _, err := os.Stat("/run/netns/" + w.Host(name).Namespace()); err == nil {
+			t.Errorf("namespace %s still exists", w.Host(name).Namespace())
+		}
+	}
+	for _, path := range []string{w.Dir(), spec.Record} {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", path, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("the builder's Close after the loaded world's: %v", err)
 	}
 }
