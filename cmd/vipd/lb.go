@@ -180,11 +180,7 @@ func newLBShowCmd(f *lbFlags) *cobra.Command {
 		Short: "show a load balancer and its backends",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			l, err := findLB(cmd.Context(), c, args[0])
+			_, l, err := f.findLB(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -203,11 +199,7 @@ func newLBDeleteCmd(f *lbFlags) *cobra.Command {
 		Short: "delete a load balancer: withdraw and release its address, remove its data plane",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			l, err := findLB(cmd.Context(), c, args[0])
+			c, l, err := f.findLB(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -234,11 +226,7 @@ func newLBBackendAddCmd(f *lbFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			l, err := findLB(cmd.Context(), c, args[0])
+			c, l, err := f.findLB(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -262,11 +250,7 @@ func newLBBackendRemoveCmd(f *lbFlags) *cobra.Command {
 		Short: "remove a backend, named by its UUID or IP:PORT",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			l, err := findLB(cmd.Context(), c, args[0])
+			c, l, err := f.findLB(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -283,6 +267,16 @@ func newLBBackendRemoveCmd(f *lbFlags) *cobra.Command {
 }
 
 // findLB returns the load balancer whose UUID, or else name, is arg.
+// findLB connects and looks up the load balancer arg names.
+func (f *lbFlags) findLB(ctx context.Context, arg string) (*api.Client, api.LoadBalancer, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, api.LoadBalancer{}, err
+	}
+	l, err := findLB(ctx, c, arg)
+	return c, l, err
+}
+
 func findLB(ctx context.Context, c *api.Client, arg string) (api.LoadBalancer, error) {
 	list, err := c.LoadBalancers(ctx)
 	if err != nil {

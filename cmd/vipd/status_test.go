@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+)
+
+func TestPrintStatusLoadBalancers(t *testing.T) {
+	st := api.Status{Version: "v1", RouterID: "192.0.2.1", ASN: 65000, LoadBalancers: []api.LoadBalancer{{
+		Name: "web", EIP: "2001:db8::1", Port: 80, Protocol: "tcp", Mode: "nat", Announced: true, Reason: "healthy backends",
+		Backends: []api.LoadBalancerBackend{{State: "up"}, {State: "down"}, {State: "up"}},
+	}}}
+	var b strings.Builder
+	printStatus(&b, st, time.Now())
+	lines := strings.Split(b.String(), "\n")
+	var header, row string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "LOAD BALANCER") && i+1 < len(lines) {
+			header, row = l, lines[i+1]
+		}
+	}
+	if header == "" {
+		t.Fatalf("no load-balancer table in:\n%s", b.String())
+	}
+	if got := strings.Fields(row); strings.Join(got, " ") != "web [2001:db8::1]:80 tcp nat 2/3 yes healthy backends" {
+		t.Errorf("row %q", row)
+	}
+
+	b.Reset()
+	st.LoadBalancers = nil
+	printStatus(&b, st, time.Now())
+	if strings.Contains(b.String(), "LOAD BALANCER") {
+		t.Errorf("a table for no load balancers:\n%s", b.String())
+	}
+}
