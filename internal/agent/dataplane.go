@@ -56,9 +56,10 @@ func (a *Agent) desiredDataplane(services []config.Service, lbs []lb.LoadBalance
 	return s
 }
 
-// applyDataplane programs want if it differs from what was applied. The
-// first call always writes, which clears what a crashed vipd left; on a
-// host without nft and with nothing to program it does nothing.
+// applyDataplane programs want if it differs from what was applied, or
+// removes the table when want is empty. The first call always writes,
+// which clears what a crashed vipd left; on a host without nft and with
+// nothing to program it does nothing.
 func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error {
 	dp := &a.dataPlane
 	if dp.applied != nil && reflect.DeepEqual(*dp.applied, want) {
@@ -76,11 +77,19 @@ func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error 
 		}
 		dp.table = t
 	}
-	if err := a.applyHostSettings(want); err != nil {
-		return err
-	}
-	if err := dp.table.Set(ctx, want); err != nil {
-		return err
+	if empty {
+		// No table at all, rather than an empty one: its NAT chains
+		// would make the kernel track every connection of the host.
+		if err := dp.table.Delete(ctx); err != nil {
+			return err
+		}
+	} else {
+		if err := a.applyHostSettings(want); err != nil {
+			return err
+		}
+		if err := dp.table.Set(ctx, want); err != nil {
+			return err
+		}
 	}
 	dp.applied = &want
 	inTable := make(map[tableEntry]bool)

@@ -433,9 +433,13 @@ metrics: {listen: ""}
 	if code, _ := call(http.MethodGet, "/loadbalancer/no-such-uuid", "s3cret-token", ""); code != http.StatusNotFound {
 		t.Errorf("unknown load balancer: %d, want 404", code)
 	}
-	// Nothing above changed anything.
+	// Nothing above changed anything, and with nothing to balance vipd
+	// keeps out of nftables (NAT chains would track every connection).
 	if lbs, err := lbClient(n1).LoadBalancers(t.Context()); err != nil || len(lbs) != 0 {
 		t.Errorf("load balancers after bad requests: %v, %v; want none", lbs, err)
+	}
+	if tables, err := n1.Exec(t.Context(), "nft", "list", "tables"); err != nil || strings.Contains(tables, "vipd") {
+		t.Errorf("nft tables with no load balancer: %q, %v; want no vipd table", tables, err)
 	}
 }
 
