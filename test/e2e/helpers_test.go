@@ -63,7 +63,14 @@ func startVipd(t *testing.T, node *testnet.Node, config string) *testnet.Process
 // startVipdConfig is startVipd for a complete config.
 func startVipdConfig(t *testing.T, node *testnet.Node, config string) *testnet.Process {
 	t.Helper()
-	p, err := node.StartVipd(context.Background(), vipdBin, config)
+	return startBinary(t, node, vipdBin, config)
+}
+
+// startBinary starts the vipd binary with a complete config and stops it
+// at the end of the test.
+func startBinary(t *testing.T, node *testnet.Node, binary, config string) *testnet.Process {
+	t.Helper()
+	p, err := node.StartVipd(context.Background(), binary, config)
 	if err != nil {
 		t.Fatal(err)
 	}

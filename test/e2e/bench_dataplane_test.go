@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+const (
+	dataplaneTrials   = 5
+	dataplaneWindow   = 3 * time.Second // one trial's traffic
+	dataplaneConns    = 8               // parallel keep-alive connections or streams
+	disruptionFlows   = 1000
+	disruptionBackend = 10
+	bulkPort          = 9000 // backends stream zeros on it
+	echoPort          = 5300 // backends answer a UDP datagram with their name
+)
+
+// TestBenchDataPlane measures the nftables data plane beside the direct
+// path: requests per second (keep-alive HTTP, like wrk) and throughput
+// from the client through the load balancer's address to three backends,
+// and straight to one backend; and the share of flows that change backend
+// when one of ten backends leaves. Targets: at least 0.8 of direct, and at
+// most 1.1 × 1/N.
+//
+// The direct path is shorter (client → backend on the LAN; through the
+// address it is client → router → vipd node → backend), and the traffic's
+// both ends run in this test process: the ratio is what counts.
+func TestBenchDataPlane(t *testing.T) {
+	skipUnlessBench(t)
+	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct)")
+	tb.version(vipdVersion(t))
+	tb.version(routerVersion(testnet.BIRD))
+	tb.version(programVersion("nft", "--version"))
+
+	hosts := make([]testnet.NodeSpec, disruptionBackend)
+	for i := range hosts {
+		hosts[i] = testnet.NodeSpec{Name: fmt.Sprintf("b%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(21 + i)})}
+	}
+	specs := nodeSpecs(1)
+	w := testnet.NewT(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(specs, 4200000000, "")}},
+		Nodes:  specs,
+		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
+		Hosts:  hosts,
+	})
+	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
+	for _, h := range w.Hosts() {
+		serveBenchBackend(t, h)
+	}
+	startBenchVipd(t, n1, lbConfig(""))
+	waitStatus(t, n1, "daemon answering", func(api.Status) bool { return true })
+
+	web := createBenchLB(t, n1, "web", 80, 8080, w.Hosts()[:3])
+	bulk := createBenchLB(t, n1, "bulk", bulkPort, bulkPort, w.Hosts()[:3])
+	for _, l := range []api.LoadBalancer{web, bulk} {
+		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
+	}
+	b1 := w.Hosts()[0].Addr4()
+	paths := []struct {
+		setup     string
+		web, bulk netip.AddrPort
+	}{
+		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort)},
+		{"vipd nftables, 3 backends", netip.AddrPortFrom(netip.MustParseAddr(web.EIP), 80), netip.AddrPortFrom(netip.MustParseAddr(bulk.EIP), bulkPort)},
+	}
+	rps := make([][]float64, len(paths))
+	bps := make([][]float64, len(paths))
+	for range dataplaneTrials { // interleaved, so load drift hits both alike
+		for i, p := range paths {
+			rps[i] = append(rps[i], requestRate(t, c1, p.web))
+			bps[i] = append(bps[i], throughput(t, c1, p.bulk))
+		}
+	}
+	for i, p := range paths {
+		tb.Rows = append(tb.Rows, benchRow{Setup: p.setup, Router: "bird", Metrics: []metric{
+			newMetric("requests", unitRate, rps[i]),
+			newMetric("throughput", unitBitRate, bps[i]),
+		}})
+	}
+	tb.report(t)
+
+	// Flows moved when one of ten backends leaves.
+	dt := newBenchTable("dataplane-disruption", fmt.Sprintf("UDP flows that change backend when 1 of %d backends leaves (target ≤ 1.1/N = %.3f)", disruptionBackend, 1.1/disruptionBackend))
+	dt.version(vipdVersion(t))
+	all := createBenchLB(t, n1, "all", echoPort, echoPort, w.Hosts())
+	waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(all.EIP), 32), n1.Addr4())
+	moved := flowsMoved(t, n1, c1, all)
+	dt.Rows = []benchRow{{Setup: fmt.Sprintf("vipd Maglev, %d flows", disruptionFlows), Router: "bird", Metrics: []metric{
+		newMetric("moved", unitRatio, moved),
+	}}}
+	dt.report(t)
+}
+
+// serveBenchBackend runs, in h's namespace, an HTTP server on 8080 that
+// answers with h's name, a TCP server on bulkPort that streams zeros, and
+// a UDP server on echoPort that answers each datagram with h's name.
+func serveBenchBackend(t *testing.T, h *testnet.Host) {
+	t.Helper()
+	web, err := h.Listen("tcp", ":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, h.Name())
+	})}
+	go func() { _ = srv.Serve(web) }()
+	t.Cleanup(func() { srv.Close() })
+
+	bulk, err := h.Listen("tcp", fmt.Sprintf(":%d", bulkPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bulk.Close() })
+	go func() {
+		zeros := make([]byte, 64<<10)
+		for {
+			conn, err := bulk.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(time.Minute)) // bounds a stream the client forgot
+				for {
+					if _, err := conn.Write(zeros); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+
+	var echo net.PacketConn
+	err = h.InNamespace(func() (err error) {
+		echo, err = net.ListenPacket("udp", fmt.Sprintf(":%d", echoPort))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = echo.WriteTo([]byte(h.Name()), from)
+		}
+	}()
+}
+
+// createBenchLB creates a load balancer without checks, so its backends
+// are in the table at once.
+func createBenchLB(t *testing.T, node *testnet.Node, name string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
+	t.Helper()
+	proto := "tcp"
+	if port == echoPort {
+		proto = "udp"
+	}
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: proto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range backends {
+		if l, err = lbClient(node).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: b.Addr4().String(), Port: backendPort}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// requestRate runs dataplaneConns keep-alive HTTP clients against target
+// for dataplaneWindow and returns the requests answered per second.
+func requestRate(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
+	t.Helper()
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: dataplaneConns,
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			return c.DialContext(ctx, network, address)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	url := "http://" + target.String() + "/"
+	var done atomic.Int64
+	var failed atomic.Value
+	stop := time.Now().Add(dataplaneWindow)
+	var wg sync.WaitGroup
+	for range dataplaneConns {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				resp, err := client.Get(url)
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("requests to %s: %v", target, err)
+	}
+	return float64(done.Load()) / dataplaneWindow.Seconds()
+}
+
+// throughput reads dataplaneConns streams from target for dataplaneWindow
+// and returns the bits per second received.
+func throughput(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
+	t.Helper()
+	var total atomic.Int64
+	var failed atomic.Value
+	deadline := time.Now().Add(dataplaneWindow)
+	var wg sync.WaitGroup
+	for range dataplaneConns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			conn, err := c.DialContext(ctx, "tcp", target.String())
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(deadline)
+			n, err := io.Copy(io.Discard, conn)
+			total.Add(n)
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "timeout") {
+				failed.Store(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("streams from %s: %v", target, err)
+	}
+	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
+}
+
+// flowsMoved removes each of a few backends in turn and returns, per
+// trial, the share of disruptionFlows UDP flows (fixed source ports) that
+// answer from another backend afterwards. Conntrack is flushed before each
+// round, so every round's flows are scheduled by the table afresh.
+func flowsMoved(t *testing.T, n1 *testnet.Node, c1 *testnet.Client, l api.LoadBalancer) []float64 {
+	t.Helper()
+	target := netip.AddrPortFrom(netip.MustParseAddr(l.EIP), echoPort)
+	var out []float64
+	for trial := range dataplaneTrials {
+		flushConntrack(t, n1)
+		before := udpFlows(t, c1, target)
+		gone := l.Backends[trial]
+		if _, err := lbClient(n1).RemoveBackend(t.Context(), l.UUID, gone.UUID); err != nil {
+			t.Fatal(err)
+		}
+		flushConntrack(t, n1)
+		after := udpFlows(t, c1, target)
+		moved := 0
+		for port, who := range before {
+			if after[port] != who {
+				moved++
+			}
+		}
+		out = append(out, float64(moved)/float64(len(before)))
+		back, err := lbClient(n1).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: gone.IP, Port: gone.Port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Backends = back.Backends
+	}
+	return out
+}
+
+// udpFlows sends one datagram from each of disruptionFlows source ports
+// and returns who answered, by port.
+func udpFlows(t *testing.T, c *testnet.Client, target netip.AddrPort) map[int]string {
+	t.Helper()
+	out := make(map[int]string, disruptionFlows)
+	buf := make([]byte, 64)
+	for port := 42000; port < 42000+disruptionFlows; port++ {
+		var conn net.Conn
+		err := c.InNamespace(func() (err error) {
+			d := net.Dialer{LocalAddr: &net.UDPAddr{Port: port}}
+			conn, err = d.Dial("udp", target.String())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Write([]byte("who"))
+		var n int
+		if err == nil {
+			n, err = conn.Read(buf)
+		}
+		conn.Close()
+		if err != nil {
+			t.Fatalf("flow from port %d: %v", port, err)
+		}
+		out[port] = string(buf[:n])
+	}
+	return out
+}
+
+// flushConntrack empties the node's conntrack table.
+func flushConntrack(t *testing.T, n *testnet.Node) {
+	t.Helper()
+	err := n.InNamespace(func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return h.ConntrackTableFlush(netlink.ConntrackTable)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
