@@ -126,6 +126,20 @@ func (r *Router) Restart(ctx context.Context) error {
 // Log returns the daemon's output since the world was built.
 func (r *Router) Log() string { return r.daemon.logs() }
 
+// Birdc runs a birdc command against a BIRD router, for what the other
+// methods do not ask (route counts, say), and returns its output.
+func (r *Router) Birdc(ctx context.Context, args ...string) (string, error) {
+	d, ok := r.daemon.(*birdDaemon)
+	if !ok {
+		return "", fmt.Errorf("router %s: birdc: not a BIRD router", r.name)
+	}
+	out, err := d.birdc(ctx, args...)
+	if err != nil {
+		return out, fmt.Errorf("router %s: %w", r.name, err)
+	}
+	return out, nil
+}
+
 // BGPRoutes returns the BGP paths the router holds for exactly prefix.
 func (r *Router) BGPRoutes(ctx context.Context, prefix netip.Prefix) ([]RouteInfo, error) {
 	routes, err := r.daemon.routes(ctx, prefix.Masked())

@@ -89,6 +89,13 @@ func TestWorldECMP(t *testing.T) {
 			}
 			checkRoutes(ctx, t, r, vip4, []*Node{n1, n2}, (*Node).Addr4)
 			checkRoutes(ctx, t, r, vip6, []*Node{n1, n2}, (*Node).Addr6)
+			out, err := r.Birdc(ctx, "show", "route", "count")
+			switch {
+			case r.Kind() == BIRD && (err != nil || !strings.Contains(out, "routes")):
+				t.Errorf("Birdc show route count: %q, %v", out, err)
+			case r.Kind() != BIRD && err == nil:
+				t.Errorf("Birdc on %s answered %q, want an error", r.Kind(), out)
+			}
 		})
 	}
 	t.Run("client reaches VIP via router", func(t *testing.T) {

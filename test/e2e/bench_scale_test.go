@@ -384,15 +384,13 @@ type birdPeer struct {
 	imported int
 }
 
-// birdProtocols asks router r's BIRD for its protocols. testnet has no
-// call for route counts, so this talks to the router's control socket,
-// which testnet keeps in the router's directory.
+// birdProtocols asks router r's BIRD for its protocols, with route counts.
 func birdProtocols(ctx context.Context, r *testnet.Router) (birdStatus, error) {
-	out, err := exec.CommandContext(ctx, "birdc", "-s", filepath.Join(r.Dir(), "bird.sock"), "show", "protocols", "all").Output()
+	out, err := r.Birdc(ctx, "show", "protocols", "all")
 	if err != nil {
-		return birdStatus{}, fmt.Errorf("birdc show protocols all: %w", err)
+		return birdStatus{}, err
 	}
-	return parseBirdProtocolsAll(string(out))
+	return parseBirdProtocolsAll(out)
 }
 
 // parseBirdProtocolsAll reads BIRD 2's `show protocols all`: a block per
