@@ -78,15 +78,6 @@ func (lab *interopLab) set(t *testing.T, i int, change func(p *Peer)) {
 	lab.nodes[i].set(lab.peers[i]...)
 }
 
-// all calls fn for every session of both nodes.
-func (lab *interopLab) all(fn func(node *testManager, p Peer, r *testnet.Router)) {
-	for i, node := range lab.nodes {
-		for _, p := range lab.peers[i] {
-			fn(node, p, lab.remote[p.Remote])
-		}
-	}
-}
-
 // nodeAddr is the node address a router sees for session p of node i.
 func (lab *interopLab) nodeAddr(i int, p Peer) netip.Addr {
 	n := lab.w.Nodes()[i]

@@ -180,7 +180,7 @@ services:
 	if err := p.Stop(stopTimeout); err != nil {
 		t.Fatal(err)
 	}
-	p = startVipd(t, n1, config)
+	startVipd(t, n1, config)
 	waitFIB(t, r, dns, n1.Addr4())
 	if hops, _ := r.FIB(t.Context(), web); len(hops) != 0 {
 		t.Errorf("drained web is announced again after a restart: %v", hops)
