@@ -160,6 +160,9 @@ func get(ctx context.Context, c *testnet.Client, target netip.AddrPort, sport in
 	if err != nil {
 		return "", err
 	}
+	// Close with a reset: no TIME_WAIT, so the same source port can
+	// start the same flow again at once.
+	_ = conn.(*net.TCPConn).SetLinger(0)
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
