@@ -157,3 +157,13 @@ func TestHTTPBadURL(t *testing.T) {
 		t.Fatal("Check() = nil for a malformed URL")
 	}
 }
+
+// https goes through the standard client and its certificate checks.
+func TestHTTPSVerifiesCertificate(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(srv.Close)
+	err := HTTP{URL: srv.URL}.Check(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Check() = %v, want a certificate error from the TLS client", err)
+	}
+}
