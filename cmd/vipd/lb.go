@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -338,12 +337,6 @@ func printLBReply(w io.Writer, f *lbFlags, l api.LoadBalancer) error {
 	}
 	printLB(w, l)
 	return nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // printLB prints one load balancer: its settings, then its backends.

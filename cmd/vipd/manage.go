@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,9 +23,7 @@ func newReloadCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return describeAPIError(cmd, err)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(res)
+			return printJSON(cmd.OutOrStdout(), res)
 		},
 	}
 }
