@@ -81,17 +81,20 @@ func (a *Agent) changeLB(ctx context.Context, change func() (lb.LoadBalancer, er
 // lbView renders l with its backends' health and what the last pass
 // decided for its address.
 func (a *Agent) lbView(l lb.LoadBalancer) api.LoadBalancer {
-	prefix := netip.PrefixFrom(l.Address(), l.Address().BitLen())
-	a.mu.Lock()
-	var announced bool
-	var reason Reason
-	for _, d := range a.decisions {
-		if d.prefix == prefix {
-			announced, reason = d.route != nil, d.reason
-			break
-		}
-	}
-	a.mu.Unlock()
+	announced, reason := a.lbDecision(l)
 	state := func(b lb.Backend) lb.BackendState { return a.backendState(l, b) }
 	return api.NewLoadBalancer(l, state, announced, string(reason))
+}
+
+// lbDecision is what the last pass decided for l's address.
+func (a *Agent) lbDecision(l lb.LoadBalancer) (announced bool, reason Reason) {
+	prefix := netip.PrefixFrom(l.Address(), l.Address().BitLen())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range a.decisions {
+		if d.prefix == prefix {
+			return d.route != nil, d.reason
+		}
+	}
+	return false, ""
 }

@@ -40,7 +40,8 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		})
 	}
 	for _, l := range a.loadBalancers() {
-		ml := metrics.LoadBalancer{Name: l.Spec.Name, Announced: a.lbView(l).Announced}
+		announced, _ := a.lbDecision(l)
+		ml := metrics.LoadBalancer{Name: l.Spec.Name, Announced: announced}
 		for _, b := range l.Backends {
 			ml.Backends = append(ml.Backends, metrics.Backend{Address: b.Key(),
 				Up: a.backendState(l, b) == lb.BackendUp, CheckSeries: backendMonitorName(l, b)})
