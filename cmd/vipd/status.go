@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,14 +91,8 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "LOAD BALANCER\tADDRESS\tPROTOCOL\tMODE\tBACKENDS UP\tANNOUNCED\tWHY")
 		for _, l := range st.LoadBalancers {
-			up := 0
-			for _, b := range l.Backends {
-				if b.State == "up" {
-					up++
-				}
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", l.Name, net.JoinHostPort(l.EIP, strconv.Itoa(int(l.Port))),
-				l.Protocol, l.Mode, up, len(l.Backends), yesNo(l.Announced), l.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Name, hostPort(l.EIP, l.Port),
+				l.Protocol, l.Mode, backendsUp(l.Backends), yesNo(l.Announced), l.Reason)
 		}
 		tw.Flush()
 	}
