@@ -179,10 +179,14 @@ func parseListen(s string) (string, error) {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
+// IsName reports whether s is a valid service or pool name; load-balancer
+// names follow the same rule.
+func IsName(s string) bool { return namePattern.MatchString(s) }
+
 // parseName reads a service or pool name. Names go into API URLs and
 // metric labels, so they are restricted to URL-safe characters.
 func parseName(s string) (string, error) {
-	if !namePattern.MatchString(s) {
+	if !IsName(s) {
 		return "", fmt.Errorf("want a name of letters, digits, '_', '.' and '-' that starts with a letter or digit, got %q", s)
 	}
 	return s, nil

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // Limits and defaults of a load balancer's fields.
@@ -21,10 +22,6 @@ const (
 	defaultCheckTimeout  = time.Second
 	defaultRiseFall      = 2
 )
-
-// namePattern matches the config's service and pool names: names go into
-// URLs, logs and metric labels.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // WithDefaults returns s with its zero fields filled in. It does not
 // choose a pool or an address: that is the Registry's job.
@@ -76,7 +73,7 @@ func (c Check) withDefaults() Check {
 // Validate reports the first problem of a defaulted spec as a *FieldError.
 func (s Spec) Validate() error {
 	switch {
-	case !namePattern.MatchString(s.Name) || len(s.Name) > MaxNameLen:
+	case !config.IsName(s.Name) || len(s.Name) > MaxNameLen:
 		return fieldErrorf("name", "want 1..%d letters, digits, '_', '.' and '-', starting with a letter or digit, got %q", MaxNameLen, s.Name)
 	case s.Port == 0:
 		return fieldErrorf("port", "required: a port 1..65535")
@@ -88,7 +85,7 @@ func (s Spec) Validate() error {
 		return fieldErrorf("on_empty", "want withdraw or announce, got %q", s.OnEmpty)
 	case s.Mode == ModeLocal && s.Masquerade != nil && *s.Masquerade:
 		return fieldErrorf("masquerade", "only for mode nat: local mode keeps the client's address")
-	case s.Pool != "" && !namePattern.MatchString(s.Pool):
+	case s.Pool != "" && !config.IsName(s.Pool):
 		return fieldErrorf("pool", "want a pool name, got %q", s.Pool)
 	}
 	if s.Address.IsValid() {
