@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // Bounds of the interop test. The machine is shared: waits are generous,
@@ -46,14 +47,14 @@ func newInteropLab(t *testing.T) *interopLab {
 		{Name: "r1", Kind: testnet.BIRD, ASN: 65000, Address: netip.MustParseAddr("10.255.255.1"), Neighbors: neighbors},
 		{Name: "r2", Kind: testnet.FRR, ASN: 65000, Address: netip.MustParseAddr("10.255.255.2"), Neighbors: neighbors},
 	}
-	testnet.SkipUnlessAvailable(t, spec)
+	worldtest.SkipUnlessAvailable(t, spec)
 	if _, err := exec.LookPath("nft"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("needs nft")
 		}
 		t.Skip("needs nft")
 	}
-	w := testnet.NewT(t, spec)
+	w := worldtest.New(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	lab := &interopLab{t: t, w: w, ctx: ctx, remote: map[netip.Addr]*testnet.Router{}}

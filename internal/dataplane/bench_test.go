@@ -8,6 +8,7 @@ import (
 
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // benchState returns n nat-mode load balancers of three backends each;
@@ -34,7 +35,7 @@ func benchState(n int, shift bool) State {
 // rewrite (the first Set, or one after a load balancer went away) and a
 // change of one backend of one load balancer.
 func BenchmarkSetNFT(b *testing.B) {
-	w := testnet.NewT(b, testnet.Spec{Nodes: []testnet.NodeSpec{{Name: "n", Address: netip.MustParseAddr("10.255.255.11")}}})
+	w := worldtest.New(b, testnet.Spec{Nodes: []testnet.NodeSpec{{Name: "n", Address: netip.MustParseAddr("10.255.255.11")}}})
 	h := &w.Node("n").Host
 	var tb *Table
 	if err := h.InNamespace(func() (err error) { tb, err = New(nil); return err }); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // ioTimeout bounds every dial, read and write of the packet tests.
@@ -50,7 +51,7 @@ type dpNode struct {
 
 func newPacketLab(t *testing.T) *packetLab {
 	t.Helper()
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Nodes: []testnet.NodeSpec{
 			{Name: "lb1", Address: netip.MustParseAddr("10.255.255.21")},
 			{Name: "lb2", Address: netip.MustParseAddr("10.255.255.22")},

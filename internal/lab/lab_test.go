@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // buildVipd builds the vipd binary the lab's nodes run.
@@ -32,7 +33,7 @@ func buildVipd(t *testing.T) string {
 // skipUnlessLab skips as testnet does, and also without nft.
 func skipUnlessLab(t *testing.T) {
 	t.Helper()
-	testnet.SkipUnlessAvailable(t, spec("vt", ""))
+	worldtest.SkipUnlessAvailable(t, spec("vt", ""))
 	if _, err := exec.LookPath("nft"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("lab: needs nft")

@@ -1,4 +1,6 @@
-package testnet
+// This file is an external test so it can use worldtest, which imports
+// testnet; the dot import keeps it reading like the package's own code.
+package testnet_test
 
 import (
 	"context"
@@ -17,6 +19,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	. "github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 const (
@@ -27,6 +32,7 @@ const (
 )
 
 var (
+	n1v4 = addr("10.255.255.11")
 	vip4 = netip.MustParsePrefix("192.168.0.16/32")
 	vip6 = netip.MustParsePrefix("fda4:5ff2:8477:1755::/128")
 )
@@ -36,7 +42,7 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 // ecmpSpec is one BIRD and one FRR router, each peering (multihop, MD5)
 // with two nodes, and a client.
 func ecmpSpec() Spec {
-	nodes := []NodeSpec{{Name: "n1", Address: addr("10.255.255.11")}, {Name: "n2", Address: addr("10.255.255.12")}}
+	nodes := []NodeSpec{{Name: "n1", Address: n1v4}, {Name: "n2", Address: addr("10.255.255.12")}}
 	var neighbors []Neighbor
 	for _, n := range nodes {
 		neighbors = append(neighbors, Neighbor{Address: n.Address, ASN: nodeASN, Password: password, Multihop: true})
@@ -55,7 +61,7 @@ func ecmpSpec() Spec {
 // that both router kinds install a 2-way ECMP route, report the BGP
 // attributes, and drop a withdrawn nexthop.
 func TestWorldECMP(t *testing.T) {
-	w := NewT(t, ecmpSpec())
+	w := worldtest.New(t, ecmpSpec())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -225,7 +231,7 @@ func fetch(ctx context.Context, h *Client, address string) (string, error) {
 func TestPeerAddress(t *testing.T) {
 	node := NodeSpec{Name: "n1", Address: addr("10.255.255.11")}
 	neighbors := []Neighbor{{Address: node.Address, ASN: 64532, Multihop: true}}
-	w := NewT(t, Spec{
+	w := worldtest.New(t, Spec{
 		Routers: []RouterSpec{
 			{Name: "r1", Kind: BIRD, ASN: 64700, Address: addr("10.255.255.1"), PeerAddress: addr("169.254.169.254"), Neighbors: neighbors},
 			{Name: "r2", Kind: FRR, ASN: 64700, Address: addr("10.255.255.2"), PeerAddress: addr("169.254.169.253"), Neighbors: neighbors},
@@ -262,7 +268,7 @@ func TestPeerAddress(t *testing.T) {
 // harmless.
 func TestCloseRemovesEverything(t *testing.T) {
 	spec := ecmpSpec()
-	SkipUnlessAvailable(t, spec)
+	worldtest.SkipUnlessAvailable(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	w, err := New(ctx, spec)
@@ -285,12 +291,12 @@ func TestCloseRemovesEverything(t *testing.T) {
 			t.Errorf("namespace %s still exists", ns)
 		}
 	}
-	for _, path := range []string{w.Dir(), frrRunDir + "/" + w.Host("r2").Namespace()} {
+	for _, path := range []string{w.Dir(), FRRRunDir + "/" + w.Host("r2").Namespace()} {
 		if _, err := os.Stat(path); err == nil {
 			t.Errorf("%s still exists", path)
 		}
 	}
-	if want := 1 + len(frrDaemons); len(procs) != want { // bird, and FRR's daemons
+	if want := 1 + len(FRRDaemons); len(procs) != want { // bird, and FRR's daemons
 		t.Errorf("%d processes, want %d", len(procs), want)
 	}
 	for _, p := range procs {
@@ -304,18 +310,18 @@ func TestCloseRemovesEverything(t *testing.T) {
 // already exists, and checks that it removes what it made and leaves the
 // namespace it did not make alone.
 func TestFailedNewCleansUp(t *testing.T) {
-	SkipUnlessAvailable(t, Spec{})
+	worldtest.SkipUnlessAvailable(t, Spec{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	prefix := fmt.Sprintf("vt%d-failed", os.Getpid())
 	foreign := prefix + "-n2"
-	if _, err := run(ctx, "ip", "netns", "add", foreign); err != nil {
+	if _, err := Run(ctx, "ip", "netns", "add", foreign); err != nil {
 		t.Fatal(err)
 	}
-	defer run(context.Background(), "ip", "netns", "delete", foreign)
+	defer Run(context.Background(), "ip", "netns", "delete", foreign)
 
 	_, err := New(ctx, Spec{Prefix: prefix, Nodes: []NodeSpec{
-		{Name: "n1", Address: n1v4}, {Name: "n2", Address: n2v4},
+		{Name: "n1", Address: n1v4}, {Name: "n2", Address: addr("10.255.255.12")},
 	}})
 	if !errors.Is(err, ErrNamespaceExists) || !strings.Contains(err.Error(), foreign) {
 		t.Fatalf("New over an existing namespace: %v, want ErrNamespaceExists naming %s", err, foreign)
@@ -336,7 +342,7 @@ func TestFailedNewCleansUp(t *testing.T) {
 // TestStartVipd runs a stand-in vipd binary: a script that logs its
 // arguments and config, then exits 3 on SIGTERM.
 func TestStartVipd(t *testing.T) {
-	w := NewT(t, Spec{Nodes: []NodeSpec{{Name: "n1", Address: n1v4}}})
+	w := worldtest.New(t, Spec{Nodes: []NodeSpec{{Name: "n1", Address: n1v4}}})
 	n := w.Node("n1")
 	binary := filepath.Join(n.Dir(), "fake-vipd")
 	script := "#!/bin/bash\necho \"args: $*\"\ncat \"$3\"\ntrap 'echo bye; exit 3' TERM\nwhile true; do sleep 0.1; done\n"
@@ -387,7 +393,7 @@ func TestRecordLoad(t *testing.T) {
 			Neighbors: []Neighbor{{Address: n1v4, ASN: nodeASN}}}},
 		Nodes: []NodeSpec{{Name: "n1", Address: n1v4}},
 	}
-	SkipUnlessAvailable(t, spec)
+	worldtest.SkipUnlessAvailable(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	w, err := New(ctx, spec)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // TestNRECStyle: NREC's whole parameter set. Two route servers in their
@@ -25,7 +26,7 @@ func testNREC(t *testing.T, kind testnet.RouterKind) {
 	for i := range nbrs {
 		nbrs[i].BFD = &testnet.BFDSpec{Multihop: true, Graceful: kind == testnet.BIRD}
 	}
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{
 			{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs},
 			{Name: "r2", Kind: kind, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: nbrs},
@@ -81,7 +82,7 @@ services:
 // reached through the LAN), AS 64700, nodes in AS 64532, multihop.
 func TestSafespringStyle(t *testing.T) {
 	nodes := nodeSpecs(2)
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{
 			Name: "r1", Kind: testnet.BIRD, ASN: 64700, Address: addr("10.255.255.1"),
 			PeerAddress: addr("169.254.169.254"), Neighbors: neighbors(nodes, 64532, ""),

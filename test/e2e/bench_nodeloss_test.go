@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // TestBenchBFDNodeLoss measures the time from cutting a node to its
@@ -54,7 +55,7 @@ func benchNodeLoss(t *testing.T, kind testnet.RouterKind, interval time.Duration
 		n.BFD = &testnet.BFDSpec{Multihop: multihop, MinTx: interval, MinRx: interval, Multiplier: bfdMultiplier}
 		nbrs = append(nbrs, n)
 	}
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
 		Nodes:   nodes,
 	})

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // Benchmarks run only under `make bench` (VIPD_BENCH=1): each prints a
@@ -344,7 +345,7 @@ func TestBenchPlannedRestart(t *testing.T) {
 
 func benchRestart(t *testing.T, kind testnet.RouterKind, gracefulRestart bool) benchRow {
 	nodes := nodeSpecs(2)
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"),
 			Neighbors: neighbors(nodes, 4200000000, ""), DefaultTimers: true}},
 		Nodes: nodes,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // nodeLossBound is the generous bound the issue sets for 300 ms × 3.
@@ -39,7 +40,7 @@ func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
 		n.BFD = &testnet.BFDSpec{Multihop: multihop}
 		nbrs = append(nbrs, n)
 	}
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
 		Nodes:   nodes,
 	})

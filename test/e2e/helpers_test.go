@@ -12,6 +12,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // Generous bounds: the machine is shared and noisy.
@@ -166,7 +167,7 @@ func neighbors(nodes []testnet.NodeSpec, asn uint32, password string) []testnet.
 func birdWorld(t *testing.T, nodes int, password string) *testnet.World {
 	t.Helper()
 	specs := nodeSpecs(nodes)
-	return testnet.NewT(t, testnet.Spec{
+	return worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
 			Neighbors: neighbors(specs, 4200000000, password)}},
 		Nodes: specs,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // lbPool is the pool the load-balancer tests draw addresses from.
@@ -29,7 +30,7 @@ var lbPool = mustPrefix("198.51.100.0/28")
 func lbWorld(t *testing.T, nodes int) *testnet.World {
 	t.Helper()
 	specs := nodeSpecs(nodes)
-	return testnet.NewT(t, testnet.Spec{
+	return worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
 			Neighbors: neighbors(specs, 4200000000, "")}},
 		Nodes:  specs,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // vipdCLI runs the CLI against a node's daemon.
@@ -65,7 +66,7 @@ func establishedSince(t *testing.T, r *testnet.Router, neighbor *testnet.Node) t
 // only that service, no session resets, and a broken config changes nothing.
 func TestReload(t *testing.T) {
 	nodes := nodeSpecs(1)
-	w := testnet.NewT(t, testnet.Spec{
+	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{
 			{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: neighbors(nodes, 4200000000, "")},
 			{Name: "r2", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: neighbors(nodes, 4200000000, "")},

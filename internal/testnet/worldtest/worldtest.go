@@ -1,27 +1,32 @@
-package testnet
+// Package worldtest runs testnet worlds inside Go tests. It is separate
+// from testnet so that the vipd binary, which builds lab worlds with
+// testnet, does not link the testing package.
+package worldtest
 
 import (
 	"context"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
-// setupTimeout bounds building a world in NewT.
+// setupTimeout bounds building a world in New.
 const setupTimeout = 2 * time.Minute
 
 // logTailLines is how much of each process's log a failed test prints.
 const logTailLines = 60
 
-// NewT builds a world for a test and removes it when the test ends,
+// New builds a world for a test and removes it when the test ends,
 // printing the tail of every process log if the test failed. It skips the
 // test as SkipUnlessAvailable does.
-func NewT(t testing.TB, spec Spec) *World {
+func New(t testing.TB, spec testnet.Spec) *testnet.World {
 	t.Helper()
 	SkipUnlessAvailable(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	w, err := New(ctx, spec)
+	w, err := testnet.New(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,12 +45,12 @@ func NewT(t testing.TB, spec Spec) *World {
 // mode, when not root, or when a program the spec needs is missing. Under
 // CI (CI set in the environment) a missing program fails the test instead,
 // so a broken CI machine cannot pass by skipping.
-func SkipUnlessAvailable(t testing.TB, spec Spec) {
+func SkipUnlessAvailable(t testing.TB, spec testnet.Spec) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("testnet: skipped in -short mode")
 	}
-	if missing := Missing(spec); missing != "" {
+	if missing := testnet.Missing(spec); missing != "" {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("testnet: %s", missing)
 		}
