@@ -136,7 +136,11 @@ func startLBDaemon(t *testing.T, d *lbDaemon) string {
 	sock := filepath.Join(t.TempDir(), "vipd.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- api.NewServer(d, slog.New(slog.DiscardHandler)).ServeSocket(ctx, sock) }()
+	ln, err := api.ListenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- api.NewServer(d, slog.New(slog.DiscardHandler)).ServeSocket(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vipd/vipd/internal/agent"
+	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -42,13 +44,35 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
+// reloader is what handleSignals drives; *agent.Agent satisfies it.
+type reloader interface {
+	Reload(ctx context.Context) (api.ReloadResult, error)
+	Hurry()
+}
+
 // handleSignals maps signals to the agent: SIGHUP reloads; the first
 // SIGTERM or SIGINT starts the shutdown (cancel), a second one cuts the
-// shutdown grace period short. stop ends the handling.
-func handleSignals(ctx context.Context, cancel context.CancelFunc, a *agent.Agent, log *slog.Logger) (stop func()) {
+// shutdown grace period short. A reload runs on its own goroutine, so a
+// stop signal is acted on at once even while a reload is stuck; SIGHUPs
+// that arrive during a reload fold into one more reload after it. stop
+// ends the handling and waits for a reload in progress, which the
+// cancelled ctx ends.
+func handleSignals(ctx context.Context, cancel context.CancelFunc, a reloader, log *slog.Logger) (stop func()) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	quit, done := make(chan struct{}), make(chan struct{})
+	reloads := make(chan struct{}, 1) // a pending reload
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case <-reloads:
+				_, _ = a.Reload(ctx) // Reload logs its result; ctx ends it at shutdown
+			}
+		}
+	})
 	go func() {
 		defer close(done)
 		stopping := false
@@ -60,7 +84,10 @@ func handleSignals(ctx context.Context, cancel context.CancelFunc, a *agent.Agen
 				switch {
 				case sig == syscall.SIGHUP:
 					log.Info("SIGHUP: reloading", "event", "signal")
-					_, _ = a.Reload(ctx) // Reload logs its result; ctx ends it at shutdown
+					select {
+					case reloads <- struct{}{}:
+					default: // one is pending already
+					}
 				case !stopping:
 					log.Info("stopping", "event", "signal", "signal", sig.String())
 					stopping = true
@@ -76,5 +103,6 @@ func handleSignals(ctx context.Context, cancel context.CancelFunc, a *agent.Agen
 		signal.Stop(sigs)
 		close(quit)
 		<-done
+		wg.Wait()
 	}
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/bfd"
@@ -25,38 +24,12 @@ func bfdPeers(peers []config.Peer) []bfd.Peer {
 	return out
 }
 
-// startBFD runs the BFD manager on its own lifetime, like the speaker: it
-// ends (sending AdminDown) only when stop is called, after the BGP
-// sessions are closed. Its events are handled until then.
-func (a *Agent) startBFD() (stop func() error, err error) {
-	m := bfd.NewManager(a.log)
-	if err := m.Set(context.Background(), bfdPeers(a.cfg.BGP.Peers)); err != nil {
-		return nil, fmt.Errorf("bgp.peers[].bfd: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone, eventsDone := make(chan error, 1), make(chan struct{})
-	go func() { runDone <- m.Run(ctx) }()
-	go func() {
-		defer close(eventsDone)
-		for ev := range m.Events() { // closed when Run returns
-			a.onBFDEvent(ctx, ev)
-		}
-	}()
-	a.bfd = m
-	return func() error {
-		cancel()
-		err := <-runDone
-		<-eventsDone
-		return err
-	}, nil
-}
-
 // onBFDEvent tears a BGP session down when BFD detects that the path to
 // its peer failed while the session was up. A session that came up after
 // the failure, a remote AdminDown (RFC 5882 §3.2) and a BFD session that
 // never came up leave BGP alone.
 func (a *Agent) onBFDEvent(ctx context.Context, ev bfd.Event) {
-	a.log.Info("bfd session state", "event", "bfd_state", "peer", ev.Key.String(),
+	a.log.Info("bfd session state", "event", "bfd_state", "peer", a.peerName(ev.Key.Remote), "address", ev.Key.Remote,
 		"from", ev.From.String(), "to", ev.To.String(), "reason", ev.Diag.String(),
 		"remote_state", ev.RemoteState.String())
 	if !ev.Failure() {
@@ -69,8 +42,20 @@ func (a *Agent) onBFDEvent(ctx context.Context, ev bfd.Event) {
 		return
 	}
 	if err := sp.ResetPeer(ctx, ev.Key.Remote, "BFD down: "+ev.Diag.String()); err != nil {
-		a.log.Error("bgp reset after BFD failure", "event", "bfd_reset", "peer", ev.Key.Remote, "err", err)
+		a.log.Error("bgp reset after BFD failure", "event", "bfd_reset", "peer", a.peerName(ev.Key.Remote), "address", ev.Key.Remote, "err", err)
 	}
+}
+
+// peerName is the configured name of the peer at addr, for logs.
+func (a *Agent) peerName(addr netip.Addr) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.cfg.BGP.Peers {
+		if p.Address == addr {
+			return p.Name
+		}
+	}
+	return addr.String()
 }
 
 // establishedBefore reports whether the BGP session with addr was up
@@ -78,7 +63,7 @@ func (a *Agent) onBFDEvent(ctx context.Context, ev bfd.Event) {
 func establishedBefore(peers []bgp.PeerStatus, addr netip.Addr, ev bfd.Event) bool {
 	for _, p := range peers {
 		if p.Address == addr {
-			return p.State == "Established" && p.Since.Before(ev.At)
+			return p.State == bgp.StateEstablished && p.Since.Before(ev.At)
 		}
 	}
 	return false

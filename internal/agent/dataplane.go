@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 
-	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/lb"
 )
 
-// dataPlane is the nftables side of the agent: owned by the loop, it
+// dataPlane is the agent's side of the data plane: owned by the loop, it
 // writes only when the desired state changes.
 type dataPlane struct {
-	table   *dataplane.Table    // nil until first needed
-	applied *dataplane.State    // nil: nothing applied yet in this run
+	table   DataPlane           // nil until first needed
+	last    *dataplane.State    // nil: nothing applied yet in this run
 	host    []dataplane.Setting // the kernel parameters set for nat mode, for status
 	inTable map[tableEntry]bool // the backends applied, for status
 }
@@ -26,11 +26,24 @@ type tableEntry struct {
 	backend netip.AddrPort
 }
 
+// appliedState is what the last successful write programmed.
+func (dp *dataPlane) appliedState() dataplane.State {
+	if dp.last == nil {
+		return dataplane.State{}
+	}
+	return *dp.last
+}
+
+// applied reports whether s is what the data plane holds.
+func (dp *dataPlane) applied(s dataplane.State) bool {
+	return dp.last != nil && reflect.DeepEqual(*dp.last, s)
+}
+
 // desiredDataplane renders each load balancer with the backends that are
 // up, and a port filter for every address that restricts its ports.
-func (a *Agent) desiredDataplane(services []config.Service, lbs []lb.LoadBalancer) dataplane.State {
+func (a *Agent) desiredDataplane(d desired) dataplane.State {
 	var s dataplane.State
-	for _, svc := range services {
+	for _, svc := range d.services {
 		if len(svc.Ports) == 0 {
 			continue
 		}
@@ -38,22 +51,66 @@ func (a *Agent) desiredDataplane(services []config.Service, lbs []lb.LoadBalance
 			s.Filters = append(s.Filters, dataplane.PortFilter{Address: addr, Ports: svc.Ports})
 		}
 	}
-	for _, l := range lbs {
-		d := dataplane.LoadBalancer{
+	for _, l := range d.lbs {
+		dl := dataplane.LoadBalancer{
 			ID: l.UUID, Address: l.Address(), Port: l.Spec.Port, Protocol: l.Spec.Protocol,
 			Mode: l.Spec.Mode, Masquerade: l.Spec.Masquerade != nil && *l.Spec.Masquerade,
 		}
 		for _, b := range l.Backends {
 			if a.backendHealth(l, b) == lb.BackendUp {
-				d.Backends = append(d.Backends, dataplane.Backend{Addr: b.AddrPort(), Weight: b.Weight})
+				dl.Backends = append(dl.Backends, dataplane.Backend{Addr: b.AddrPort(), Weight: b.Weight})
 			}
 		}
-		s.LoadBalancers = append(s.LoadBalancers, d)
+		s.LoadBalancers = append(s.LoadBalancers, dl)
 		if len(l.Spec.Ports) > 0 { // the data plane lets the load balancer's own port through
 			s.Filters = append(s.Filters, dataplane.PortFilter{Address: l.Address(), Ports: l.Spec.Ports})
 		}
 	}
 	return s
+}
+
+// unionState is want plus the load balancers and filters of had that want
+// lacks: what the data plane holds while a removal waits for its
+// withdrawal.
+func unionState(want, had dataplane.State) dataplane.State {
+	return dataplane.State{
+		LoadBalancers: unionBy(want.LoadBalancers, had.LoadBalancers, func(l dataplane.LoadBalancer) string { return l.ID }),
+		Filters:       unionBy(want.Filters, had.Filters, func(f dataplane.PortFilter) netip.Addr { return f.Address }),
+	}
+}
+
+// stillAnnounced returns the load balancers and filters of had that want
+// lacks but whose address is still announced: they must stay.
+func stillAnnounced(had, want dataplane.State, announced func(netip.Prefix) bool) dataplane.State {
+	var keep dataplane.State
+	for _, l := range had.LoadBalancers {
+		wanted := slices.ContainsFunc(want.LoadBalancers, func(w dataplane.LoadBalancer) bool { return w.ID == l.ID })
+		if !wanted && announced(hostPrefix(l.Address)) {
+			keep.LoadBalancers = append(keep.LoadBalancers, l)
+		}
+	}
+	for _, f := range had.Filters {
+		wanted := slices.ContainsFunc(want.Filters, func(w dataplane.PortFilter) bool { return w.Address == f.Address })
+		if !wanted && announced(hostPrefix(f.Address)) {
+			keep.Filters = append(keep.Filters, f)
+		}
+	}
+	return keep
+}
+
+// unionBy returns want with the elements of had whose key want lacks.
+func unionBy[T any, K comparable](want, had []T, key func(T) K) []T {
+	out := slices.Clone(want)
+	seen := make(map[K]bool, len(want))
+	for _, x := range want {
+		seen[key(x)] = true
+	}
+	for _, x := range had {
+		if !seen[key(x)] {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // applyDataplane programs want if it differs from what was applied, or
@@ -62,15 +119,15 @@ func (a *Agent) desiredDataplane(services []config.Service, lbs []lb.LoadBalance
 // nothing to program it does nothing.
 func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error {
 	dp := &a.dataPlane
-	if dp.applied != nil && reflect.DeepEqual(*dp.applied, want) {
+	if dp.applied(want) {
 		return nil
 	}
 	empty := len(want.LoadBalancers) == 0 && len(want.Filters) == 0
 	if dp.table == nil {
-		t, err := dataplane.New(a.log)
+		t, err := a.act.newDataPlane(a.log)
 		if err != nil {
 			if empty {
-				dp.applied = &want
+				dp.last = &want
 				return nil
 			}
 			return err
@@ -91,7 +148,7 @@ func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error 
 			return err
 		}
 	}
-	dp.applied = &want
+	dp.last = &want
 	inTable := make(map[tableEntry]bool)
 	for _, l := range want.LoadBalancers {
 		for _, b := range l.Backends {
@@ -117,7 +174,7 @@ func (a *Agent) applyHostSettings(want dataplane.State) error {
 	if !forwarding {
 		return nil
 	}
-	settings, err := dataplane.ApplyHostSettings(dataplane.ProcSys, true)
+	settings, err := a.dataPlane.table.HostSettings()
 	for _, s := range settings {
 		if s.Was != s.Want {
 			a.log.Info("kernel parameter set for nat load balancing", "event", "host_setting",

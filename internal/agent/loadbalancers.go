@@ -54,7 +54,6 @@ func (a *Agent) deleteLB(id string) (lb.LoadBalancer, error) {
 	a.mu.Lock()
 	a.lbs.Remove(id)
 	a.mu.Unlock()
-	a.syncBackendMonitors()
 	a.log.Info("load balancer deleted", "event", "lb_delete", "lb", l.Spec.Name, "uuid", id, "address", l.Address())
 	return l, nil
 }
@@ -92,7 +91,6 @@ func (a *Agent) commitLB(l lb.LoadBalancer) error {
 	a.mu.Lock()
 	a.lbs.Put(l)
 	a.mu.Unlock()
-	a.syncBackendMonitors()
 	return nil
 }
 
@@ -163,9 +161,9 @@ func (a *Agent) backendHealth(l lb.LoadBalancer, b lb.Backend) lb.BackendState {
 }
 
 // syncBackendMonitors runs one health monitor per checked backend.
-func (a *Agent) syncBackendMonitors() {
+func (a *Agent) syncBackendMonitors(lbs []lb.LoadBalancer) {
 	var targets []config.Service
-	for _, l := range a.loadBalancers() {
+	for _, l := range lbs {
 		c := l.Spec.Check
 		if c == nil {
 			continue

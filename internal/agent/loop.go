@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
-	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/vip"
 )
 
@@ -85,29 +84,48 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 }
 
-// reconcile makes the data plane, addresses and routes match the config,
-// load balancers, health and drains now. Routes come last, so a route never
-// points at a node without its VIP or its load balancer's rules; a load
-// balancer whose rules could not be written is withdrawn.
+// removalDelay is how long an address and its rules outlive the
+// withdrawal of their route. The speaker returns once the withdrawal is
+// written; this covers the router reading it and reprogramming its FIB, so
+// that packets it still forwards meanwhile are served, not dropped.
+const removalDelay = 100 * time.Millisecond
+
+// reconcile makes the data plane, addresses and routes match the sources,
+// health and drains now, in the order that never sends traffic to a node
+// that cannot take it:
+//
+//  1. additions: rules, then addresses (what is going stays for now);
+//  2. routes: announcements and withdrawals;
+//  3. removals, once their withdrawal is sent: addresses, then rules.
+// A load balancer whose rules could not be written is withdrawn.
 func (a *Agent) reconcile(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err // stopping: the shutdown sequence takes over
 	}
-	lbs := a.loadBalancers()
-	services := slices.Clone(a.cfg.Services)
-	lbByService := make(map[string]lb.LoadBalancer, len(lbs))
-	for _, l := range lbs {
-		svc := lbService(l)
-		services = append(services, svc)
-		lbByService[svc.Name] = l
-	}
+	a.mu.Lock()
+	sources := slices.Clone(a.sources)
+	a.mu.Unlock()
+	d := merge(sources)
+	a.monitors.sync(d.services)
+	a.syncBackendMonitors(d.lbs)
+
+	// 1. Additions. What is going stays until its route is withdrawn.
 	var errs []error
-	dpErr := a.applyDataplane(ctx, a.desiredDataplane(services, lbs))
+	wantDP := a.desiredDataplane(d)
+	hadDP := a.dataPlane.appliedState()
+	dpErr := a.applyDataplane(ctx, unionState(wantDP, hadDP))
 	if dpErr != nil {
 		errs = append(errs, fmt.Errorf("dataplane: %w", dpErr))
 	}
-	ds := decide(a.cfg.BGP, services, func(name string) serviceInput {
-		l, ok := lbByService[name]
+	wantAddrs := desiredAddresses(d.all())
+	hadAddrs := a.addresses
+	if err := a.bind(ctx, unionBy(wantAddrs, hadAddrs, identity)); err != nil {
+		errs = append(errs, fmt.Errorf("bind: %w", err))
+	}
+
+	// 2. Routes.
+	ds := decide(a.cfg.BGP, d.all(), func(name string) serviceInput {
+		l, ok := d.lbByService[name]
 		switch {
 		case !ok:
 			return a.serviceInput(name)
@@ -116,18 +134,74 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		}
 		return a.lbInput(l)
 	})
+	ds = append(ds, d.conflicts...)
 	a.logChanges(ds)
 	a.mu.Lock()
-	a.decisions = ds
+	a.decisions, a.services = ds, d.services
 	a.mu.Unlock()
-
-	if err := a.binder.Set(ctx, desiredAddresses(services)); err != nil {
-		errs = append(errs, fmt.Errorf("bind: %w", err))
-	}
 	if err := a.speaker.SetRoutes(ctx, routesOf(ds)); err != nil {
 		errs = append(errs, fmt.Errorf("bgp: %w", err))
 	}
+
+	// 3. Removals, but not of what is still announced (a withdrawal
+	// failed): the next pass retries those.
+	announced := a.speaker.Announced
+	keepAddrs := slices.DeleteFunc(minus(hadAddrs, wantAddrs), func(v vip.Address) bool {
+		return !announced(hostPrefix(v.Addr))
+	})
+	finalAddrs := append(slices.Clone(wantAddrs), keepAddrs...)
+	finalDP := unionState(wantDP, stillAnnounced(hadDP, wantDP, announced))
+	removeDP := dpErr == nil && !a.dataPlane.applied(finalDP)
+	if len(a.addresses) == len(finalAddrs) && !removeDP {
+		return errors.Join(errs...)
+	}
+	if err := sleep(ctx, removalDelay); err != nil {
+		return err
+	}
+	if err := a.bind(ctx, finalAddrs); err != nil {
+		errs = append(errs, fmt.Errorf("unbind: %w", err))
+	}
+	if removeDP {
+		if err := a.applyDataplane(ctx, finalDP); err != nil {
+			errs = append(errs, fmt.Errorf("dataplane: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// bind hands addrs to the binder and remembers them, so the next pass
+// removes none of them before its route is withdrawn.
+func (a *Agent) bind(ctx context.Context, addrs []vip.Address) error {
+	a.addresses = addrs
+	return a.binder.Set(ctx, addrs)
+}
+
+func identity[T any](x T) T { return x }
+
+// minus returns the elements of a that b lacks.
+func minus[T comparable](a, b []T) []T {
+	in := make(map[T]bool, len(b))
+	for _, x := range b {
+		in[x] = true
+	}
+	var out []T
+	for _, x := range a {
+		if !in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (a *Agent) serviceInput(name string) serviceInput {
@@ -181,7 +255,7 @@ func (a *Agent) logChanges(ds []decision) {
 			continue
 		}
 		a.log.Info("service state", "event", "service_state", "service", d.service,
-			"announce", d.route != nil, "reason", string(d.reason))
+			"announce", d.route != nil, "reason", string(d.reason), "why", d.why())
 	}
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/metrics"
 )
@@ -8,10 +9,12 @@ import (
 // MetricsSnapshot implements metrics.Source.
 func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 	a.mu.Lock()
-	cfg, ds, sp := a.cfg, a.decisions, a.speaker
-	drained := make(map[string]bool, len(ds))
+	cfg, services, ds, sp := a.cfg, a.services, a.decisions, a.speaker
+	reasons := make(map[string]Reason, len(ds))
 	for _, d := range ds {
-		drained[d.service] = d.reason == ReasonDrained || d.reason == ReasonMaintenance
+		if _, ok := reasons[d.service]; !ok {
+			reasons[d.service] = d.reason
+		}
 	}
 	a.mu.Unlock()
 
@@ -25,17 +28,18 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 	}
 	for _, p := range bs.Peers {
 		snap.Peers = append(snap.Peers, metrics.Peer{
-			Name: p.Name, Address: p.Address.String(), Up: p.State == "Established",
+			Name: p.Name, Address: p.Address.String(), Up: p.State == bgp.StateEstablished,
 			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
 		})
 	}
 	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {
 		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State})
 	}
-	for _, svc := range cfg.Services {
+	for _, svc := range services {
 		hs, _ := a.monitors.status(svc.Name)
+		r := reasons[svc.Name]
 		snap.Services = append(snap.Services, metrics.Service{
-			Name: svc.Name, Up: hs.Up, Drained: drained[svc.Name],
+			Name: svc.Name, Up: hs.Up, Drained: r == ReasonDrained || r == ReasonMaintenance, Reason: string(r),
 			Transitions: hs.Transitions, CheckFailures: hs.CheckFailures,
 		})
 	}

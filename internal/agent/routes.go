@@ -7,22 +7,48 @@ import (
 	"github.com/vipd/vipd/internal/config"
 )
 
-// Reason says why a service's VIPs are announced the way they are, or not at all.
+// Reason says why a service's VIPs are announced the way they are, or not
+// at all. Its values are stable: status shows them as reason_code and
+// metrics as a label. Text is the same for people.
 type Reason string
 
 const (
-	ReasonHealthy     Reason = "checks passing"
-	ReasonNoChecks    Reason = "no checks configured"
-	ReasonHealthDown  Reason = "checks failing"
-	ReasonDegraded    Reason = "checks failing, announced degraded"
-	ReasonDrained     Reason = "drained by operator"
-	ReasonMaintenance Reason = "maintenance file exists"
+	ReasonHealthy     Reason = "checks_passing"
+	ReasonNoChecks    Reason = "no_checks"
+	ReasonHealthDown  Reason = "checks_failing"
+	ReasonDegraded    Reason = "degraded"
+	ReasonDrained     Reason = "drained"
+	ReasonMaintenance Reason = "maintenance"
 	// Load balancers: their address is up while a backend is.
-	ReasonBackendsUp     Reason = "healthy backends"
-	ReasonNoBackend      Reason = "no healthy backend"
-	ReasonAnnounceNoneUp Reason = "no healthy backend; announced anyway (on_empty: announce)"
-	ReasonNoDataplane    Reason = "its nftables rules could not be written (see the log)"
+	ReasonBackendsUp     Reason = "backends_up"
+	ReasonNoBackend      Reason = "no_backend"
+	ReasonAnnounceNoneUp Reason = "no_backend_announced"
+	ReasonNoDataplane    Reason = "dataplane_failed"
+	// Two sources claim one VIP or service name; the earlier one has it.
+	ReasonConflict Reason = "conflict"
 )
+
+var reasonText = map[Reason]string{
+	ReasonHealthy:        "checks passing",
+	ReasonNoChecks:       "no checks configured",
+	ReasonHealthDown:     "checks failing",
+	ReasonDegraded:       "checks failing, announced degraded",
+	ReasonDrained:        "drained by operator",
+	ReasonMaintenance:    "maintenance file exists",
+	ReasonBackendsUp:     "healthy backends",
+	ReasonNoBackend:      "no healthy backend",
+	ReasonAnnounceNoneUp: "no healthy backend; announced anyway (on_empty: announce)",
+	ReasonNoDataplane:    "its nftables rules could not be written (see the log)",
+	ReasonConflict:       "claimed by another service",
+}
+
+// Text says what r means, for people.
+func (r Reason) Text() string {
+	if t, ok := reasonText[r]; ok {
+		return t
+	}
+	return string(r)
+}
 
 // gracefulShutdown is the RFC 8326 GRACEFUL_SHUTDOWN community, 65535:0.
 const gracefulShutdown config.Community = 0xFFFF0000
@@ -42,6 +68,15 @@ type decision struct {
 	prefix  netip.Prefix
 	route   *bgp.Route // nil: withdraw
 	reason  Reason
+	detail  string // says more than reason.Text(), if set
+}
+
+// why explains d for people.
+func (d decision) why() string {
+	if d.detail != "" {
+		return d.reason.Text() + ": " + d.detail
+	}
+	return d.reason.Text()
 }
 
 // decide turns the services (configured ones and those of load balancers)
@@ -52,7 +87,7 @@ func decide(g config.BGP, services []config.Service, input func(service string) 
 	for _, svc := range services {
 		route, reason := serviceRoute(g, svc, input(svc.Name))
 		for _, addr := range svc.VIPs {
-			d := decision{service: svc.Name, prefix: netip.PrefixFrom(addr, addr.BitLen()), reason: reason}
+			d := decision{service: svc.Name, prefix: hostPrefix(addr), reason: reason}
 			if route != nil {
 				r := *route
 				r.Prefix = d.prefix

@@ -12,20 +12,20 @@ import (
 // Status implements api.Backend.
 func (a *Agent) Status() api.Status {
 	a.mu.Lock()
-	cfg, ds, routerID, sp, host := a.cfg, a.decisions, a.routerID, a.speaker, a.dataPlane.host
+	cfg, services, ds, routerID, sp, host := a.cfg, a.services, a.decisions, a.routerID, a.speaker, a.dataPlane.host
 	a.mu.Unlock()
 	bs := sp.Status()
 
 	st := api.Status{Version: a.version, RouterID: routerID.String(), ASN: cfg.BGP.ASN}
 	for _, p := range bs.Peers {
 		st.Peers = append(st.Peers, api.PeerStatus{
-			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: p.State,
+			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: string(p.State),
 			Since: p.Since, LastError: p.LastError,
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
 		})
 	}
 	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)
-	for _, svc := range cfg.Services {
+	for _, svc := range services {
 		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
@@ -48,7 +48,7 @@ func (a *Agent) serviceStatus(name string, ds []decision) api.ServiceStatus {
 	}
 	for _, d := range ds {
 		if d.service == name {
-			ss.Reason = string(d.reason)
+			ss.Reason, ss.ReasonCode = d.why(), string(d.reason)
 			if d.reason == ReasonDrained || d.reason == ReasonMaintenance {
 				ss.State = "drained"
 			}
@@ -65,7 +65,7 @@ func vipStatuses(ds []decision, bs bgp.Status, bound map[netip.Addr]string) []ap
 	}
 	out := make([]api.VIPStatus, 0, len(ds))
 	for _, d := range ds {
-		vs := api.VIPStatus{Prefix: d.prefix.String(), Service: d.service, Reason: string(d.reason), Peers: []string{}}
+		vs := api.VIPStatus{Prefix: d.prefix.String(), Service: d.service, Reason: d.why(), ReasonCode: string(d.reason), Peers: []string{}}
 		vs.Interface, vs.Bound = bound[d.prefix.Addr()]
 		if d.route != nil {
 			vs.Announced = true
@@ -92,9 +92,9 @@ func announceReason(d decision, rs bgp.RouteStatus) string {
 	case rs.Refused != "":
 		return "refused by export guard: " + rs.Refused
 	case len(rs.Peers) == 0:
-		return string(d.reason) + "; not sent: no established peer takes it"
+		return d.why() + "; not sent: no established peer takes it"
 	default:
-		return string(d.reason)
+		return d.why()
 	}
 }
 

@@ -72,7 +72,8 @@ type ServiceStatus struct {
 	LastCheck  time.Time `json:"last_check,omitzero"`
 	LastResult string    `json:"last_result,omitempty"` // pass, fail
 	LastError  string    `json:"last_error,omitempty"`
-	Reason     string    `json:"reason,omitempty"` // why the service is not announced normally
+	Reason     string    `json:"reason,omitempty"`      // why it is announced the way it is, in words
+	ReasonCode string    `json:"reason_code,omitempty"` // the same as a stable code, e.g. checks_failing
 }
 
 // VIPStatus is one service address and what vipd does with it.
@@ -82,7 +83,8 @@ type VIPStatus struct {
 	Bound            bool     `json:"bound"` // vipd holds the address on an interface
 	Interface        string   `json:"interface,omitempty"`
 	Announced        bool     `json:"announced"` // offered to BGP
-	Reason           string   `json:"reason"`    // why it is or isn't announced
+	Reason           string   `json:"reason"`      // why it is or isn't announced, in words
+	ReasonCode       string   `json:"reason_code"` // the same as a stable code, e.g. drained
 	MED              uint32   `json:"med"`
 	Prepend          int      `json:"prepend"`
 	Communities      []string `json:"communities,omitempty"`

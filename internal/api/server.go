@@ -141,15 +141,9 @@ func (s *Server) drain(drained bool) handlerFunc {
 	}
 }
 
-// ServeSocket serves the API on a unix socket at path (mode 0600) until ctx
-// ends. A stale socket file left by a dead daemon is replaced; a live one is
-// an error.
-func (s *Server) ServeSocket(ctx context.Context, path string) error {
-	ln, err := listenUnix(path)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(path)
+// ServeSocket serves the API on ln, the control socket from ListenSocket,
+// until ctx ends. Closing ln removes the socket file.
+func (s *Server) ServeSocket(ctx context.Context, ln net.Listener) error {
 	return s.serve(ctx, ln, s.Handler())
 }
 
@@ -176,7 +170,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) err
 	return nil
 }
 
-func listenUnix(path string) (net.Listener, error) {
+// ListenSocket opens the control socket at path, mode 0600. A stale socket
+// file left by a dead daemon is replaced; a live one is an error.
+func ListenSocket(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("api socket %s: %w", path, err)
 	}

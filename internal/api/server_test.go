@@ -46,7 +46,11 @@ func startServer(t *testing.T, b Backend) string {
 	sock := filepath.Join(t.TempDir(), "run", "vipd.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewServer(b, slog.New(slog.DiscardHandler)).ServeSocket(ctx, sock) }()
+	ln, err := ListenSocket(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- NewServer(b, slog.New(slog.DiscardHandler)).ServeSocket(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -114,7 +118,7 @@ func TestUnknownPathIsJSONError(t *testing.T) {
 func TestSocketTakeover(t *testing.T) {
 	sock := startServer(t, newFakeLBs())
 	// A live daemon on the socket is never displaced.
-	if _, err := listenUnix(sock); err == nil || !strings.Contains(err.Error(), "another daemon") {
+	if _, err := ListenSocket(sock); err == nil || !strings.Contains(err.Error(), "another daemon") {
 		t.Fatalf("listenUnix on a live socket: err %v, want 'another daemon'", err)
 	}
 	// A stale socket file (nobody listening) is replaced.
@@ -128,7 +132,7 @@ func TestSocketTakeover(t *testing.T) {
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("stale socket file missing: %v", err)
 	}
-	ln2, err := listenUnix(stale)
+	ln2, err := ListenSocket(stale)
 	if err != nil {
 		t.Fatalf("listenUnix on a stale socket: %v", err)
 	}

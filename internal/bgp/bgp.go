@@ -63,7 +63,7 @@ type PeerStatus struct {
 	Name      string          `json:"name"`
 	Address   netip.Addr      `json:"address"`
 	ASN       uint32          `json:"asn"`
-	State     string          `json:"state"` // Idle, Connect, Active, OpenSent, OpenConfirm, Established
+	State     SessionState    `json:"state"`
 	Since     time.Time       `json:"since"`
 	LastError string          `json:"last_error,omitempty"` // why the session is not up, if known
 	Families  []config.Family `json:"families"`

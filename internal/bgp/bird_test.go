@@ -129,7 +129,7 @@ func birdChecks(t *testing.T, l lab) {
 		if md5.State == "Established" {
 			t.Fatal("session with a wrong MD5 password established")
 		}
-		return strings.Contains(md5.LastError, "MD5 password mismatch"), md5.State + " " + md5.LastError
+		return strings.Contains(md5.LastError, "MD5 password mismatch"), string(md5.State) + " " + md5.LastError
 	})
 	if st := birdProtocol(t, l, "vipd_md5"); strings.HasPrefix(st, "Established") {
 		t.Errorf("BIRD established the session with the wrong password: %s", st)

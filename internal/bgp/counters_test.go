@@ -114,6 +114,6 @@ func TestSessionCounters(t *testing.T) {
 	receiver.stop(t)
 	waitFor(t, 60*time.Second, "the session to go down", func() (bool, string) {
 		st, _ := peerStatus(sender.Speaker, receiverAddr)
-		return st.State != "Established" && st.StateChanges > up.StateChanges, st.State
+		return st.State != "Established" && st.StateChanges > up.StateChanges, string(st.State)
 	})
 }

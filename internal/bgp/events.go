@@ -30,7 +30,7 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.T
 		return
 	}
 	level := slog.LevelInfo
-	if change.from == stateName(bgp.BGP_FSM_ESTABLISHED) {
+	if change.from == StateEstablished {
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "bgp session state changed",

@@ -6,12 +6,21 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
+	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// pathBatch is how many paths go to GoBGP per call.
-const pathBatch = 1000
+const (
+	// pathBatch is how many paths go to GoBGP per call.
+	pathBatch = 1000
+	// withdrawSentTimeout bounds SetRoutes's wait for its withdrawals to be
+	// written to the peers.
+	withdrawSentTimeout = time.Second
+	withdrawSentPoll    = 2 * time.Millisecond
+)
 
 // SetRoutes makes the announced routes match routes, keyed by prefix: it
 // announces new routes, re-announces routes whose attributes changed (in
@@ -19,6 +28,11 @@ const pathBatch = 1000
 // an empty set withdraws everything. Routes the export guard refuses are not
 // sent: the error names each of them, and the valid routes are applied
 // anyway.
+//
+// Withdrawals go first, and SetRoutes returns only once every established
+// peer that takes their family has sent an UPDATE since (or after
+// withdrawSentTimeout), so the caller may then remove what the routes led
+// to: an address, load-balancing rules.
 func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 	desired, views, errs := admitRoutes(s.global.AllowedPrefixes, routes)
 	for _, err := range errs {
@@ -31,8 +45,8 @@ func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 		return ErrNotRunning
 	}
 	announce, withdraw := diffRoutes(s.routes, desired)
+	withdrawErrs := s.withdrawAndWait(ctx, withdraw)
 	announceErrs := s.announce(ctx, announce)
-	withdrawErrs := s.withdraw(ctx, withdraw)
 	s.state.setRoutes(views)
 	signal(s.kick)
 
@@ -113,6 +127,70 @@ func (s *Speaker) withdraw(ctx context.Context, routes []admitted) []error {
 			delete(s.routes, a.route.Prefix)
 			s.log.Debug("route withdrawn", "event", "route_withdrawn", "prefix", a.route.Prefix)
 		})
+}
+
+// withdrawAndWait withdraws routes and waits until each peer that had to
+// hear of it has written an UPDATE since: GoBGP counts a message as sent
+// once it is written to the socket. A peer that had none of the routes
+// sends nothing and costs the wait its bound.
+func (s *Speaker) withdrawAndWait(ctx context.Context, routes []admitted) []error {
+	if len(routes) == 0 {
+		return nil
+	}
+	families := make(map[bgp.Family]bool)
+	for _, a := range routes {
+		families[familyOf(a.route.Prefix)] = true
+	}
+	var peers []netip.Addr
+	for f := range families {
+		peers = append(peers, s.state.receivers(f)...)
+	}
+	before := s.updatesSent(ctx)
+	errs := s.withdraw(ctx, routes)
+	if len(errs) == len(routes) || len(peers) == 0 {
+		return errs
+	}
+	deadline := time.Now().Add(withdrawSentTimeout)
+	for {
+		now := s.updatesSent(ctx)
+		waiting := slices.DeleteFunc(slices.Clone(peers), func(p netip.Addr) bool {
+			n, up := now[p]
+			return !up || n > before[p] // gone down (nothing to send), or sent
+		})
+		if len(waiting) == 0 {
+			return errs
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.log.Debug("withdrawal not seen sent", "event", "route_withdrawn", "peers", waiting)
+			return errs
+		}
+		time.Sleep(withdrawSentPoll)
+	}
+}
+
+// updatesSent reads the UPDATE messages GoBGP has written to each
+// established peer.
+func (s *Speaker) updatesSent(ctx context.Context) map[netip.Addr]uint64 {
+	out := make(map[netip.Addr]uint64)
+	err := s.gobgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err == nil && p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
+			out[addr] = p.GetState().GetMessages().GetSent().GetUpdate()
+		}
+	})
+	if err != nil {
+		s.log.Debug("reading peer counters failed", "event", "peer_counters", "reason", err.Error())
+	}
+	return out
+}
+
+// Announced reports whether prefix is announced: handed to GoBGP and not
+// withdrawn since.
+func (s *Speaker) Announced(prefix netip.Prefix) bool {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	_, ok := s.routes[prefix]
+	return ok
 }
 
 func announcePathOf(asn uint32) func(admitted) (*apiutil.Path, error) {

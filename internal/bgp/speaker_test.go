@@ -145,7 +145,7 @@ func waitEstablished(t *testing.T, s *Speaker, peer netip.Addr) PeerStatus {
 	var st PeerStatus
 	waitFor(t, 60*time.Second, "session to "+peer.String(), func() (bool, string) {
 		st, _ = peerStatus(s, peer)
-		return st.State == "Established", st.State + " " + st.LastError
+		return st.State == "Established", string(st.State) + " " + st.LastError
 	})
 	return st
 }
@@ -247,7 +247,7 @@ func TestShutdownSendsCease(t *testing.T) {
 	sender.stop(t)
 	waitFor(t, 10*time.Second, "the receiver to see a Cease", func() (bool, string) {
 		st, _ := peerStatus(receiver.Speaker, senderAddr)
-		return st.State != "Established" && strings.Contains(st.LastError, "NOTIFICATION received") && strings.Contains(st.LastError, "cease"), st.State + " " + st.LastError
+		return st.State != "Established" && strings.Contains(st.LastError, "NOTIFICATION received") && strings.Contains(st.LastError, "cease"), string(st.State) + " " + st.LastError
 	})
 	if st := sender.Status(); len(st.Routes) != 0 || len(st.Peers) != 1 || st.Peers[0].State != "Idle" {
 		t.Errorf("sender status after stop = %+v", st)
@@ -270,7 +270,7 @@ func TestMD5MismatchNeverEstablishes(t *testing.T) {
 		if st.State == "Established" {
 			t.Fatal("session with a wrong MD5 password established")
 		}
-		return strings.Contains(st.LastError, "MD5 password mismatch"), st.State + " " + st.LastError
+		return strings.Contains(st.LastError, "MD5 password mismatch"), string(st.State) + " " + st.LastError
 	})
 	for _, pw := range []string{"wr0ng-pw-1234", "right-pw-5678"} {
 		if strings.Contains(sender.logs.String(), pw) || strings.Contains(receiver.logs.String(), pw) {
@@ -361,7 +361,7 @@ func TestSetPeersLeavesOtherSessionsAlone(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "LastError of a peer with nothing listening", func() (bool, string) {
 		st, _ := peerStatus(sender.Speaker, deaf.Address)
-		return strings.Contains(st.LastError, "refused"), st.State + " " + st.LastError
+		return strings.Contains(st.LastError, "refused"), string(st.State) + " " + st.LastError
 	})
 	deaf.ASN = 65003
 	if err := sender.SetPeers(context.Background(), []config.Peer{kept, deaf}); err != nil {
@@ -387,6 +387,6 @@ func TestSetPeersLeavesOtherSessionsAlone(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the receiver to see a Cease", func() (bool, string) {
 		r, _ := peerStatus(receiver.Speaker, senderAddr)
-		return r.State != "Established" && strings.Contains(r.LastError, "cease"), r.State + " " + r.LastError
+		return r.State != "Established" && strings.Contains(r.LastError, "cease"), string(r.State) + " " + r.LastError
 	})
 }

@@ -65,7 +65,7 @@ func (st *state) setPeer(p config.Peer, nextHop netip.Addr, reason string) {
 	defer st.mu.Unlock()
 	v, ok := st.peers[p.Address]
 	if !ok {
-		v = &peerView{status: PeerStatus{State: stateName(bgp.BGP_FSM_IDLE), Since: time.Now()}}
+		v = &peerView{status: PeerStatus{State: StateIdle, Since: time.Now()}}
 		st.peers[p.Address] = v
 	}
 	v.status.Name = peerName(p)
@@ -83,7 +83,7 @@ func (st *state) resetPeer(addr netip.Addr) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if v, ok := st.peers[addr]; ok {
-		v.setState(stateName(bgp.BGP_FSM_IDLE), time.Now())
+		v.setState(StateIdle, time.Now())
 		v.negotiated = nil
 		v.updates.restart()
 	}
@@ -97,7 +97,9 @@ func (st *state) removePeer(addr netip.Addr) {
 
 // peerChange is what a peer event changed, for logging.
 type peerChange struct {
-	name, from, to, lastError string
+	name      string
+	from, to  SessionState
+	lastError string
 }
 
 // peerState records a session state change; ok is false for unknown peers
@@ -110,7 +112,7 @@ func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why s
 		return peerChange{}, false
 	}
 	from := v.status.State
-	name := stateName(to)
+	name := sessionState(to)
 	if from == name {
 		return peerChange{}, false
 	}
@@ -131,7 +133,7 @@ func (st *state) connectFailed(addr netip.Addr, dialErr string) (peerChange, boo
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	v, ok := st.peers[addr]
-	if !ok || v.status.State == stateName(bgp.BGP_FSM_ESTABLISHED) {
+	if !ok || v.status.State == StateEstablished {
 		return peerChange{}, false
 	}
 	msg := describeConnectError(netip.AddrPortFrom(addr, v.port), dialErr, v.hasPassword)
@@ -147,14 +149,14 @@ func (st *state) stopped(at time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, v := range st.peers {
-		v.setState(stateName(bgp.BGP_FSM_IDLE), at)
+		v.setState(StateIdle, at)
 		v.negotiated = nil
 	}
 	st.adjOut = make(map[netip.Prefix][]string)
 }
 
 // setState moves the session to state name, counting a real change.
-func (v *peerView) setState(name string, at time.Time) {
+func (v *peerView) setState(name SessionState, at time.Time) {
 	if v.status.State != name {
 		v.status.StateChanges++
 	}
@@ -201,9 +203,26 @@ func (st *state) established() []peerTarget {
 	defer st.mu.Unlock()
 	var out []peerTarget
 	for addr, v := range st.peers {
-		if v.status.State == stateName(bgp.BGP_FSM_ESTABLISHED) {
+		if v.status.State == StateEstablished {
 			out = append(out, peerTarget{addr: addr, name: v.status.Name, families: slices.Clone(v.negotiated)})
 		}
+	}
+	return out
+}
+
+// receivers lists the established peers that are sent routes of family f.
+func (st *state) receivers(f bgp.Family) []netip.Addr {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []netip.Addr
+	for addr, v := range st.peers {
+		if v.status.State != StateEstablished || !slices.Contains(v.negotiated, f) {
+			continue
+		}
+		if f == bgp.RF_IPv6_UC && v.status.IPv6Reason != "" {
+			continue // no IPv6 next hop: GoBGP's export policy sends it no IPv6 route
+		}
+		out = append(out, addr)
 	}
 	return out
 }
@@ -249,23 +268,36 @@ func (st *state) snapshot() Status {
 	return out
 }
 
-// stateName is the session state as BIRD and FRR print it.
-func stateName(s bgp.FSMState) string {
+// SessionState is a BGP session's state (RFC 4271 §8.2.2), named as BIRD
+// and FRR print it. Its values are stable: status and metrics use them.
+type SessionState string
+
+const (
+	StateIdle        SessionState = "Idle"
+	StateConnect     SessionState = "Connect"
+	StateActive      SessionState = "Active"
+	StateOpenSent    SessionState = "OpenSent"
+	StateOpenConfirm SessionState = "OpenConfirm"
+	StateEstablished SessionState = "Established"
+	StateUnknown     SessionState = "Unknown"
+)
+
+func sessionState(s bgp.FSMState) SessionState {
 	switch s {
 	case bgp.BGP_FSM_IDLE:
-		return "Idle"
+		return StateIdle
 	case bgp.BGP_FSM_CONNECT:
-		return "Connect"
+		return StateConnect
 	case bgp.BGP_FSM_ACTIVE:
-		return "Active"
+		return StateActive
 	case bgp.BGP_FSM_OPENSENT:
-		return "OpenSent"
+		return StateOpenSent
 	case bgp.BGP_FSM_OPENCONFIRM:
-		return "OpenConfirm"
+		return StateOpenConfirm
 	case bgp.BGP_FSM_ESTABLISHED:
-		return "Established"
+		return StateEstablished
 	}
-	return "Unknown"
+	return StateUnknown
 }
 
 func peerName(p config.Peer) string {

@@ -28,6 +28,9 @@ var (
 	descServiceUp      = prometheus.NewDesc("vipd_service_up", "1 if the service's health checks pass, else 0.", serviceLabels, nil)
 	descServiceDrained = prometheus.NewDesc("vipd_service_drained",
 		"1 if the service is drained (by the operator or a maintenance file), else 0.", serviceLabels, nil)
+	descServiceReason = prometheus.NewDesc("vipd_service_reason",
+		"Always 1; the reason label says why the service is announced the way it is (checks_passing, checks_failing, degraded, drained, maintenance, no_checks, conflict).",
+		[]string{"service", "reason"}, nil)
 	descServiceTransitions = prometheus.NewDesc("vipd_service_transitions_total",
 		"Up/down transitions of the service since its checks started.", serviceLabels, nil)
 	descServiceCheckFailures = prometheus.NewDesc("vipd_service_check_failures_total",
@@ -54,7 +57,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
 		descBFDState,
-		descServiceUp, descServiceDrained, descServiceTransitions, descServiceCheckFailures,
+		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
 		descBuildInfo,
@@ -102,6 +105,9 @@ func collectServices(ch chan<- prometheus.Metric, services []Service) {
 	for _, s := range services {
 		ch <- constMetric(descServiceUp, prometheus.GaugeValue, boolValue(s.Up), s.Name)
 		ch <- constMetric(descServiceDrained, prometheus.GaugeValue, boolValue(s.Drained), s.Name)
+		if s.Reason != "" {
+			ch <- constMetric(descServiceReason, prometheus.GaugeValue, 1, s.Name, s.Reason)
+		}
 		ch <- constMetric(descServiceTransitions, prometheus.CounterValue, float64(s.Transitions), s.Name)
 		ch <- constMetric(descServiceCheckFailures, prometheus.CounterValue, float64(s.CheckFailures), s.Name)
 	}

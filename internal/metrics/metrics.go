@@ -62,6 +62,7 @@ type Service struct {
 	Name          string // label service
 	Up            bool   // health checks pass (rise/fall applied)
 	Drained       bool   // drained by the operator or a maintenance file
+	Reason        string // label reason: a stable code; "" before the first pass
 	Transitions   uint64 // up/down transitions since its monitor started
 	CheckFailures uint64 // failed check rounds since its monitor started
 }

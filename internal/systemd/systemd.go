@@ -65,3 +65,9 @@ func (n Notifier) send(msg string) error {
 	}
 	return nil
 }
+
+// ExtendTimeout asks for d more time for the current start, reload or
+// stop (systemd 236 and later), beyond the unit's Timeout*Sec.
+func (n Notifier) ExtendTimeout(d time.Duration) error {
+	return n.send("EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10))
+}
