@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -44,6 +45,8 @@ type Agent struct {
 	hurry   chan struct{} // closed by Hurry
 	once    sync.Once
 	act     actuators
+	// stopTimeout bounds each step of the shutdown (shutdownTimeout).
+	stopTimeout time.Duration
 
 	store           *store.Store
 	binder          Binder
@@ -71,7 +74,7 @@ type Agent struct {
 // Run does the work.
 func New(path string, cfg *config.Config, version string, log *slog.Logger) *Agent {
 	a := &Agent{
-		path: path, cfg: cfg, version: version, log: log, act: realActuators(),
+		path: path, cfg: cfg, version: version, log: log, act: realActuators(), stopTimeout: shutdownTimeout,
 		wake: newSignal(), ops: make(chan op), hurry: make(chan struct{}), notify: systemd.FromEnv(),
 		drained: make(map[string]bool),
 	}
@@ -184,6 +187,8 @@ func (ls *listeners) close() error {
 // serve runs the API, metrics and the loop until ctx ends. The servers
 // close their listeners.
 func (a *Agent) serve(ctx context.Context, ls *listeners) error {
+	a.log.Info("starting", "event", "start", "router_id", a.routerID, "asn", a.cfg.BGP.ASN,
+		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services), "config_hash", a.hash)
 	srv := api.NewServer(a, a.log)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.ServeSocket(ctx, ls.socket) })
@@ -198,8 +203,6 @@ func (a *Agent) serve(ctx context.Context, ls *listeners) error {
 	if err := a.notify.Ready(); err != nil {
 		a.log.Warn("sd_notify", "event", "start", "err", err)
 	}
-	a.log.Info("started", "event", "start", "router_id", a.routerID, "asn", a.cfg.BGP.ASN,
-		"peers", len(a.cfg.BGP.Peers), "services", len(a.cfg.Services), "config_hash", a.hash)
 	return g.Wait()
 }
 

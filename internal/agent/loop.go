@@ -97,6 +97,7 @@ const removalDelay = 100 * time.Millisecond
 //  1. additions: rules, then addresses (what is going stays for now);
 //  2. routes: announcements and withdrawals;
 //  3. removals, once their withdrawal is sent: addresses, then rules.
+//
 // A load balancer whose rules could not be written is withdrawn.
 func (a *Agent) reconcile(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

@@ -22,7 +22,7 @@ func (a *Agent) shutdown() error {
 	// Under systemd, ask for the time this takes, so the unit's stop
 	// timeout follows the config instead of killing vipd halfway.
 	_ = a.notify.Stopping()
-	_ = a.notify.ExtendTimeout(grace + 3*shutdownTimeout)
+	_ = a.notify.ExtendTimeout(grace + 3*a.stopTimeout)
 	if a.cfg.BGP.GracefulRestart {
 		// A planned restart: the routers keep the routes, so the
 		// addresses and load-balancer rules stay to serve that traffic;
@@ -38,11 +38,11 @@ func (a *Agent) shutdown() error {
 	bfdErr := a.bfd.Stop()      // after BGP, so BFD's AdminDown cannot race the withdrawal
 	var dpErr error
 	if t := a.dataPlane.table; t != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)
 		dpErr = t.Delete(ctx)
 		cancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)
 	defer cancel()
 	unbindErr := a.binder.Set(ctx, nil)
 	a.log.Info("stopped", "event", "shutdown")
@@ -53,7 +53,7 @@ func (a *Agent) shutdown() error {
 // and waits, so routers that honour it move traffic away before the
 // withdrawal. Hurry ends the wait.
 func (a *Agent) gracePeriod(grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)
 	defer cancel()
 	routes := withGracefulShutdown(routesOf(a.decisions))
 	if err := a.speaker.SetRoutes(ctx, routes); err != nil {
