@@ -82,7 +82,7 @@ type VIPStatus struct {
 	Service          string   `json:"service"`
 	Bound            bool     `json:"bound"` // vipd holds the address on an interface
 	Interface        string   `json:"interface,omitempty"`
-	Announced        bool     `json:"announced"` // offered to BGP
+	Announced        bool     `json:"announced"`   // offered to BGP
 	Reason           string   `json:"reason"`      // why it is or isn't announced, in words
 	ReasonCode       string   `json:"reason_code"` // the same as a stable code, e.g. drained
 	MED              uint32   `json:"med"`
