@@ -68,6 +68,7 @@ var errorCases = []struct {
 	{"large community two numbers", head + "  large_communities: [\"1:2\"]\n", "bgp.large_communities[0]", 4, "three numbers"},
 	{"negative grace", head + "  shutdown_grace: -1s\n", "bgp.shutdown_grace", 4, "must not be negative"},
 	{"grace without unit", head + "  shutdown_grace: 5\n", "bgp.shutdown_grace", 4, `want a duration like "300ms" or "2s", got "5"`},
+	{"grace past the bound", head + "  shutdown_grace: 11m\n", "bgp.shutdown_grace", 4, "11m0s is longer than 10m0s"},
 
 	// peers
 	{"peer without address", head + "  peers: [{asn: 1}]\n", "bgp.peers[0].address", 4, "required"},

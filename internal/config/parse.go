@@ -29,6 +29,10 @@ const (
 	maxBFDInterval   = time.Hour
 	maxPrepend       = 32
 	maxMD5KeyLen     = 80 // TCP_MD5SIG_MAXKEYLEN
+	// maxShutdownGrace bounds bgp.shutdown_grace. vipd asks systemd for
+	// the grace on top of the unit's stop timeout (EXTEND_TIMEOUT_USEC);
+	// routers that honour GRACEFUL_SHUTDOWN move traffic in seconds.
+	maxShutdownGrace = 10 * time.Minute
 )
 
 // Parse turns a YAML config into a defaulted, validated *Config. It reads
@@ -110,7 +114,7 @@ func (d *decoder) bgp(b *BGP) field {
 			"allowed_prefixes":  listOf(d, &b.AllowedPrefixes, d.prefix),
 			"communities":       listOf(d, &b.Communities, d.community),
 			"large_communities": listOf(d, &b.LargeCommunities, d.largeCommunity),
-			"shutdown_grace":    text(d, &b.ShutdownGrace, "a duration", parseDuration),
+			"shutdown_grace":    text(d, &b.ShutdownGrace, "a duration", parseShutdownGrace),
 			"graceful_restart":  d.boolean(&b.GracefulRestart),
 			"peers":             listOf(d, &b.Peers, d.peer),
 		})

@@ -111,6 +111,14 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+func parseShutdownGrace(s string) (time.Duration, error) {
+	d, err := parseDuration(s)
+	if err == nil && d > maxShutdownGrace {
+		return 0, fmt.Errorf("%v is longer than %v", d, maxShutdownGrace)
+	}
+	return d, err
+}
+
 func parseDuration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
