@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,11 +110,38 @@ func TestReload(t *testing.T) {
 	}
 	// A broken config is refused with its field, and nothing changes.
 	write(head + web(300) + "  - {name: bad, vips: [10.9.9.9]}\n")
+	imports1, imports2 := birdImports(t, r1, n1), birdImports(t, r2, n1)
 	out, err := vipdCLI(n1, "reload")
 	if err == nil || !strings.Contains(out, "services[1].vips[0]") {
 		t.Errorf("reload of a broken config: %v, want an error naming services[1].vips[0]\n%s", err, out)
 	}
-	time.Sleep(time.Second) // let a wrongly applied change reach the router
+	// A fence: the drain and the undrain of dns pass through the daemon's
+	// loop after the refused reload, each pass after the one before, and
+	// reach the routers on the same sessions after any change the reload
+	// wrongly made. Once the undrain is in both FIBs, the routers' counters
+	// hold every route change before it: exactly dns's withdrawal and
+	// announcement, and no change of web's that was undone on the way.
+	dnsPrefix := mustPrefix("192.168.0.17/32")
+	for _, step := range []struct {
+		cmd  string
+		want []netip.Addr
+	}{{"drain", nil}, {"undrain", []netip.Addr{n1.Addr4()}}} {
+		if out, err := vipdCLI(n1, step.cmd, "dns"); err != nil {
+			t.Fatalf("vipd %s dns: %v\n%s", step.cmd, err, out)
+		}
+		waitFIB(t, r1, dnsPrefix, step.want...)
+		waitFIB(t, r2, dnsPrefix, step.want...)
+	}
+	want := importStats{updates: 1, withdraws: 1}
+	for _, c := range []struct {
+		r      *testnet.Router
+		before importStats
+	}{{r1, imports1}, {r2, imports2}} {
+		after := birdImports(t, c.r, n1)
+		if got := (importStats{after.updates - c.before.updates, after.withdraws - c.before.withdraws}); got != want {
+			t.Errorf("router %s received %v from n1 around a refused reload and dns's drain and undrain, want %v", c.r.Name(), got, want)
+		}
+	}
 	if med, _ := routeMED(t, r1, "192.168.0.16/32", n1); med != 200 {
 		t.Errorf("web MED %d after a refused reload, want 200", med)
 	}
