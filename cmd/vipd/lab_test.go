@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // runLab runs `vipd lab ARGS` and returns its stdout.
@@ -63,12 +65,11 @@ func TestLabServe(t *testing.T) {
 	}
 	var code int
 	var body string
-	for range 100 { // until it listens: at most 5 s
-		if code, body, err = get("/"); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	err = testnet.WaitFor(t.Context(), 10*time.Second, func(context.Context) error { // until it listens
+		c, b, err := get("/")
+		code, body = c, b
+		return err
+	})
 	if code != 200 || body != "n3\n" {
 		t.Errorf("GET / = %d %q, %v; want 200 \"n3\\n\"", code, body, err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/lb"
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // lbDaemon plays the daemon's load-balancer backend: it keeps load
@@ -147,15 +148,17 @@ func startLBDaemon(t *testing.T, d *lbDaemon) string {
 			t.Errorf("ServeSocket: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
+	err := testnet.WaitFor(t.Context(), 10*time.Second, func(context.Context) error {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socket %s never came up", sock)
-		}
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatalf("socket %s never came up: %v", sock, err)
 	}
+	return sock
 }
 
 // vipd runs the CLI with args and returns its stdout and error.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // fixedBackend is the non-load-balancer part of a fake Backend (fakeLBs).
@@ -57,17 +58,17 @@ func startServer(t *testing.T, b Backend) string {
 			t.Errorf("ServeSocket: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
+	err := testnet.WaitFor(t.Context(), 10*time.Second, func(context.Context) error {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socket %s never came up", sock)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatalf("socket %s never came up: %v", sock, err)
 	}
+	return sock
 }
 
 func TestStatusRoundTrip(t *testing.T) {

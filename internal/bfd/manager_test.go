@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // waitTimeout is generous: the machine is shared and noisy.
@@ -124,20 +126,21 @@ func (r *testManager) set(peers ...Peer) {
 // waitStatus waits until the session for key satisfies ok.
 func (r *testManager) waitStatus(key Key, what string, ok func(SessionStatus) bool) SessionStatus {
 	r.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
 	var last SessionStatus
-	for time.Now().Before(deadline) {
+	err := testnet.WaitFor(context.Background(), waitTimeout, func(context.Context) error {
 		for _, st := range r.m.Status() {
 			if st.Peer.Key() == key {
-				last = st
-				if ok(st) {
-					return st
+				if last = st; ok(st) {
+					return nil
 				}
+				return fmt.Errorf("not %s; last status %+v", what, st)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return fmt.Errorf("no session")
+	})
+	if err != nil {
+		r.t.Fatalf("session %s: %v", key, err)
 	}
-	r.t.Fatalf("session %s: not %s after %v; last status %+v", key, what, waitTimeout, last)
 	return last
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 const frrConf = `frr defaults traditional
@@ -116,13 +117,15 @@ func stopPIDFile(t *testing.T, pidFile string) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for range 100 {
-		if syscall.Kill(pid, 0) != nil {
-			return
+	err = testnet.WaitFor(context.Background(), 10*time.Second, func(context.Context) error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("pid %d still running", pid)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
 // frrChecks runs inside the node namespace.

@@ -15,6 +15,8 @@ import (
 	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // logBuffer collects a test's log output; it is printed when the test fails.
@@ -94,20 +96,19 @@ func (rs *runningSpeaker) stop(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 100ms until it holds or timeout passes.
+// waitFor polls cond through testnet.WaitFor until it holds or timeout
+// passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
+	err := testnet.WaitFor(context.Background(), timeout, func(context.Context) error {
+		if ok, state := cond(); !ok {
+			return fmt.Errorf("last state: %s", state)
 		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
-	t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
 }
 
 func freePort(t *testing.T) uint16 {

@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -285,7 +286,6 @@ func TestExportPolicyIsSecondGuard(t *testing.T) {
 	sender, receiver := sessionPair(t, config.Peer{Name: "receiver", IPv6NextHop: netip.MustParseAddr("2001:db8:ff::2")})
 	waitEstablished(t, receiver.Speaker, senderAddr)
 
-	good, _ := admit(sender.global.AllowedPrefixes, Route{Prefix: vip4})
 	var paths []*apiutil.Path
 	for _, p := range []string{"192.0.2.18/32", "192.0.2.16/31", "2001:db8:2::1/128"} {
 		path, err := announcePath(admitted{route: Route{Prefix: netip.MustParsePrefix(p)}}, senderASN)
@@ -294,18 +294,46 @@ func TestExportPolicyIsSecondGuard(t *testing.T) {
 		}
 		paths = append(paths, path)
 	}
-	goodPath, _ := announcePath(good, senderASN)
-	sender.applyMu.Lock()
-	_, err := sender.gobgp.AddPath(apiutil.AddPathRequest{Paths: append(paths, goodPath)})
-	sender.applyMu.Unlock()
-	if err != nil {
-		t.Fatal(err)
+	addPaths := func(paths ...*apiutil.Path) {
+		t.Helper()
+		sender.applyMu.Lock()
+		_, err := sender.gobgp.AddPath(apiutil.AddPathRequest{Paths: paths})
+		sender.applyMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitAdjIn(t, receiver.Speaker, map[netip.Prefix]string{vip4: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large="})
-	// Give stray paths time to arrive, then check again.
-	time.Sleep(time.Second)
-	if got := adjIn(t, receiver.Speaker, senderAddr); len(got) != 1 {
-		t.Errorf("receiver got %d paths, want only %s", len(got), vip4)
+	admittedPath := func(p netip.Prefix) *apiutil.Path {
+		t.Helper()
+		a, err := admit(sender.global.AllowedPrefixes, Route{Prefix: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, err := announcePath(a, senderASN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	addPaths(append(paths, admittedPath(vip4))...)
+	// A fence: GoBGP sends a path added later after whatever it sent for
+	// the paths before, on the same session, so once the fence is in, any
+	// stray is too.
+	addPaths(admittedPath(vip4b))
+	waitFor(t, 30*time.Second, "the fence path at the receiver", func() (bool, string) {
+		got := adjIn(t, receiver.Speaker, senderAddr)
+		return got[vip4b] != nil, fmt.Sprint(len(got), " paths")
+	})
+	got := map[netip.Prefix]string{}
+	for p, path := range adjIn(t, receiver.Speaker, senderAddr) {
+		got[p] = pathSummary(path)
+	}
+	want := map[netip.Prefix]string{
+		vip4:  "nh=127.0.0.2 med=0 aspath=4200000000 comms= large=",
+		vip4b: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large=",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("paths at the receiver (-want +got):\n%s", diff)
 	}
 }
 

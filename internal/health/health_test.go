@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -244,18 +245,30 @@ func TestMonitorStatus(t *testing.T) {
 	}
 }
 
+// A service without checks is up at once and stays up: Run starts no
+// rounds. The test runs in a synctest bubble, where Wait returns only once
+// every goroutine Run started is blocked: a wrongly started loop would by
+// then have finished the round it starts at once, and the status records
+// every round (LastCheck, LastResult) and onChange every transition.
 func TestMonitorNoChecksAlwaysUp(t *testing.T) {
-	var changes atomic.Int32
-	m := NewMonitor("svc", nil, Params{Interval: testInterval}, func() { changes.Add(1) })
-	if !m.Up() || !m.Status().Up {
-		t.Fatal("a service without checks is not up at once")
-	}
-	stop := run(t, m)
-	<-time.After(5 * testInterval) // give a wrongly started loop time to misbehave
-	stop()
-	if !m.Up() || changes.Load() != 0 {
-		t.Fatalf("Up() = %v after %d changes, want up with none", m.Up(), changes.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var changes atomic.Int32
+		m := NewMonitor("svc", nil, Params{Interval: testInterval}, func() { changes.Add(1) })
+		if !m.Up() || !m.Status().Up {
+			t.Fatal("a service without checks is not up at once")
+		}
+		stop := run(t, m)
+		synctest.Wait()
+		// The bubble's clock: this returns at once, after every timer due
+		// within five intervals (a wrong loop's ticks) has fired.
+		time.Sleep(5 * testInterval)
+		synctest.Wait()
+		s := m.Status()
+		stop()
+		if !s.Up || changes.Load() != 0 || s.LastResult != ResultNone || !s.LastCheck.IsZero() {
+			t.Fatalf("Status() = %+v after %d changes, want up with no round and no change", s, changes.Load())
+		}
+	})
 }
 
 // blocker never returns until released, whatever its context says.

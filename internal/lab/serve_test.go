@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 func TestHandler(t *testing.T) {
@@ -60,20 +62,17 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, address, "n1", filepath.Join(t.TempDir(), "fail")) }()
 	var body []byte
-	for i := 0; i < 100; i++ { // until it listens: at most 5 s
+	err = testnet.WaitFor(t.Context(), 10*time.Second, func(context.Context) error { // until it listens
 		resp, err := http.Get("http://" + address + "/")
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			break
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if string(body) != "n1\n" {
-		t.Errorf("GET / = %q, want %q", body, "n1\n")
+		defer resp.Body.Close()
+		body, err = io.ReadAll(resp.Body)
+		return err
+	})
+	if err != nil || string(body) != "n1\n" {
+		t.Errorf("GET / = %q, %v; want %q", body, err, "n1\n")
 	}
 	cancel()
 	select {

@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // monitorSource is a Source over one real health monitor, as the agent's is.
@@ -80,17 +82,15 @@ func TestScrapeFollowsARealMonitor(t *testing.T) {
 // pollScrape scrapes until cond holds, for at most testWait.
 func pollScrape(t *testing.T, s *scraper, what string, cond func(exposition) bool) exposition {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for range 1000 {
-		e := s.scrape()
-		if cond(e) {
-			return e
+	var e exposition
+	err := testnet.WaitFor(t.Context(), testWait, func(context.Context) error {
+		if e = s.scrape(); !cond(e) {
+			return fmt.Errorf("not yet: %s", what)
 		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\nlast scrape:\n%s", err, e.text)
 	}
-	t.Fatalf("timed out waiting for %s", what)
-	return exposition{}
+	return e
 }

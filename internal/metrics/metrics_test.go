@@ -356,34 +356,81 @@ func TestHandlerServesOnlyGetMetrics(t *testing.T) {
 	}
 }
 
-// Scrapes, observations, reloads and snapshot changes may all happen at once.
+// Scrapes, observations, reloads and snapshot changes may all happen at
+// once, and none is lost or torn: every scrape shows one whole snapshot,
+// the counters of series that are never dropped only grow, and at the end
+// they hold every observation and reload that was made. (web is in both
+// snapshots, so its histogram is never dropped; dns's comes and goes, and
+// gone's is dropped at every scrape.)
 func TestConcurrentUse(t *testing.T) {
 	src := &fakeSource{}
 	src.set(snapshotA())
 	m, s := setup(t, src)
+	webOnly := Snapshot{Services: []Service{{Name: "web", Up: true}}}
+	services := []string{"web", "dns", "gone"}
 	done := make(chan struct{})
+	var rounds [3]int // each worker's, written before wg.Wait returns
 	var wg sync.WaitGroup
-	for i := range 3 {
+	for i := range services {
 		wg.Go(func() {
 			for n := 0; ; n++ {
 				select {
 				case <-done:
+					rounds[i] = n
 					return
 				default:
 				}
-				m.ObserveCheck([]string{"web", "dns", "gone"}[i], "tcp", time.Duration(n)*time.Microsecond)
+				m.ObserveCheck(services[i], "tcp", time.Duration(n)*time.Microsecond)
 				m.ReloadResult(n%2 == 0, "h")
 				if n%2 == 0 {
-					src.set(Snapshot{})
+					src.set(webOnly)
 				} else {
 					src.set(snapshotA())
 				}
 			}
 		})
 	}
-	for range 20 {
-		s.scrape()
+	webCount := func(e exposition) uint64 {
+		return e.series("vipd_check_duration_seconds", "service", "web", "kind", "tcp").GetHistogram().GetSampleCount()
+	}
+	reloads := func(e exposition) (success, failure float64) {
+		success, _ = e.value("vipd_config_reloads_total", "result", "success")
+		failure, _ = e.value("vipd_config_reloads_total", "result", "failure")
+		return success, failure
+	}
+	var lastWeb uint64
+	var lastSuccess, lastFailure float64
+	for i := range 20 {
+		e := s.scrape()
+		peers, svcs := e.count("vipd_bgp_session_up"), e.count("vipd_service_up")
+		if !(peers == 2 && svcs == 2) && !(peers == 0 && svcs == 1) {
+			t.Errorf("scrape %d: %d peers and %d services, want one whole snapshot (2 and 2, or 0 and 1)", i, peers, svcs)
+		}
+		web := webCount(e)
+		success, failure := reloads(e)
+		if web < lastWeb || success < lastSuccess || failure < lastFailure {
+			t.Errorf("scrape %d: web checks %d, reloads %v/%v after %d, %v/%v: a counter went back",
+				i, web, success, failure, lastWeb, lastSuccess, lastFailure)
+		}
+		lastWeb, lastSuccess, lastFailure = web, success, failure
 	}
 	close(done)
 	wg.Wait()
+
+	src.set(snapshotA())
+	e := s.scrape()
+	if got, want := webCount(e), uint64(rounds[0]); got != want {
+		t.Errorf("web: %d check durations observed, want all %d", got, want)
+	}
+	var wantSuccess, wantFailure float64
+	for _, n := range rounds {
+		wantSuccess += float64((n + 1) / 2) // n%2 == 0 for n in [0, rounds)
+		wantFailure += float64(n / 2)
+	}
+	if success, failure := reloads(e); success != wantSuccess || failure != wantFailure {
+		t.Errorf("reloads success %v failure %v, want %v and %v", success, failure, wantSuccess, wantFailure)
+	}
+	if e.series("vipd_check_duration_seconds", "service", "gone", "kind", "tcp") != nil {
+		t.Error("the check durations of gone, in no snapshot, outlived a scrape")
+	}
 }

@@ -116,9 +116,38 @@ services:
 		t.Fatal(err)
 	}
 	since := establishedSince(t, r, n2)
-	time.Sleep(3 * time.Second) // longer than a detection time: a stale reset would show
+	routerBFD, _, err := r.BFDSession(t.Context(), n2.Addr4(), multihop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stale BFD state would reset the new session within a detection time
+	// of its start. Watch n2's own sessions, whose Since change with every
+	// state change (to the nanosecond), until both have been up for three
+	// detection times; a reset stops the watch at once and shows even if
+	// the session came back. (The router's established-since, read above,
+	// covers the moments before the first status.)
+	first := waitStatus(t, n2, "BGP Established and BFD Up", func(st api.Status) bool {
+		return len(st.Peers) == 1 && st.Peers[0].State == "Established" && len(st.BFD) == 1 && st.BFD[0].State == "Up"
+	})
+	same := func(st api.Status) bool {
+		return st.Peers[0].Since.Equal(first.Peers[0].Since) && st.BFD[0].Since.Equal(first.BFD[0].Since)
+	}
+	up := first.Peers[0].Since
+	if first.BFD[0].Since.After(up) {
+		up = first.BFD[0].Since
+	}
+	last := waitStatus(t, n2, "both sessions up for three detection times, or a reset", func(st api.Status) bool {
+		return len(st.Peers) != 1 || len(st.BFD) != 1 || !same(st) || time.Since(up) > 3*st.BFD[0].DetectionTime
+	})
+	if len(last.Peers) != 1 || len(last.BFD) != 1 || !same(last) {
+		t.Errorf("restarted n2's sessions were reset: BGP %+v, BFD %+v; before, established since %v and BFD Up since %v",
+			last.Peers, last.BFD, first.Peers[0].Since, first.BFD[0].Since)
+	}
 	if again := establishedSince(t, r, n2); !sameSession(again, since) {
 		t.Errorf("restarted n2's session was reset: established %v, then %v", since, again)
+	}
+	if now, _, err := r.BFDSession(t.Context(), n2.Addr4(), multihop); err != nil || now.State != testnet.BFDUp || !sameSession(now.Since, routerBFD.Since) {
+		t.Errorf("router BFD with restarted n2: %+v %v, want Up since %v", now, err, routerBFD.Since)
 	}
 
 	// Cut n1: every packet in or out of its namespace is dropped.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,11 +111,38 @@ func TestReload(t *testing.T) {
 	}
 	// A broken config is refused with its field, and nothing changes.
 	write(head + web(300) + "  - {name: bad, vips: [10.9.9.9]}\n")
+	imports1, imports2 := birdImports(t, r1, n1), birdImports(t, r2, n1)
 	out, err := vipdCLI(n1, "reload")
 	if err == nil || !strings.Contains(out, "services[1].vips[0]") {
 		t.Errorf("reload of a broken config: %v, want an error naming services[1].vips[0]\n%s", err, out)
 	}
-	time.Sleep(time.Second) // let a wrongly applied change reach the router
+	// A fence: the drain and the undrain of dns pass through the daemon's
+	// loop after the refused reload, each pass after the one before, and
+	// reach the routers on the same sessions after any change the reload
+	// wrongly made. Once the undrain is in both FIBs, the routers' counters
+	// hold every route change before it: exactly dns's withdrawal and
+	// announcement, and no change of web's that was undone on the way.
+	dnsPrefix := mustPrefix("192.168.0.17/32")
+	for _, step := range []struct {
+		cmd  string
+		want []netip.Addr
+	}{{"drain", nil}, {"undrain", []netip.Addr{n1.Addr4()}}} {
+		if out, err := vipdCLI(n1, step.cmd, "dns"); err != nil {
+			t.Fatalf("vipd %s dns: %v\n%s", step.cmd, err, out)
+		}
+		waitFIB(t, r1, dnsPrefix, step.want...)
+		waitFIB(t, r2, dnsPrefix, step.want...)
+	}
+	want := importStats{updates: 1, withdraws: 1}
+	for _, c := range []struct {
+		r      *testnet.Router
+		before importStats
+	}{{r1, imports1}, {r2, imports2}} {
+		after := birdImports(t, c.r, n1)
+		if got := (importStats{after.updates - c.before.updates, after.withdraws - c.before.withdraws}); got != want {
+			t.Errorf("router %s received %v from n1 around a refused reload and dns's drain and undrain, want %v", c.r.Name(), got, want)
+		}
+	}
 	if med, _ := routeMED(t, r1, "192.168.0.16/32", n1); med != 200 {
 		t.Errorf("web MED %d after a refused reload, want 200", med)
 	}
@@ -271,35 +299,16 @@ services:
 	}
 	sinceBefore := establishedSince(t, r, n1)
 
-	// Watch the FIB every 50 ms from before the stop until well after the
-	// new session is up.
-	gaps := make(chan time.Time, 1)
-	stopWatch := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			if hops, err := r.FIB(context.Background(), vip4); err == nil && len(hops) == 0 {
-				select {
-				case gaps <- time.Now():
-				default:
-				}
-			}
-		}
-	}()
-	defer func() { close(stopWatch); <-watched }()
-
+	// Record every change to the router's kernel routes from before the
+	// stop until BIRD has dealt with the new session's End-of-RIB.
+	routes := watchRoutes(t, r)
 	if err := p.Stop(stopTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if got := loAddrs(t, n1); len(got) != 1 {
 		t.Errorf("after a graceful stop lo holds %v, want the VIP kept", got)
 	}
+	waitGracefulRestart(t, r, n1, true)
 	startVipd(t, n1, config)
 	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
 		sessions, err := r.Sessions(ctx)
@@ -314,11 +323,36 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // stale routes are flushed after End-of-RIB: watch past it
-	select {
-	case at := <-gaps:
-		t.Errorf("the route left the router's FIB at %v during a graceful restart", at)
-	default:
+	// BIRD keeps n1's stale routes until End-of-RIB and flushes those not
+	// announced again then, before it answers the next command; a route
+	// that left the FIB at any moment, even to come back, is a Deleted line
+	// in the record.
+	waitGracefulRestart(t, r, n1, false)
+	if routes, err := r.BGPRoutes(t.Context(), vip4); err != nil || len(routes) != 1 {
+		t.Errorf("router %s after End-of-RIB: routes %+v, %v; want n1's", r.Name(), routes, err)
 	}
 	waitFIB(t, r, vip4, n1.Addr4())
+	if gone := routes.deletions(t, vip4); len(gone) != 0 {
+		t.Errorf("the route left the router's FIB during a graceful restart: %q", gone)
+	}
+}
+
+// waitGracefulRestart waits until BIRD router r is (active) or is no
+// longer in a graceful restart for node: from the moment the session goes
+// down gracefully until node's End-of-RIB on the next one.
+func waitGracefulRestart(t *testing.T, r *testnet.Router, node *testnet.Node, active bool) {
+	t.Helper()
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		block, err := birdSession(ctx, r, node)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(block, "Neighbor graceful restart active") != active {
+			return fmt.Errorf("graceful restart active is not %v:\n%s", active, block)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("router %s, session with %s: %v", r.Name(), node.Name(), err)
+	}
 }
