@@ -301,7 +301,7 @@ services:
 
 	// Record every change to the router's kernel routes from before the
 	// stop until BIRD has dealt with the new session's End-of-RIB.
-	routes := watchRoutes(t, r)
+	routes := watchKernel(t, &r.Host, "route")
 	if err := p.Stop(stopTimeout); err != nil {
 		t.Fatal(err)
 	}

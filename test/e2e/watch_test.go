@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,25 +76,27 @@ func birdImports(t *testing.T, r *testnet.Router, node *testnet.Node) importStat
 	return s
 }
 
-// routeWatch records every change to a router's kernel routes, as
-// `ip -ts -o monitor route` in its namespace prints them: a line per
-// change, after a timestamp in brackets.
-type routeWatch struct {
-	r    *testnet.Router
-	proc *testnet.Process
-	live int // length of the record when it was known to be live
+// kernelWatch records every change to a namespace's kernel routes or
+// addresses, as `ip -ts -o monitor OBJECT` there prints them: a line per
+// change, after the time it was seen, in brackets.
+type kernelWatch struct {
+	h      *testnet.Host
+	object string // "route" or "address"
+	proc   *testnet.Process
+	live   int    // length of the record when it was known to be live
+	closed string // the record once the window closed
 }
 
-// routeMarker is a blackhole route the watch adds and deletes in the
-// router's namespace to know how far its record has come; nothing else
-// uses the address (TEST-NET-1).
-const routeMarker = "192.0.2.254/32"
+// watchMarker is the address the watch adds and deletes, as a blackhole
+// route or an address on lo, to know how far its record has come; nothing
+// else uses it (TEST-NET-1).
+const watchMarker = "192.0.2.254"
 
-// watchRoutes starts recording router r's kernel route changes and returns
-// once the record is live.
-func watchRoutes(t *testing.T, r *testnet.Router) *routeWatch {
+// watchKernel starts recording h's kernel changes of object ("route" or
+// "address") and returns once the record is live.
+func watchKernel(t *testing.T, h *testnet.Host, object string) *kernelWatch {
 	t.Helper()
-	p, err := r.StartProcess("ipmonitor", "ip", "-ts", "-o", "monitor", "route")
+	p, err := h.StartProcess("watch"+object, "ip", "-ts", "-o", "monitor", object)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,57 +105,106 @@ func watchRoutes(t *testing.T, r *testnet.Router) *routeWatch {
 			t.Errorf("stop %s: %v", p.Name(), err)
 		}
 	})
-	w := &routeWatch{r: r, proc: p}
+	w := &kernelWatch{h: h, object: object, proc: p}
 	// The monitor subscribes some time after it starts: put the marker
 	// back until a change of it shows.
 	var log string
 	err = testnet.WaitFor(t.Context(), 30*time.Second, func(ctx context.Context) error {
-		_, _ = r.Exec(ctx, "ip", "route", "del", "blackhole", routeMarker)
-		if out, err := r.Exec(ctx, "ip", "route", "add", "blackhole", routeMarker); err != nil {
-			return fmt.Errorf("ip route add blackhole %s: %w\n%s", routeMarker, err, out)
+		_, _ = h.Exec(ctx, "ip", w.markerArgs("del")...)
+		if out, err := h.Exec(ctx, "ip", w.markerArgs("add")...); err != nil {
+			return fmt.Errorf("ip %v: %w\n%s", w.markerArgs("add"), err, out)
 		}
-		if log = p.Log(); !strings.Contains(log, "blackhole "+markerAddr()) {
+		if log = p.Log(); !strings.Contains(log, w.markerText()) {
 			return fmt.Errorf("no marker in the record yet")
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("router %s route watch: %v\n%s", r.Name(), err, log)
+		t.Fatalf("%s %s watch: %v\n%s", h.Name(), object, err, log)
 	}
 	w.live = len(log)
 	return w
 }
 
-func markerAddr() string { return strings.TrimSuffix(routeMarker, "/32") }
-
-// deletions ends the watch's window: it deletes the marker, waits until
-// the record shows that, so that every earlier change is in it too, and
-// returns every recorded deletion of a route to prefix.
-func (w *routeWatch) deletions(t *testing.T, prefix netip.Prefix) []string {
-	t.Helper()
-	if out, err := w.r.Exec(t.Context(), "ip", "route", "del", "blackhole", routeMarker); err != nil {
-		t.Fatalf("ip route del blackhole %s: %v\n%s", routeMarker, err, out)
+func (w *kernelWatch) markerArgs(op string) []string {
+	if w.object == "route" {
+		return []string{"route", op, "blackhole", watchMarker + "/32"}
 	}
-	want := "Deleted blackhole " + markerAddr()
+	return []string{"addr", op, watchMarker + "/32", "dev", "lo"}
+}
+
+// markerText is how the record shows the marker.
+func (w *kernelWatch) markerText() string {
+	if w.object == "route" {
+		return "blackhole " + watchMarker
+	}
+	return "inet " + watchMarker + "/32"
+}
+
+// deletions returns every recorded deletion of prefix (a route to it, or
+// the address) with the time it was seen. The first call ends the watch's
+// window (see close).
+func (w *kernelWatch) deletions(t *testing.T, prefix netip.Prefix) []deletion {
+	t.Helper()
+	if w.closed == "" {
+		w.closed = w.close(t)
+	}
+	var out []deletion
+	for line := range strings.Lines(w.closed) {
+		stamp, rest, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "["), "] ")
+		f := strings.Fields(rest)
+		if len(f) < 2 || f[0] != "Deleted" {
+			continue
+		}
+		match := slices.Contains(f, prefix.String()) // an address: "Deleted 3: lo inet 198.51.100.1/32 …"
+		if w.object == "route" {
+			match = f[1] == prefix.String() || f[1] == prefix.Addr().String()
+		}
+		if !match {
+			continue
+		}
+		at, err := time.ParseInLocation("2006-01-02T15:04:05.000000", stamp, time.Local)
+		if err != nil {
+			t.Fatalf("%s %s watch: %q: %v", w.h.Name(), w.object, line, err)
+		}
+		out = append(out, deletion{at: at, line: strings.TrimSpace(line)})
+	}
+	return out
+}
+
+// close deletes the marker and waits until the record shows that, so that
+// every earlier change is in it too, and returns the record.
+func (w *kernelWatch) close(t *testing.T) string {
+	t.Helper()
+	if out, err := w.h.Exec(t.Context(), "ip", w.markerArgs("del")...); err != nil {
+		t.Fatalf("ip %v: %v\n%s", w.markerArgs("del"), err, out)
+	}
 	var log string
 	err := testnet.WaitFor(t.Context(), 30*time.Second, func(context.Context) error {
-		if log = w.proc.Log(); !strings.Contains(log[w.live:], want) {
-			return fmt.Errorf("no %q in the record yet", want)
+		if log = w.proc.Log(); !deletesMarker(log[w.live:], w.markerText()) {
+			return fmt.Errorf("no deletion of the marker in the record yet")
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("router %s route watch: %v\n%s", w.r.Name(), err, log)
+		t.Fatalf("%s %s watch: %v\n%s", w.h.Name(), w.object, err, log)
 	}
-	var out []string
-	for line := range strings.Lines(log) {
-		f := strings.Fields(line)
-		if len(f) > 0 && strings.HasPrefix(f[0], "[") {
-			f = f[1:]
-		}
-		if len(f) >= 2 && f[0] == "Deleted" && (f[1] == prefix.String() || f[1] == prefix.Addr().String()) {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
+	return log
 }
+
+func deletesMarker(log, marker string) bool {
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "Deleted ") && strings.Contains(line, marker) {
+			return true
+		}
+	}
+	return false
+}
+
+// deletion is one recorded deletion and when the monitor saw it.
+type deletion struct {
+	at   time.Time
+	line string
+}
+
+func (d deletion) String() string { return d.line }
