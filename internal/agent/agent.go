@@ -80,7 +80,7 @@ func New(path string, cfg *config.Config, version string, log *slog.Logger) *Age
 	}
 	a.sources = []namedSource{
 		{name: "config", src: SourceFunc(func() Snapshot { return Snapshot{Services: a.cfg.Services} })},
-		{name: "api", src: SourceFunc(func() Snapshot { return Snapshot{LoadBalancers: a.loadBalancers()} })},
+		{name: "loadbalancers", src: SourceFunc(func() Snapshot { return Snapshot{LoadBalancers: a.loadBalancers()} })},
 	}
 	return a
 }
