@@ -25,7 +25,7 @@ func (a *Agent) watchdog(ctx context.Context, n systemd.Notifier) error {
 		case <-tick.C:
 		}
 		if err := a.progress(ctx, interval/4); err != nil {
-			a.log.Warn("watchdog keep-alive withheld", "event", "watchdog", "reason", err)
+			a.log.Warn("watchdog keep-alive withheld", "event", "watchdog", "err", err)
 			continue
 		}
 		if err := n.Alive(); err != nil {
