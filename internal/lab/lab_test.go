@@ -34,10 +34,7 @@ func skipUnlessLab(t *testing.T) {
 	t.Helper()
 	testnet.SkipUnlessAvailable(t, spec("vt", ""))
 	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("lab: needs nft")
-		}
-		t.Skip("lab: needs nft")
+		testnet.SkipOrFail(t, "lab: needs nft")
 	}
 }
 
