@@ -147,10 +147,9 @@ func TestLab(t *testing.T) {
 	}
 	for _, want := range [][]string{
 		{"nexthop", "via", n1.Addr4().String()},
-		{"n1", n1.Addr4().String(), "Established"},                  // the router's session
+		{"n1", n1.Addr4().String(), "Established"},                                 // the router's session
 		{"n1", "healthy", "Established", "Up", "up", "2/2", "VIPs", "2/2", "VIPs"}, // n1's vipd: wanted, at the router
 		{"n2", "killed", "2/2", "VIPs", "0/2", "VIPs"},                             // wanted, but not at the router
-
 	} {
 		if !hasLine(status.String(), want) {
 			t.Errorf("status lacks a line of %q:\n%s", want, status.String())

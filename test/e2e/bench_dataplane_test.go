@@ -21,14 +21,14 @@ import (
 )
 
 const (
-	dataplaneTrials   = 5
-	dataplaneWindow   = 3 * time.Second // one trial's traffic
-	dataplaneConns    = 8               // parallel keep-alive connections or streams
-	disruptionFlows   = 4000
-	disruptionHosts   = 10
-	echoPorts         = 10   // UDP echo ports per backend host: up to 100 backends
-	bulkPort          = 9000 // backends stream zeros on it
-	echoPort          = 5300 // backends answer a UDP datagram with their name and port, on echoPorts ports from here
+	dataplaneTrials = 5
+	dataplaneWindow = 3 * time.Second // one trial's traffic
+	dataplaneConns  = 8               // parallel keep-alive connections or streams
+	disruptionFlows = 4000
+	disruptionHosts = 10
+	echoPorts       = 10   // UDP echo ports per backend host: up to 100 backends
+	bulkPort        = 9000 // backends stream zeros on it
+	echoPort        = 5300 // backends answer a UDP datagram with their name and port, on echoPorts ports from here
 )
 
 // TestBenchDataPlane measures the nftables data plane beside the direct
