@@ -40,7 +40,7 @@ import (
 // nft to load, where one of 65,537 took 7.6 MB and 0.7 s (measured on this
 // project's 2-core test VM). The cost is balance at large N: a backend's
 // share of the slots varies by about sqrt(N/TableSize), so with 100
-// backends the largest holds about 1.3/N of the table, and removing it
+// backends the largest holds about 1.4/N of the table, and removing it
 // moves that much. It is prime so that slot numbers share no factor with
 // the flow hash's regularities.
 const TableSize = 4099

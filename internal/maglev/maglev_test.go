@@ -148,9 +148,9 @@ func TestTableOrderIndependent(t *testing.T) {
 
 // TestTableGolden pins the table for a fixed backend set (rendezvous
 // construction, since issue 11). If it fails, the hashes or TableSize
-// changed: nodes running the old and the
-// new code would send the same flow to different backends. Change the
-// expectation only on purpose, and say so in the release notes.
+// changed: nodes running the old and the new code would send the same
+// flow to different backends. Change the expectation only on purpose, and
+// say so in the release notes.
 func TestTableGolden(t *testing.T) {
 	bs := []Backend{
 		{Key: "10.0.0.1:80", Weight: 1},
@@ -197,8 +197,7 @@ func moved(before, after []string, from map[string]bool) (all, fromSet int) {
 // order) in turn and returns the mean and largest fraction of slots that
 // changed backend, in units of 1/N, and how many slots moved that were not
 // the removed backend's.
-func disruption(t *testing.T, n int) (mean, worst float64, collateral int) {
-	t.Helper()
+func disruption(n int) (mean, worst float64, collateral int) {
 	bs := equal(n)
 	full := keys(Table(bs), bs)
 	var sum float64
@@ -230,7 +229,7 @@ func TestTableMinimalDisruption(t *testing.T) {
 			if diff := cmp.Diff(keys(Table(bs), bs), keys(Table(shuffled), shuffled)); diff != "" {
 				t.Fatalf("two builds from the same backends differ (-sorted +shuffled):\n%s", diff)
 			}
-			mean, worst, collateral := disruption(t, n)
+			mean, worst, collateral := disruption(n)
 			if collateral != 0 {
 				t.Errorf("removing 1 of %d moved %d slots that the leaver did not hold, want 0", n, collateral)
 			}
@@ -275,7 +274,7 @@ func BenchmarkDisruption(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			var mean, worst float64
 			for b.Loop() {
-				mean, worst, _ = disruption(&testing.T{}, n)
+				mean, worst, _ = disruption(n)
 			}
 			b.ReportMetric(mean, "mean-moved-x-N")
 			b.ReportMetric(worst, "worst-moved-x-N")
