@@ -26,7 +26,11 @@ func newCheckConfigCmd() *cobra.Command {
 				for _, fe := range errs.List {
 					fmt.Fprintf(out, "%s: %v\n", path, fe)
 				}
-				return fmt.Errorf("%s: %w (%d errors)", path, errInvalid, len(errs.List))
+				noun := "errors"
+				if len(errs.List) == 1 {
+					noun = "error"
+				}
+				return fmt.Errorf("%s: %w (%d %s)", path, errInvalid, len(errs.List), noun)
 			}
 			if err != nil {
 				return err

@@ -72,7 +72,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "vipd announces healthy service addresses over BGP",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version, as well as the version command.
+		Version: versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.socket, "socket", config.DefaultSocket, "the daemon's control socket")
 	root.PersistentFlags().StringVar(&g.api, "api", "", "a daemon's TCP API instead of the socket, e.g. https://host:10001")
 	root.PersistentFlags().StringVar(&g.token, "token-file", "", "the file holding the --api bearer token")

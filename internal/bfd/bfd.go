@@ -26,7 +26,10 @@ const (
 	DefaultMinTx      = 300 * time.Millisecond
 	DefaultMinRx      = 300 * time.Millisecond
 	DefaultMultiplier = 3
-	DefaultMinTTL     = 254 // multihop; single-hop always requires 255
+	// DefaultMinTTL accepts multihop packets of any TTL, as BIRD does:
+	// RFC 5883 leaves the check to configuration, and routers differ
+	// (BIRD 2 sends TTL 64, FRR 255). Single-hop always requires 255.
+	DefaultMinTTL = 1
 )
 
 // ErrClosed is returned by Set after Run has returned.
@@ -121,7 +124,7 @@ type Counters struct {
 	PacketsOut uint64 `json:"packets_out"`
 	Dropped    uint64 `json:"dropped"`
 	// LastDrop says why the last dropped packet was dropped, e.g.
-	// "TTL 253 < min_ttl 254".
+	// "TTL 64 < min_ttl 254".
 	LastDrop   string    `json:"last_drop,omitempty"`
 	LastDropAt time.Time `json:"last_drop_at,omitzero"`
 }

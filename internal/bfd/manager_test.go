@@ -292,7 +292,7 @@ func TestManagerDropsLowTTL(t *testing.T) {
 		withPorts(ports{listen: [2]uint16{p[0], p[0]}, peer: [2]uint16{p[1], p[1]}})(m)
 		m.log = slog.New(logs)
 	})
-	pb := Peer{Local: lo2, Remote: lo1, Multihop: true}
+	pb := Peer{Local: lo2, Remote: lo1, Multihop: true, MinTTL: 254} // stricter than the default
 	b.set(pb)
 	b.waitStatus(pb.Key(), "open", func(st SessionStatus) bool { return st.LocalPort != 0 })
 
@@ -375,7 +375,7 @@ func TestSetRejectsBadPeers(t *testing.T) {
 func TestPeerDefaults(t *testing.T) {
 	got := Peer{Remote: netip.MustParseAddr("::ffff:10.0.0.1"), Multihop: true}.withDefaults()
 	want := Peer{Remote: netip.MustParseAddr("10.0.0.1"), Multihop: true, MinTx: 300 * time.Millisecond,
-		MinRx: 300 * time.Millisecond, Multiplier: 3, MinTTL: 254}
+		MinRx: 300 * time.Millisecond, Multiplier: 3, MinTTL: 1}
 	if got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}

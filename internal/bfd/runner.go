@@ -255,7 +255,7 @@ func (r *runner) offer(p ControlPacket) {
 }
 
 // ttlHint helps the operator of a multihop session that never comes up.
-const ttlHint = "single-hop peers must send TTL 255; for multihop, lower min_ttl to the TTL the peer's packets arrive with (BIRD 2 sends multihop BFD with TTL 64)"
+const ttlHint = "single-hop peers must send TTL 255; for multihop, lower min_ttl to the TTL the peer's packets arrive with, or remove it to accept any (BIRD 2 sends multihop BFD with TTL 64)"
 
 // drop counts a packet meant for this session that was discarded. The
 // first TTL drop since the session was last Up is logged as a warning: a

@@ -67,7 +67,7 @@ type BFD struct {
 	MinTx      time.Duration // default 300ms
 	MinRx      time.Duration // default 300ms
 	Multiplier uint8         // default 3
-	MinTTL     uint8         // multihop only, default 254
+	MinTTL     uint8         // multihop only, default 1 (any TTL)
 }
 
 // OnDown says what a service does with its routes while its checks fail.

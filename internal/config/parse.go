@@ -20,7 +20,7 @@ const (
 	defaultHoldTime  = 9 * time.Second
 	defaultBFDTx     = 300 * time.Millisecond
 	defaultBFDMult   = 3
-	defaultBFDMinTTL = 254
+	defaultBFDMinTTL = 1 // any TTL: BIRD 2 sends multihop BFD with TTL 64, FRR 255
 	defaultInterface = "lo"
 	defaultInterval  = time.Second
 	defaultTimeout   = time.Second
@@ -51,8 +51,8 @@ const (
 //     daemon's working directory.
 //   - Families are kept in the order ipv4, ipv6 whatever the file says.
 //   - A peer with ttl > 1 counts as multihop for its BFD default.
-//   - BFD defaults are filled in even when BFD is off; min_ttl is set (254)
-//     for multihop BFD only.
+//   - BFD defaults are filled in even when BFD is off; min_ttl is set (1,
+//     any TTL) for multihop BFD only.
 //   - bgp.router_id must not be a VIP: every node announces the VIPs, but
 //     a router ID must be unique to its node.
 //   - YAML anchors, aliases and merge keys ("<<: *base") work; a document

@@ -151,7 +151,7 @@ var validCases = []struct {
 	{"peer ttl makes bfd multihop", head + "  peers: [{address: 10.0.0.1, asn: 1, ttl: 2}]\n", func(c *Config) {
 		p := defaultPeer("10.0.0.1", 1)
 		p.TTL = 2
-		p.BFD.Multihop, p.BFD.MinTTL = true, 254
+		p.BFD.Multihop, p.BFD.MinTTL = true, 1
 		c.BGP.Peers = []Peer{p}
 	}},
 	{"families in canonical order", head + "  peers: [{address: 10.0.0.1, asn: 1, families: [ipv6, ipv4]}]\n", func(c *Config) {

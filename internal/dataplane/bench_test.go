@@ -68,4 +68,28 @@ func BenchmarkSetNFT(b *testing.B) {
 			}
 		})
 	}
+	// One load balancer of 100 backends losing and regaining one: the
+	// Maglev table's build plus the nft transaction of the slots that
+	// moved (about 1/100 of them).
+	b.Run("backend-of-100", func(b *testing.B) {
+		full := wideState(100)
+		less := wideState(100)
+		less.LoadBalancers[0].Backends = less.LoadBalancers[0].Backends[1:]
+		states := [2]State{full, less}
+		set(full)
+		i := 0
+		for b.Loop() {
+			i++
+			set(states[i%2])
+		}
+	})
+}
+
+// wideState is one nat-mode load balancer with n backends.
+func wideState(n int) State {
+	l := LoadBalancer{ID: "wide", Address: netip.MustParseAddr("198.51.100.200"), Port: 80, Protocol: lb.TCP, Mode: lb.ModeNAT, Masquerade: true}
+	for j := range n {
+		l.Backends = append(l.Backends, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(j / 250), byte(j%250 + 1)}), 8080), Weight: 1})
+	}
+	return State{LoadBalancers: []LoadBalancer{l}}
 }

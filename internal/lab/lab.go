@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
@@ -334,6 +335,11 @@ func leftovers(prefix string) []string {
 // and record.
 func (l *Lab) Down() error {
 	if err := l.world.Close(); err != nil {
+		return fmt.Errorf("lab %s: down: %w", l.opts.Prefix, err)
+	}
+	// Up made the state directory; the last lab's down takes it away.
+	// Remove refuses a directory that still holds another lab's record.
+	if err := os.Remove(l.opts.StateDir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("lab %s: down: %w", l.opts.Prefix, err)
 	}
 	return nil

@@ -35,10 +35,7 @@ func skipUnlessLab(t *testing.T) {
 	t.Helper()
 	worldtest.SkipUnlessAvailable(t, spec("vt", ""))
 	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("lab: needs nft")
-		}
-		t.Skip("lab: needs nft")
+		worldtest.SkipOrFail(t, "lab: needs nft")
 	}
 }
 
@@ -151,9 +148,9 @@ func TestLab(t *testing.T) {
 	}
 	for _, want := range [][]string{
 		{"nexthop", "via", n1.Addr4().String()},
-		{"n1", n1.Addr4().String(), "Established"},                  // the router's session
-		{"n1", "healthy", "Established", "Up", "up", "2/2", "VIPs"}, // n1's vipd
-		{"n2", "killed"},
+		{"n1", n1.Addr4().String(), "Established"},                                 // the router's session
+		{"n1", "healthy", "Established", "Up", "up", "2/2", "VIPs", "2/2", "VIPs"}, // n1's vipd: wanted, at the router
+		{"n2", "killed", "2/2", "VIPs", "0/2", "VIPs"},                             // wanted, but not at the router
 	} {
 		if !hasLine(status.String(), want) {
 			t.Errorf("status lacks a line of %q:\n%s", want, status.String())
@@ -173,7 +170,7 @@ func TestLab(t *testing.T) {
 	if left := leftovers(opts.Prefix); len(left) > 0 {
 		t.Errorf("namespaces left after down: %v", left)
 	}
-	for _, path := range []string{up.world.Dir(), opts.record()} {
+	for _, path := range []string{up.world.Dir(), opts.record(), opts.StateDir} {
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after down: %v", path, err)
 		}

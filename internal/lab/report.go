@@ -201,7 +201,10 @@ func (l *Lab) writeSessions(ctx context.Context, w io.Writer) error {
 // writeNodes prints what the lab did to each node and what its vipd says.
 func (l *Lab) writeNodes(ctx context.Context, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tLAB\tVIPD\tPEER\tBFD\tSERVICE\tANNOUNCED")
+	// WANTED is what the node's vipd offers to BGP; AT ROUTER is what the
+	// router routes to the node. They differ while a session is down: a
+	// killed node still wants its VIPs announced.
+	fmt.Fprintln(tw, "NODE\tLAB\tVIPD\tPEER\tBFD\tSERVICE\tWANTED\tAT ROUTER")
 	for _, n := range l.world.Nodes() {
 		cut, err := isCut(ctx, n)
 		if err != nil {
@@ -217,13 +220,23 @@ func (l *Lab) writeNodes(ctx context.Context, w io.Writer) error {
 		if len(lab) == 0 {
 			lab = append(lab, "healthy")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name(), strings.Join(lab, ","), vipdState(ctx, l.world, n))
+		atRouter := 0
+		for _, vip := range vips {
+			has, err := l.hasNexthop(ctx, n, vip)
+			if err != nil {
+				return err
+			}
+			if has {
+				atRouter++
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d VIPs\n", n.Name(), strings.Join(lab, ","), vipdState(ctx, l.world, n), atRouter, len(vips))
 	}
 	return tw.Flush()
 }
 
 // vipdState is the node's vipd as its status shows it: process, peer,
-// BFD, service and announced VIPs, tab-separated.
+// BFD, service and the VIPs it wants announced, tab-separated.
 func vipdState(ctx context.Context, w *testnet.World, n *testnet.Node) string {
 	var proc *testnet.Process
 	for _, p := range w.Processes() {

@@ -118,8 +118,16 @@ func TestCreateFieldErrors(t *testing.T) {
 		field string
 	}{
 		{r, Spec{Name: "", Port: 80}, "name"},
-		{r, Spec{Name: "a b", Port: 80}, "name"},
-		{r, Spec{Name: strings.Repeat("x", 64), Port: 80}, "name"},
+		{r, Spec{Name: "a\tb", Port: 80}, "name"},
+		{r, Spec{Name: "a\nb", Port: 80}, "name"},
+		{r, Spec{Name: " web", Port: 80}, "name"},
+		{r, Spec{Name: "web\u00a0", Port: 80}, "name"},
+		{r, Spec{Name: "\xff", Port: 80}, "name"},
+		{r, Spec{Name: "a\u200bb", Port: 80}, "name"}, // zero-width space: invisible
+		{r, Spec{Name: strings.Repeat("x", MaxNameLen+1), Port: 80}, "name"},
+		{r, Spec{Name: "test loadbalancer", Port: 80, Pool: "a"}, ""}, // Vippy's guide
+		{r, Spec{Name: "Käse/Shop #1 (prod)", Port: 81, Pool: "a"}, ""},
+		{r, Spec{Name: strings.Repeat("é", MaxNameLen/2), Port: 82, Pool: "a"}, ""},
 		{r, Spec{Name: "w"}, "port"},
 		{r, Spec{Name: "w", Port: 80, Protocol: "sctp"}, "protocol"},
 		{r, Spec{Name: "w", Port: 80, Mode: "dsr"}, "mode"},

@@ -6,13 +6,15 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vipd/vipd/internal/config"
 )
 
 // Limits and defaults of a load balancer's fields.
 const (
-	MaxNameLen       = 63
+	MaxNameLen       = 128 // bytes of UTF-8
 	MaxWeight        = 100 // keeps every backend visible in a Maglev table
 	MaxBackends      = 256
 	MinCheckInterval = 100 * time.Millisecond
@@ -70,11 +72,36 @@ func (c Check) withDefaults() Check {
 	return c
 }
 
+// checkName says what is wrong with a load balancer's name, or "". A name
+// is a label people choose ("test loadbalancer", "Käse-Shop"): any
+// printable UTF-8 up to MaxNameLen bytes. Control characters could forge
+// lines in logs and terminals, and leading or trailing spaces would make
+// two names look alike, so they are refused. A name is never part of a
+// URL, an nft object or a file name: those use the UUID.
+func checkName(s string) string {
+	switch {
+	case s == "":
+		return "required"
+	case len(s) > MaxNameLen:
+		return fmt.Sprintf("at most %d bytes", MaxNameLen)
+	case !utf8.ValidString(s):
+		return "not valid UTF-8"
+	case strings.TrimSpace(s) != s:
+		return "leading or trailing space"
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Sprintf("non-printable character %U", r)
+		}
+	}
+	return ""
+}
+
 // Validate reports the first problem of a defaulted spec as a *FieldError.
 func (s Spec) Validate() error {
 	switch {
-	case !config.IsName(s.Name) || len(s.Name) > MaxNameLen:
-		return fieldErrorf("name", "want 1..%d letters, digits, '_', '.' and '-', starting with a letter or digit, got %q", MaxNameLen, s.Name)
+	case checkName(s.Name) != "":
+		return fieldErrorf("name", "%s, got %q", checkName(s.Name), s.Name)
 	case s.Port == 0:
 		return fieldErrorf("port", "required: a port 1..65535")
 	case s.Protocol != TCP && s.Protocol != UDP:

@@ -22,21 +22,20 @@ import (
 )
 
 const (
-	dataplaneTrials   = 5
-	dataplaneWindow   = 3 * time.Second // one trial's traffic
-	dataplaneConns    = 8               // parallel keep-alive connections or streams
-	disruptionFlows   = 1000
-	disruptionBackend = 10
-	bulkPort          = 9000 // backends stream zeros on it
-	echoPort          = 5300 // backends answer a UDP datagram with their name
+	dataplaneTrials = 5
+	dataplaneWindow = 3 * time.Second // one trial's traffic
+	dataplaneConns  = 8               // parallel keep-alive connections or streams
+	disruptionFlows = 4000
+	disruptionHosts = 10
+	echoPorts       = 10   // UDP echo ports per backend host: up to 100 backends
+	bulkPort        = 9000 // backends stream zeros on it
+	echoPort        = 5300 // backends answer a UDP datagram with their name and port, on echoPorts ports from here
 )
 
 // TestBenchDataPlane measures the nftables data plane beside the direct
 // path: requests per second (keep-alive HTTP, like wrk) and throughput
 // from the client through the load balancer's address to three backends,
-// and straight to one backend; and the share of flows that change backend
-// when one of ten backends leaves. Targets: at least 0.8 of direct, and at
-// most 1.1 × 1/N.
+// and straight to one backend. Target: at least 0.8 of direct.
 //
 // The direct path is shorter (client → backend on the LAN; through the
 // address it is client → router → vipd node → backend), and the traffic's
@@ -48,24 +47,7 @@ func TestBenchDataPlane(t *testing.T) {
 	tb.version(routerVersion(testnet.BIRD))
 	tb.version(programVersion("nft", "--version"))
 
-	hosts := make([]testnet.NodeSpec, disruptionBackend)
-	for i := range hosts {
-		hosts[i] = testnet.NodeSpec{Name: fmt.Sprintf("b%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(21 + i)})}
-	}
-	specs := nodeSpecs(1)
-	w := worldtest.New(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(specs, 4200000000, "")}},
-		Nodes:  specs,
-		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
-		Hosts:  hosts,
-	})
-	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
-	for _, h := range w.Hosts() {
-		serveBenchBackend(t, h)
-	}
-	startBenchVipd(t, n1, lbConfig(""))
-	waitStatus(t, n1, "daemon answering", func(api.Status) bool { return true })
+	w, r1, n1, c1 := benchLBWorld(t, 3)
 
 	web := createBenchLB(t, n1, "web", 80, 8080, w.Hosts()[:3])
 	bulk := createBenchLB(t, n1, "bulk", bulkPort, bulkPort, w.Hosts()[:3])
@@ -96,16 +78,61 @@ func TestBenchDataPlane(t *testing.T) {
 	}
 	tb.report(t)
 
-	// Flows moved when one of ten backends leaves.
-	dt := newBenchTable("dataplane-disruption", fmt.Sprintf("UDP flows that change backend when 1 of %d backends leaves (target ≤ 1.1/N = %.3f)", disruptionBackend, 1.1/disruptionBackend))
+}
+
+// TestBenchDataPlaneDisruption measures, through the nftables data plane,
+// the share of UDP flows that change backend when one of N backends
+// leaves (target: at most 1.1 × 1/N), at N = 10 and N = 100, and how long
+// the API takes to remove and re-add one backend (it answers once the
+// kernel has the change).
+func TestBenchDataPlaneDisruption(t *testing.T) {
+	skipUnlessBench(t)
+	dt := newBenchTable("dataplane-disruption", "UDP flows that change backend when 1 of N backends leaves (target ≤ 1.1/N), and the time of that backend change")
 	dt.version(vipdVersion(t))
-	all := createBenchLB(t, n1, "all", echoPort, echoPort, w.Hosts())
-	waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(all.EIP), 32), n1.Addr4())
-	moved := flowsMoved(t, n1, c1, all)
-	dt.Rows = []benchRow{{Setup: fmt.Sprintf("vipd Maglev, %d flows", disruptionFlows), Router: "bird", Metrics: []metric{
-		newMetric("moved", unitRatio, moved),
-	}}}
+	dt.version(programVersion("nft", "--version"))
+	w, r1, n1, c1 := benchLBWorld(t, disruptionHosts)
+	for _, n := range []int{10, 100} {
+		l := createEchoLB(t, n1, fmt.Sprintf("echo%d", n), uint16(echoPort+echoPorts+n), w.Hosts(), n)
+		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
+		moved, remove, add := flowsMoved(t, n1, c1, l)
+		for i := range moved {
+			moved[i] *= float64(n) // in units of 1/N
+		}
+		dt.Rows = append(dt.Rows, benchRow{Setup: fmt.Sprintf("vipd, N = %d, %d flows", n, disruptionFlows), Router: "bird", Metrics: []metric{
+			newMetric("moved×N", unitRatio, moved),
+			timeMetric("remove", remove),
+			timeMetric("add", add),
+		}})
+		if err := lbClient(n1).DeleteLoadBalancer(t.Context(), l.UUID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dt.report(t)
+}
+
+// benchLBWorld builds a world of a BIRD router, one vipd node, a client and
+// hosts backend hosts serving as serveBenchBackend says, and starts vipd.
+func benchLBWorld(t *testing.T, hosts int) (*testnet.World, *testnet.Router, *testnet.Node, *testnet.Client) {
+	t.Helper()
+	hs := make([]testnet.NodeSpec, hosts)
+	for i := range hs {
+		hs[i] = testnet.NodeSpec{Name: fmt.Sprintf("b%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(21 + i)})}
+	}
+	specs := nodeSpecs(1)
+	w := worldtest.New(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(specs, 4200000000, "")}},
+		Nodes:  specs,
+		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
+		Hosts:  hs,
+	})
+	n1 := w.Node("n1")
+	for _, h := range w.Hosts() {
+		serveBenchBackend(t, h)
+	}
+	startBenchVipd(t, n1, lbConfig(""))
+	waitStatus(t, n1, "daemon answering", func(api.Status) bool { return true })
+	return w, w.Router("r1"), n1, w.Client()
 }
 
 // serveBenchBackend runs, in h's namespace, an HTTP server on 8080 that
@@ -147,15 +174,25 @@ func serveBenchBackend(t *testing.T, h *testnet.Host) {
 		}
 	}()
 
+	for port := echoPort; port < echoPort+echoPorts; port++ {
+		serveEcho(t, h, port)
+	}
+}
+
+// serveEcho answers each UDP datagram to port in h's namespace with h's
+// name and the port: one backend of a disruption load balancer.
+func serveEcho(t *testing.T, h *testnet.Host, port int) {
+	t.Helper()
 	var echo net.PacketConn
-	err = h.InNamespace(func() (err error) {
-		echo, err = net.ListenPacket("udp", fmt.Sprintf(":%d", echoPort))
+	err := h.InNamespace(func() (err error) {
+		echo, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { echo.Close() })
+	answer := []byte(fmt.Sprintf("%s:%d", h.Name(), port))
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -163,20 +200,33 @@ func serveBenchBackend(t *testing.T, h *testnet.Host) {
 			if err != nil {
 				return
 			}
-			_, _ = echo.WriteTo([]byte(h.Name()), from)
+			_, _ = echo.WriteTo(answer, from)
 		}
 	}()
+}
+
+// createEchoLB creates a UDP load balancer on port with n backends: the
+// echo ports of the hosts, host by host, port by port.
+func createEchoLB(t *testing.T, node *testnet.Node, name string, port uint16, hosts []*testnet.Host, n int) api.LoadBalancer {
+	t.Helper()
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "udp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		h := hosts[i%len(hosts)]
+		if l, err = lbClient(node).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: h.Addr4().String(), Port: uint16(echoPort + i/len(hosts))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
 }
 
 // createBenchLB creates a load balancer without checks, so its backends
 // are in the table at once.
 func createBenchLB(t *testing.T, node *testnet.Node, name string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
 	t.Helper()
-	proto := "tcp"
-	if port == echoPort {
-		proto = "udp"
-	}
-	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: proto})
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,37 +313,42 @@ func throughput(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 
 	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
 }
 
-// flowsMoved removes each of a few backends in turn and returns, per
-// trial, the share of disruptionFlows UDP flows (fixed source ports) that
-// answer from another backend afterwards. Conntrack is flushed before each
-// round, so every round's flows are scheduled by the table afresh.
-func flowsMoved(t *testing.T, n1 *testnet.Node, c1 *testnet.Client, l api.LoadBalancer) []float64 {
+// flowsMoved removes each of a few backends (spread over the list) in
+// turn and returns, per trial, the share of disruptionFlows UDP flows
+// (fixed source ports) that answer from another backend afterwards, and
+// how long the API took to remove the backend and to add it back.
+// Conntrack is flushed before each round, so every round's flows are
+// scheduled by the table afresh.
+func flowsMoved(t *testing.T, n1 *testnet.Node, c1 *testnet.Client, l api.LoadBalancer) (moved []float64, remove, add []time.Duration) {
 	t.Helper()
-	target := netip.AddrPortFrom(netip.MustParseAddr(l.EIP), echoPort)
-	var out []float64
+	target := netip.AddrPortFrom(netip.MustParseAddr(l.EIP), l.Port)
 	for trial := range dataplaneTrials {
 		flushConntrack(t, n1)
 		before := udpFlows(t, c1, target)
-		gone := l.Backends[trial]
+		gone := l.Backends[trial*len(l.Backends)/dataplaneTrials]
+		start := time.Now()
 		if _, err := lbClient(n1).RemoveBackend(t.Context(), l.UUID, gone.UUID); err != nil {
 			t.Fatal(err)
 		}
+		remove = append(remove, time.Since(start))
 		flushConntrack(t, n1)
 		after := udpFlows(t, c1, target)
-		moved := 0
+		n := 0
 		for port, who := range before {
 			if after[port] != who {
-				moved++
+				n++
 			}
 		}
-		out = append(out, float64(moved)/float64(len(before)))
+		moved = append(moved, float64(n)/float64(len(before)))
+		start = time.Now()
 		back, err := lbClient(n1).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: gone.IP, Port: gone.Port})
 		if err != nil {
 			t.Fatal(err)
 		}
+		add = append(add, time.Since(start))
 		l.Backends = back.Backends
 	}
-	return out
+	return moved, remove, add
 }
 
 // udpFlows sends one datagram from each of disruptionFlows source ports

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,8 +152,7 @@ services:
 	}
 
 	// Cut n1: every packet in or out of its namespace is dropped.
-	cut := time.Now()
-	dropAll(t, n1)
+	cut := dropAll(t, n1)
 	waitFIBWithin(t, r, vip4, nodeLossBound, n2.Addr4())
 	t.Logf("%s: n1's nexthop left the router's FIB %v after the cut", kind, time.Since(cut).Round(time.Millisecond))
 	// vipd's own BFD sees the router go and resets BGP long before the 9 s hold time.
@@ -171,21 +171,109 @@ services:
 	}
 }
 
-// dropAll drops every packet in and out of a node, leaving vipd running,
-// so the kernel cannot close the TCP session and hide a broken BFD.
-func dropAll(t *testing.T, n *testnet.Node) {
-	t.Helper()
-	for _, cmd := range [][]string{
-		{"add", "table", "inet", "vtcut"},
-		{"add", "chain", "inet", "vtcut", "in", "{ type filter hook input priority -300; policy drop; }"},
-		{"add", "chain", "inet", "vtcut", "out", "{ type filter hook output priority -300; policy drop; }"},
-		{"add", "rule", "inet", "vtcut", "in", "iif", "lo", "accept"},
-		{"add", "rule", "inet", "vtcut", "out", "oif", "lo", "accept"},
-	} {
-		if out, err := n.Exec(t.Context(), "nft", cmd...); err != nil {
-			t.Fatalf("nft %v: %v\n%s", cmd, err, out)
+// nrecLossBound is what the issue asks of a node cut off with BFD at its
+// defaults (300 ms × 3): gone from the router's FIB in under a second.
+const nrecLossBound = time.Second
+
+// TestBFDDefaultsInterop: the NREC parameter set with nothing but
+// bfd.enabled: true comes up against BIRD 2 (which sends multihop BFD with
+// TTL 64) and FRR (TTL 255), multihop and single-hop, and a node cut off is
+// gone from the router's FIB in under a second, not after the hold timer.
+func TestBFDDefaultsInterop(t *testing.T) {
+	for _, kind := range []testnet.RouterKind{testnet.BIRD, testnet.FRR} {
+		for _, multihop := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/multihop=%v", kind, multihop), func(t *testing.T) { testBFDDefaults(t, kind, multihop) })
 		}
 	}
+}
+
+func testBFDDefaults(t *testing.T, kind testnet.RouterKind, multihop bool) {
+	nodes := nodeSpecs(2)
+	var nbrs []testnet.Neighbor
+	for _, n := range neighbors(nodes, 4200000000, "") {
+		n.Multihop = multihop
+		n.BFD = &testnet.BFDSpec{Multihop: multihop}
+		nbrs = append(nbrs, n)
+	}
+	w := worldtest.New(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
+		Nodes:   nodes,
+	})
+	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
+	// NREC's parameters: eBGP multihop to the route server (or a direct
+	// session), BFD with every setting at its default.
+	config := fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+    - name: r1
+      address: %s
+      asn: 65535
+      multihop: %v
+      bfd: {enabled: true}
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, r.Addr4(), multihop)
+	startVipd(t, n1, config)
+	startVipd(t, n2, config)
+	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
+	for _, n := range w.Nodes() {
+		if _, err := r.WaitBFD(t.Context(), n.Addr4(), multihop, testnet.BFDUp, convergeTimeout); err != nil {
+			t.Fatalf("router BFD with %s: %v", n.Name(), err)
+		}
+		st := waitStatus(t, n, "BFD Up at the default 300ms × 3", func(st api.Status) bool {
+			return len(st.BFD) == 1 && st.BFD[0].State == "Up"
+		})
+		if b := st.BFD[0]; b.DetectionTime != 900*time.Millisecond || b.Problem != "" {
+			t.Errorf("%s: BFD detection time %v, problem %q; want 900ms and none", n.Name(), b.DetectionTime, b.Problem)
+		}
+	}
+
+	// The bound leaves 100 ms over the detection time, so a busy machine
+	// can miss it: one more cut, after healing, settles it. The hold
+	// timer (6-9 s) would miss both.
+	for attempt := 1; ; attempt++ {
+		cut := dropAll(t, n1)
+		err := r.WaitFIB(t.Context(), vip4, []netip.Addr{n2.Addr4()}, nrecLossBound)
+		took := time.Since(cut).Round(time.Millisecond)
+		if err == nil {
+			t.Logf("%s multihop=%v: n1's nexthop left the router's FIB %v after the cut", kind, multihop, took)
+			return
+		}
+		if attempt == 2 {
+			t.Fatalf("n1 cut off twice: its nexthop was still in the router's FIB after %v (%v), want gone within %v", took, err, nrecLossBound)
+		}
+		t.Logf("cut %d: n1's nexthop not gone within %v (%v); healing and cutting again", attempt, nrecLossBound, err)
+		if out, err := n1.Exec(t.Context(), "nft", "delete", "table", "inet", "vtcut"); err != nil {
+			t.Fatalf("heal n1: %v\n%s", err, out)
+		}
+		waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
+		if _, err := r.WaitBFD(t.Context(), n1.Addr4(), multihop, testnet.BFDUp, convergeTimeout); err != nil {
+			t.Fatalf("router BFD with healed n1: %v", err)
+		}
+	}
+}
+
+// dropAll drops every packet in and out of a node, leaving vipd running,
+// so the kernel cannot close the TCP session and hide a broken BFD. The
+// cut is one nft transaction; it returns the time just after the commit,
+// so a timing measured from it errs short by at most nft's exit.
+func dropAll(t *testing.T, n *testnet.Node) time.Time {
+	t.Helper()
+	ruleset := filepath.Join(t.TempDir(), "cut.nft")
+	err := os.WriteFile(ruleset, []byte(`table inet vtcut {
+	chain in { type filter hook input priority -300; policy drop; iif lo accept; }
+	chain out { type filter hook output priority -300; policy drop; oif lo accept; }
+}
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n.Exec(t.Context(), "nft", "-f", ruleset); err != nil {
+		t.Fatalf("nft -f cut.nft: %v\n%s", err, out)
+	}
+	return time.Now()
 }
 
 // waitFIBWithin is waitFIB with its own bound, for timing assertions.

@@ -427,7 +427,7 @@ metrics: {listen: ""}
 		{`{"name": "w", "port": 80, "check": {"type": "icmp"}}`, "check.type"},
 		{`{"name": "w", "port": 80, "colour": "blue"}`, "colour"},
 		{`{"name": "w", "port": 80, "address": "198.51.100.99"}`, "address"},
-		{`{"name": "w b", "port": 80}`, "name"},
+		{`{"name": "w\tb", "port": 80}`, "name"},
 	} {
 		code, e := call(http.MethodPost, "/loadbalancer", "s3cret-token", tc.body)
 		if code != http.StatusBadRequest || e.Field != tc.field {
