@@ -135,7 +135,7 @@ func (a *Agent) replaceSpeaker(cfg *config.Config, routerID netip.Addr) error {
 	if err := a.speaker.Stop(); err != nil {
 		a.log.Warn("bgp: old speaker stop", "event", "reload", "err", err)
 	}
-	sp, err := a.act.startSpeaker(cfg, routerID, a.log)
+	sp, err := a.act.startSpeaker(cfg, routerID, false, a.log)
 	if err != nil {
 		sp = stoppedSpeaker{}
 	}
