@@ -298,6 +298,9 @@ services:
 		t.Fatal(err)
 	}
 	sinceBefore := establishedSince(t, r, n1)
+	// A first start is no restart: the OPEN must not ask the router to
+	// keep anything.
+	checkRestartState(t, r, n1, false)
 
 	// Record every change to the router's kernel routes from before the
 	// stop until BIRD has dealt with the new session's End-of-RIB.
@@ -328,12 +331,42 @@ services:
 	// that left the FIB at any moment, even to come back, is a Deleted line
 	// in the record.
 	waitGracefulRestart(t, r, n1, false)
+	checkRestartState(t, r, n1, true)
 	if routes, err := r.BGPRoutes(t.Context(), vip4); err != nil || len(routes) != 1 {
 		t.Errorf("router %s after End-of-RIB: routes %+v, %v; want n1's", r.Name(), routes, err)
 	}
 	waitFIB(t, r, vip4, n1.Addr4())
 	if gone := routes.deletions(t, vip4); len(gone) != 0 {
 		t.Errorf("the route left the router's FIB during a graceful restart: %q", gone)
+	}
+}
+
+// checkRestartState checks the graceful-restart capability in the OPEN
+// that BIRD router r received from node on the current session: with
+// restarted, the Restart State bit ("Restart recovery") and forwarding
+// state preserved for both families; otherwise neither.
+func checkRestartState(t *testing.T, r *testnet.Router, node *testnet.Node, restarted bool) {
+	t.Helper()
+	block, err := birdSession(t.Context(), r, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := block[strings.Index(block, "Neighbor capabilities"):]
+	if !strings.Contains(caps, "Graceful restart\n") {
+		t.Fatalf("router %s: %s offers no graceful restart:\n%s", r.Name(), node.Name(), block)
+	}
+	preserved := ""
+	for line := range strings.Lines(caps) {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "AF preserved:"); ok {
+			preserved = strings.TrimSpace(f)
+			break
+		}
+	}
+	recovery := strings.Contains(caps, "Restart recovery\n")
+	want := map[bool]string{true: "ipv4 ipv6", false: ""}[restarted]
+	if recovery != restarted || preserved != want {
+		t.Errorf("router %s: %s's OPEN: restart recovery %v, families preserved %q; want %v, %q:\n%s",
+			r.Name(), node.Name(), recovery, preserved, restarted, want, block)
 	}
 }
 
