@@ -233,6 +233,36 @@ func TestRestartingOnlyAfterAGracefulStop(t *testing.T) {
 	}
 }
 
+// A reload that restarts the speaker under graceful restart stops the old
+// one gracefully, so the new one starts as a restart; otherwise not.
+func TestReloadRestartingSpeaker(t *testing.T) {
+	gr := strings.Replace(testConfig, "  asn: 65001\n", "  asn: 65001\n  graceful_restart: true\n", 1)
+	newASN := func(yaml string) string { return strings.Replace(yaml, "  asn: 65001\n", "  asn: 65002\n", 1) }
+	for _, tc := range []struct {
+		name     string
+		old, cfg string
+		want     bool
+	}{
+		{"graceful restart in both", gr, newASN(gr), true},
+		{"without graceful restart", testConfig, newASN(testConfig), false},
+		{"graceful restart turned off", gr, newASN(testConfig), false},
+		{"graceful restart turned on", testConfig, newASN(gr), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.old)
+			h.start(t)
+			mark := h.rec.mark()
+			if err := h.reloadWith(t, tc.cfg); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("bgp start restarting=%v", tc.want)
+			if events, _ := h.rec.snapshot(); find(events[mark:], want) < 0 {
+				t.Errorf("no %q after the reload:\n  %s", want, strings.Join(events[mark:], "\n  "))
+			}
+		})
+	}
+}
+
 // nextProcess makes h's agent a new one for yaml on the same state
 // directory and fakes, as a restarted vipd.
 func (h *harness) nextProcess(t *testing.T, yaml string) {

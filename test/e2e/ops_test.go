@@ -341,6 +341,61 @@ services:
 	}
 }
 
+// A reload that restarts the speaker (here: new allowed_prefixes) under
+// graceful restart is a graceful restart too: the route never leaves the
+// router's FIB.
+func TestGracefulRestartOnReload(t *testing.T) {
+	w := birdWorld(t, 1, "")
+	r, n1 := w.Router("r1"), w.Node("n1")
+	config := func(allowed string) string {
+		return fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [%s]
+  graceful_restart: true
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, allowed, peersYAML(peer{"r1", r.Addr4(), 65535, ""}))
+	}
+	p := startVipd(t, n1, config("192.168.0.16/31"))
+	waitFIB(t, r, vip4, n1.Addr4())
+	if err := r.WaitEstablished(t.Context(), convergeTimeout, n1.Addr4()); err != nil {
+		t.Fatal(err)
+	}
+	sinceBefore := establishedSince(t, r, n1)
+	routes := watchKernel(t, &r.Host, "route")
+
+	args := p.Args()
+	conf := args[len(args)-1] // run -c FILE
+	if err := os.WriteFile(conf, []byte(config("192.168.0.16/30")+n1.RuntimeYAML()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vipdCLI(n1, "reload"); err != nil || !strings.Contains(out, `"sessions_reset": true`) {
+		t.Fatalf("vipd reload: %v, want sessions reset\n%s", err, out)
+	}
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(sessions) != 1 || sessions[0].State != testnet.Established || sameSession(sessions[0].Since, sinceBefore) {
+			return fmt.Errorf("no new session yet: %+v", sessions)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGracefulRestart(t, r, n1, false)
+	checkRestartState(t, r, n1, true)
+	waitFIB(t, r, vip4, n1.Addr4())
+	if gone := routes.deletions(t, vip4); len(gone) != 0 {
+		t.Errorf("the route left the router's FIB during the reload: %q", gone)
+	}
+}
+
 // checkRestartState checks the graceful-restart capability in the OPEN
 // that BIRD router r received from node on the current session: with
 // restarted, the Restart State bit ("Restart recovery") and forwarding
