@@ -31,9 +31,9 @@ const (
 	// selectionDeferral bounds how long a restarting vipd holds back its
 	// routes and End-of-RIB from a peer while it waits for every peer's
 	// End-of-RIB (RFC 4724 4.1, selection_deferral_time). vipd learns no
-	// routes, so the wait buys nothing: it only ends the wait when a peer
-	// is down or never sends End-of-RIB, and meanwhile a withdrawal waits
-	// too. GoBGP turns 0 into 360 s.
+	// routes, so waiting buys it nothing; the timer only matters when a
+	// peer is down or never sends End-of-RIB, and until it fires the live
+	// peers get no updates, withdrawals included. GoBGP turns 0 into 360 s.
 	selectionDeferral = 5 * time.Second
 )
 
