@@ -23,13 +23,14 @@ type runningSpeaker struct {
 func (s *runningSpeaker) Stop() error { return s.stop() }
 
 // startSpeaker runs a BGP speaker for cfg and configures its peers.
-func startSpeaker(cfg *config.Config, routerID netip.Addr, log *slog.Logger) (Speaker, error) {
+func startSpeaker(cfg *config.Config, routerID netip.Addr, restarting bool, log *slog.Logger) (Speaker, error) {
 	sp := bgp.New(bgp.Global{
 		ASN:             cfg.BGP.ASN,
 		RouterID:        routerID,
 		ListenPort:      cfg.BGP.ListenPort,
 		AllowedPrefixes: cfg.BGP.AllowedPrefixes,
 		GracefulRestart: cfg.BGP.GracefulRestart,
+		Restarting:      restarting,
 	}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

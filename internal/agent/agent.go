@@ -128,7 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.metrics.ConfigLoaded(a.hash)
 	a.binder = a.act.newBinder(st, a.log)
-	if a.speaker, err = a.act.startSpeaker(a.cfg, a.routerID, a.log); err != nil {
+	if a.speaker, err = a.act.startSpeaker(a.cfg, a.routerID, a.restarting(), a.log); err != nil {
 		return errors.Join(err, ls.close())
 	}
 	if a.bfd, err = a.act.startBFD(bfdPeers(a.cfg.BGP.Peers), a.log, a.onBFDEvent); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -199,6 +200,81 @@ func TestGracefulRestartLeavesRoutesAndAddresses(t *testing.T) {
 			t.Errorf("a graceful-restart stop did %q:\n  %s", bad, strings.Join(events, "\n  "))
 		}
 	}
+}
+
+// Only a start that follows a graceful-restart stop tells the speaker it
+// is restarting, once: not the first start, not a start after a full stop,
+// not a start with graceful restart turned off (which still clears the
+// mark).
+func TestRestartingOnlyAfterAGracefulStop(t *testing.T) {
+	gr := strings.Replace(testConfig, "  asn: 65001\n", "  asn: 65001\n  graceful_restart: true\n", 1)
+	h := newHarness(t, gr)
+	for i, step := range []struct {
+		config string
+		want   bool
+	}{
+		{gr, false},         // first start
+		{gr, true},          // after a graceful stop
+		{testConfig, false}, // after a graceful stop, but graceful restart is now off
+		{gr, false},         // after a full stop
+	} {
+		if i > 0 {
+			h.nextProcess(t, step.config)
+		}
+		mark := h.rec.mark()
+		h.start(t)
+		want := fmt.Sprintf("bgp start restarting=%v", step.want)
+		if events, _ := h.rec.snapshot(); find(events[mark:], want) < 0 {
+			t.Errorf("start %d: no %q:\n  %s", i+1, want, strings.Join(events[mark:], "\n  "))
+		}
+		if err := h.stop(t); err != nil {
+			t.Fatalf("start %d: Run: %v", i+1, err)
+		}
+	}
+}
+
+// A reload that restarts the speaker under graceful restart stops the old
+// one gracefully, so the new one starts as a restart; otherwise not.
+func TestReloadRestartingSpeaker(t *testing.T) {
+	gr := strings.Replace(testConfig, "  asn: 65001\n", "  asn: 65001\n  graceful_restart: true\n", 1)
+	newASN := func(yaml string) string { return strings.Replace(yaml, "  asn: 65001\n", "  asn: 65002\n", 1) }
+	for _, tc := range []struct {
+		name     string
+		old, cfg string
+		want     bool
+	}{
+		{"graceful restart in both", gr, newASN(gr), true},
+		{"without graceful restart", testConfig, newASN(testConfig), false},
+		{"graceful restart turned off", gr, newASN(testConfig), false},
+		{"graceful restart turned on", testConfig, newASN(gr), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.old)
+			h.start(t)
+			mark := h.rec.mark()
+			if err := h.reloadWith(t, tc.cfg); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("bgp start restarting=%v", tc.want)
+			if events, _ := h.rec.snapshot(); find(events[mark:], want) < 0 {
+				t.Errorf("no %q after the reload:\n  %s", want, strings.Join(events[mark:], "\n  "))
+			}
+		})
+	}
+}
+
+// nextProcess makes h's agent a new one for yaml on the same state
+// directory and fakes, as a restarted vipd.
+func (h *harness) nextProcess(t *testing.T, yaml string) {
+	t.Helper()
+	writeConfig(t, h.path, fmt.Sprintf(yaml, h.dir))
+	cfg, err := config.Load(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := h.act
+	h.Agent = New(h.path, cfg, "test", slog.New(slog.DiscardHandler))
+	h.act = act
 }
 
 const twoPeers = "    - {name: r1, address: 192.0.2.254, asn: 65000}\n    - {name: r2, address: 192.0.2.253, asn: 65000}\n"

@@ -358,8 +358,9 @@ func newHarness(t *testing.T, yaml string) *harness {
 	}
 	h.Agent = New(path, cfg, "test", slog.New(slog.DiscardHandler))
 	h.act = actuators{
-		startSpeaker: func(cfg *config.Config, _ netip.Addr, _ *slog.Logger) (Speaker, error) {
+		startSpeaker: func(cfg *config.Config, _ netip.Addr, restarting bool, _ *slog.Logger) (Speaker, error) {
 			h.started.Add(1)
+			h.rec.add("bgp start restarting=%v", restarting)
 			if err := h.speaker.SetPeers(context.Background(), cfg.BGP.Peers); err != nil {
 				return nil, err
 			}

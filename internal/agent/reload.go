@@ -104,8 +104,12 @@ func (a *Agent) apply(ctx context.Context, cfg *config.Config, hash string) (api
 		return &ReloadError{Step: step, Err: err, RolledBack: rbErr == nil, RollbackErr: rbErr}
 	}
 	if res.SessionsReset {
-		undo = append(undo, func(context.Context) error { return a.replaceSpeaker(old, a.routerID) })
-		if err := a.replaceSpeaker(cfg, routerID); err != nil {
+		// With graceful restart in both configs, the speaker that stops
+		// leaves its routes at the routers, and the one that starts is
+		// the restart they wait for.
+		restarting := old.BGP.GracefulRestart && cfg.BGP.GracefulRestart
+		undo = append(undo, func(context.Context) error { return a.replaceSpeaker(old, a.routerID, restarting) })
+		if err := a.replaceSpeaker(cfg, routerID, restarting); err != nil {
 			return api.ReloadResult{}, fail("bgp speaker", err)
 		}
 	} else {
@@ -129,13 +133,14 @@ func (a *Agent) apply(ctx context.Context, cfg *config.Config, hash string) (api
 }
 
 // replaceSpeaker stops the running speaker, which withdraws and closes
-// before the new one dials, and starts one for cfg. If that fails, no
-// speaker runs: the caller's undo starts the old config's again.
-func (a *Agent) replaceSpeaker(cfg *config.Config, routerID netip.Addr) error {
+// (or, under graceful restart, leaves the routes) before the new one dials,
+// and starts one for cfg. If that fails, no speaker runs: the caller's
+// undo starts the old config's again.
+func (a *Agent) replaceSpeaker(cfg *config.Config, routerID netip.Addr, restarting bool) error {
 	if err := a.speaker.Stop(); err != nil {
 		a.log.Warn("bgp: old speaker stop", "event", "reload", "err", err)
 	}
-	sp, err := a.act.startSpeaker(cfg, routerID, a.log)
+	sp, err := a.act.startSpeaker(cfg, routerID, restarting, a.log)
 	if err != nil {
 		sp = stoppedSpeaker{}
 	}

@@ -79,7 +79,9 @@ type BFD interface {
 
 // actuators make the real seams. Tests replace them.
 type actuators struct {
-	startSpeaker func(cfg *config.Config, routerID netip.Addr, log *slog.Logger) (Speaker, error)
+	// startSpeaker runs a speaker for cfg; restarting says this start
+	// follows a graceful-restart stop (bgp.Global.Restarting).
+	startSpeaker func(cfg *config.Config, routerID netip.Addr, restarting bool, log *slog.Logger) (Speaker, error)
 	// startBFD runs BFD for peers; onEvent runs on BFD's own goroutine.
 	startBFD     func(peers []bfd.Peer, log *slog.Logger, onEvent func(context.Context, bfd.Event)) (BFD, error)
 	newBinder    func(st *store.Store, log *slog.Logger) Binder

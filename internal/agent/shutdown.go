@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/vipd/vipd/internal/bgp"
 )
 
 // shutdownTimeout bounds the work after a stop signal and the grace
@@ -26,8 +28,10 @@ func (a *Agent) shutdown() error {
 	if a.cfg.BGP.GracefulRestart {
 		// A planned restart: the routers keep the routes, so the
 		// addresses and load-balancer rules stay to serve that traffic;
-		// the next start takes them over.
-		err := errors.Join(a.speaker.Stop(), a.bfd.Stop())
+		// the next start takes them over. The mark goes first: however
+		// the stop ends, the sessions close without a NOTIFICATION.
+		markErr := a.store.MarkGracefulStop(time.Now())
+		err := errors.Join(markErr, a.speaker.Stop(), a.bfd.Stop())
 		a.log.Info("stopped for a graceful restart; routes and addresses left in place", "event", "shutdown")
 		return err
 	}
@@ -69,4 +73,24 @@ func (a *Agent) gracePeriod(grace time.Duration) {
 	case <-a.hurry:
 		a.log.Info("graceful shutdown: wait cut short", "event", "graceful_shutdown")
 	}
+}
+
+// restarting reports whether this start follows a graceful-restart stop
+// recent enough that the routers still hold our routes, and clears the
+// mark that stop left: a later start is not a restart. Without it the
+// routers drop those routes as soon as the new sessions come up. It is
+// read just before the speaker starts, so that a start refused earlier
+// (listeners, state) leaves the mark to the next try.
+func (a *Agent) restarting() bool {
+	restarting, err := a.store.TakeGracefulStop(time.Now(), bgp.RestartTime)
+	if err != nil {
+		a.log.Warn("graceful restart: cannot read the mark of the last stop; starting as after a full stop",
+			"event", "graceful_restart", "err", err)
+		return false
+	}
+	restarting = restarting && a.cfg.BGP.GracefulRestart
+	if restarting {
+		a.log.Info("graceful restart: resuming after a graceful stop", "event", "graceful_restart")
+	}
+	return restarting
 }

@@ -41,6 +41,11 @@ type Global struct {
 	// Run's end then stops without withdrawing or a NOTIFICATION, so the
 	// routers keep the routes (as stale) until vipd is back.
 	GracefulRestart bool
+	// Restarting (with GracefulRestart) says this start follows a graceful
+	// stop less than RestartTime ago: peers added in the first RestartTime
+	// of Run are told so in the OPEN, and keep the routes they hold until
+	// vipd's End-of-RIB. A normal start leaves it false.
+	Restarting bool
 }
 
 // Route is one host route to announce.
@@ -105,6 +110,9 @@ type Speaker struct {
 	peers   map[netip.Addr]appliedPeer // peers GoBGP has
 	routes  map[netip.Prefix]admitted  // routes GoBGP has
 	state   *state                     // the status view; has its own lock
+	// restartUntil ends the window in which added peers are told vipd is
+	// restarting (Global.Restarting); zero when it is not.
+	restartUntil time.Time
 }
 
 // New returns a speaker for g. It has no side effects; Run starts it.
@@ -132,6 +140,13 @@ func (s *Speaker) Notify() <-chan struct{} { return s.notify }
 // any goroutine; the peers listed under each route may lag a change by a
 // moment (they are read from GoBGP in the background).
 func (s *Speaker) Status() Status { return s.state.snapshot() }
+
+// restarting reports whether a peer added now is told that vipd is
+// restarting. Past RestartTime the routers have dropped our routes anyway,
+// and a peer added by a later reload never had them. Call with applyMu held.
+func (s *Speaker) restarting(now time.Time) bool {
+	return now.Before(s.restartUntil)
+}
 
 // signal does a non-blocking send on a 1-slot channel.
 func signal(ch chan struct{}) {

@@ -24,9 +24,17 @@ const (
 	// reconnects: the hold-down that keeps a flapping path (as BFD sees
 	// it) from flapping the session as fast. GoBGP's default is 30 s.
 	resetHoldDown = 5 * time.Second
-	// restartTime is how long a router keeps our routes after a graceful
-	// stop (RFC 4724 Restart Time).
-	restartTime = 120 * time.Second
+	// RestartTime is how long a router keeps our routes after a graceful
+	// stop (the RFC 4724 Restart Time vipd advertises). A start later than
+	// that finds them flushed, so it is no longer a restart.
+	RestartTime = 120 * time.Second
+	// selectionDeferral bounds how long a restarting vipd holds back its
+	// routes and End-of-RIB from a peer while it waits for every peer's
+	// End-of-RIB (RFC 4724 4.1, selection_deferral_time). vipd learns no
+	// routes, so waiting buys it nothing; the timer only matters when a
+	// peer is down or never sends End-of-RIB, and until it fires the live
+	// peers get no updates, withdrawals included. GoBGP turns 0 into 360 s.
+	selectionDeferral = 5 * time.Second
 )
 
 // indexPeers keys peers by address; a repeated address is an error and its
@@ -96,7 +104,16 @@ func sameSession(a, b config.Peer) bool {
 
 // apiPeer is GoBGP's configuration for p. Graceful restart is off unless
 // asked for: vipd wants a dead node's routes gone, not kept as stale.
-func apiPeer(p config.Peer, gracefulRestart bool) *api.Peer {
+//
+// restarting (only with gracefulRestart) says this start follows a
+// graceful stop: the OPEN then carries the Restart State bit and, per
+// family, Forwarding State preserved (true: the addresses and rules stayed
+// on the node). Without the latter the router drops our stale routes the
+// moment the new session is up, and adds them back only when our UPDATE
+// comes. GoBGP then holds our routes back until every peer's End-of-RIB
+// (or selectionDeferral), and sends them before its own End-of-RIB, which
+// ends the router's restart.
+func apiPeer(p config.Peer, gracefulRestart, restarting bool) *api.Peer {
 	hold := uint64(p.HoldTime / time.Second)
 	if hold == 0 {
 		hold = holdTimeNone
@@ -137,7 +154,12 @@ func apiPeer(p config.Peer, gracefulRestart bool) *api.Peer {
 		peer.AfiSafis = append(peer.AfiSafis, afiSafi)
 	}
 	if gracefulRestart {
-		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(restartTime / time.Second)}
+		peer.GracefulRestart = &api.GracefulRestart{
+			Enabled:         true,
+			RestartTime:     uint32(RestartTime / time.Second),
+			DeferralTime:    uint32(selectionDeferral / time.Second),
+			LocalRestarting: restarting,
+		}
 	}
 	return peer
 }

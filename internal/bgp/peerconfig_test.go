@@ -77,7 +77,7 @@ func TestAPIPeer(t *testing.T) {
 	p := basePeer(peerA)
 	p.SourceAddress = netip.MustParseAddr("10.0.240.156")
 	p.Port = 1179
-	got := apiPeer(p, false)
+	got := apiPeer(p, false, false)
 	if c := got.Conf; c.NeighborAddress != "10.255.255.1" || c.PeerAsn != 65535 || c.AuthPassword != "pw" || c.Description != "p" {
 		t.Errorf("conf = %+v", c)
 	}
@@ -99,7 +99,7 @@ func TestAPIPeer(t *testing.T) {
 
 	p = basePeer(peerA)
 	p.Multihop, p.TTL, p.HoldTime, p.Families, p.Password = false, 3, 0, []config.Family{config.IPv6}, ""
-	got = apiPeer(p, false)
+	got = apiPeer(p, false, false)
 	if m := got.EbgpMultihop; m == nil || m.MultihopTtl != 3 {
 		t.Errorf("ttl 3: multihop = %+v", m)
 	}
@@ -110,7 +110,7 @@ func TestAPIPeer(t *testing.T) {
 		t.Errorf("ipv6 only, no password, no source: %+v", got)
 	}
 	p.TTL = 0
-	if got := apiPeer(p, false); got.EbgpMultihop != nil {
+	if got := apiPeer(p, false, false); got.EbgpMultihop != nil {
 		t.Errorf("single hop: multihop = %+v", got.EbgpMultihop)
 	}
 }

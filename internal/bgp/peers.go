@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/osrg/gobgp/v4/api"
 
@@ -161,13 +162,15 @@ func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6
 }
 
 func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) error {
-	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.global.GracefulRestart)}); err != nil {
+	restarting := s.global.GracefulRestart && s.restarting(time.Now())
+	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.global.GracefulRestart, restarting)}); err != nil {
 		return fmt.Errorf("peer %s: add: %w", peerName(p), err)
 	}
 	s.peers[p.Address] = appliedPeer{cfg: p, nextHop: nh}
 	s.state.setPeer(p, nh.nextHop, nh.reason)
 	s.state.resetPeer(p.Address)
-	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "reason", nh.reason)
+	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "reason", nh.reason,
+		"restarting", restarting)
 	return nil
 }
 

@@ -46,9 +46,13 @@ func (s *Speaker) Run(ctx context.Context, ready func()) error {
 
 	s.applyMu.Lock()
 	s.gobgp = bs
+	if s.global.GracefulRestart && s.global.Restarting {
+		s.restartUntil = time.Now().Add(RestartTime)
+	}
 	s.applyMu.Unlock()
 	s.log.Info("bgp speaker started", "event", "speaker_started",
-		"asn", s.global.ASN, "router_id", s.global.RouterID, "listen_port", s.global.ListenPort)
+		"asn", s.global.ASN, "router_id", s.global.RouterID, "listen_port", s.global.ListenPort,
+		"graceful_restart", s.global.GracefulRestart, "restarting", s.global.GracefulRestart && s.global.Restarting)
 
 	loopCtx, stopLoop := context.WithCancel(context.Background())
 	loopDone := make(chan struct{})

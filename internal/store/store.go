@@ -1,8 +1,8 @@
 // Package store keeps vipd's persistent state in a bbolt file inside
 // state_dir.
 //
-// Each kind of record lives in its own top-level bucket (addresses, drains
-// and load balancers). Open creates missing buckets, so adding a kind means
+// Each kind of record lives in its own top-level bucket (addresses, drains,
+// load balancers, and the graceful-restart mark). Open creates missing buckets, so adding a kind means
 // adding a bucket name to [buckets] and a file with its methods. A meta bucket holds the schema version, so a file
 // written by a newer vipd is refused instead of misread.
 //
@@ -40,9 +40,11 @@ var (
 	bucketDrains    = []byte("drains")
 	// bucketLoadBalancers maps a load balancer's UUID to its JSON record.
 	bucketLoadBalancers = []byte("loadbalancers")
+	// bucketRestart holds what one run leaves for the next (restart.go).
+	bucketRestart = []byte("restart")
 
 	// buckets lists every top-level bucket Open makes sure exists.
-	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers}
+	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers, bucketRestart}
 
 	keySchema = []byte("schema")
 

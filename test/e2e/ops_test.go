@@ -298,6 +298,9 @@ services:
 		t.Fatal(err)
 	}
 	sinceBefore := establishedSince(t, r, n1)
+	// A first start is no restart: the OPEN must not ask the router to
+	// keep anything.
+	checkRestartState(t, r, n1, false)
 
 	// Record every change to the router's kernel routes from before the
 	// stop until BIRD has dealt with the new session's End-of-RIB.
@@ -328,12 +331,97 @@ services:
 	// that left the FIB at any moment, even to come back, is a Deleted line
 	// in the record.
 	waitGracefulRestart(t, r, n1, false)
+	checkRestartState(t, r, n1, true)
 	if routes, err := r.BGPRoutes(t.Context(), vip4); err != nil || len(routes) != 1 {
 		t.Errorf("router %s after End-of-RIB: routes %+v, %v; want n1's", r.Name(), routes, err)
 	}
 	waitFIB(t, r, vip4, n1.Addr4())
 	if gone := routes.deletions(t, vip4); len(gone) != 0 {
 		t.Errorf("the route left the router's FIB during a graceful restart: %q", gone)
+	}
+}
+
+// A reload that restarts the speaker (here: new allowed_prefixes) under
+// graceful restart is a graceful restart too: the route never leaves the
+// router's FIB.
+func TestGracefulRestartOnReload(t *testing.T) {
+	w := birdWorld(t, 1, "")
+	r, n1 := w.Router("r1"), w.Node("n1")
+	config := func(allowed string) string {
+		return fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [%s]
+  graceful_restart: true
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, allowed, peersYAML(peer{"r1", r.Addr4(), 65535, ""}))
+	}
+	p := startVipd(t, n1, config("192.168.0.16/31"))
+	waitFIB(t, r, vip4, n1.Addr4())
+	if err := r.WaitEstablished(t.Context(), convergeTimeout, n1.Addr4()); err != nil {
+		t.Fatal(err)
+	}
+	sinceBefore := establishedSince(t, r, n1)
+	routes := watchKernel(t, &r.Host, "route")
+
+	args := p.Args()
+	conf := args[len(args)-1] // run -c FILE
+	if err := os.WriteFile(conf, []byte(config("192.168.0.16/30")+n1.RuntimeYAML()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vipdCLI(n1, "reload"); err != nil || !strings.Contains(out, `"sessions_reset": true`) {
+		t.Fatalf("vipd reload: %v, want sessions reset\n%s", err, out)
+	}
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(sessions) != 1 || sessions[0].State != testnet.Established || sameSession(sessions[0].Since, sinceBefore) {
+			return fmt.Errorf("no new session yet: %+v", sessions)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGracefulRestart(t, r, n1, false)
+	checkRestartState(t, r, n1, true)
+	waitFIB(t, r, vip4, n1.Addr4())
+	if gone := routes.deletions(t, vip4); len(gone) != 0 {
+		t.Errorf("the route left the router's FIB during the reload: %q", gone)
+	}
+}
+
+// checkRestartState checks the graceful-restart capability in the OPEN
+// that BIRD router r received from node on the current session: with
+// restarted, the Restart State bit ("Restart recovery") and forwarding
+// state preserved for both families; otherwise neither.
+func checkRestartState(t *testing.T, r *testnet.Router, node *testnet.Node, restarted bool) {
+	t.Helper()
+	block, err := birdSession(t.Context(), r, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := block[strings.Index(block, "Neighbor capabilities"):]
+	if !strings.Contains(caps, "Graceful restart\n") {
+		t.Fatalf("router %s: %s offers no graceful restart:\n%s", r.Name(), node.Name(), block)
+	}
+	preserved := ""
+	for line := range strings.Lines(caps) {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "AF preserved:"); ok {
+			preserved = strings.TrimSpace(f)
+			break
+		}
+	}
+	recovery := strings.Contains(caps, "Restart recovery\n")
+	want := map[bool]string{true: "ipv4 ipv6", false: ""}[restarted]
+	if recovery != restarted || preserved != want {
+		t.Errorf("router %s: %s's OPEN: restart recovery %v, families preserved %q; want %v, %q:\n%s",
+			r.Name(), node.Name(), recovery, preserved, restarted, want, block)
 	}
 }
 
