@@ -15,7 +15,7 @@ import (
 //
 //   - table: Table, rendezvous over Maglev preference lists;
 //   - hash: the fill before it, rendezvous over a hash per slot and backend;
-//   - capped C: rendezvous with bounded loads over the same lists: each
+//   - capped C: rendezvous with bounded loads over the same (whole) lists: each
 //     backend holds at most floor(C·TableSize/N) slots, the (slot, backend)
 //     pairs taken greedily in order of preference, so the cap cascades.
 
@@ -103,10 +103,10 @@ func TestExperimentKeySets(t *testing.T) {
 		t.Skip("set MAGLEV_EXPERIMENT=1 to run the fill experiment")
 	}
 	fmt.Printf("%-6s %4s %5s  %-19s\n", "fill", "N", "sets", "largest share p50/p90/max")
-	for _, n := range []int{3, 5, 10, 50, 100} {
-		sets := 200
-		if n >= 50 {
-			sets = 40
+	for _, n := range []int{2, 3, 5, 10, 50, 100} {
+		sets := map[bool]int{true: 2000, false: 40}[n < 10]
+		if n == 10 {
+			sets = 200
 		}
 		for _, c := range []struct {
 			name  string
@@ -116,7 +116,7 @@ func TestExperimentKeySets(t *testing.T) {
 			for set := range sets {
 				bs := make([]Backend, n)
 				for i := range bs {
-					bs[i] = Backend{Key: fmt.Sprintf("192.168.%d.%d:443", set, i+1), Weight: 1}
+					bs[i] = Backend{Key: fmt.Sprintf("10.%d.%d.%d:443", set/250, set%250, i+1), Weight: 1}
 				}
 				count := make([]int, n)
 				for _, i := range c.build(bs) {
