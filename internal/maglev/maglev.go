@@ -147,12 +147,12 @@ func Table(backends []Backend) []int {
 // can order a slot by how they overlap rather than by chance: two lists
 // with the same skip are the same cycle from two offsets, and the later
 // one would get only the slots the other lists last (at 2 backends, one
-// set of keys in 4098, and a split up to 0.05/0.95). With few backends many slots are
-// decided there, so a hash decides them instead; with 50 or more, all
-// are taken before. 512 (about TableSize/8) was the best of 128-4099 at
-// N = 2-100: over 2000 sets of 2 or 3 backends the largest share stayed
-// under 1.08/N (1.50/N with whole lists, 1.11/N with hashes alone), and
-// N = 50 and 100 did as with whole lists.
+// set of keys in 4098, and a split up to 0.05/0.95). With few backends
+// many slots are decided there, so a hash decides them instead; with 50
+// or more, all are taken before. 512 (about TableSize/8) was the best of
+// 128-4099 at N = 2-100: over 2000 sets of 2 or 3 backends the largest
+// share stayed under 1.08/N (1.50/N with whole lists, 1.11/N with hashes
+// alone), and N = 50 and 100 did as with whole lists.
 const listDepth = 512
 
 // replica is one unit of a backend's weight, walking its preference list.
