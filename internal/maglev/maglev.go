@@ -1,23 +1,30 @@
 // Package maglev builds the lookup tables of vipd's consistent hashing: a
 // table of TableSize slots, each naming a backend, indexed by a hash of the
 // flow, in the shape the Maglev paper (Eisenbud et al., NSDI 2016) made
-// common. The table is not filled with Maglev's permutation round-robin,
-// though, but per slot by rendezvous (highest random weight) hashing: slot
-// s goes to the backend whose score hash(s, backend) is highest.
+// common. Each backend has Maglev's preference list over the slots (a
+// permutation from an offset and a skip), but the table is not filled by
+// Maglev's round-robin: each slot goes to the backend that lists it
+// earliest or, if none lists it among its first listDepth, to the one
+// with the highest hash for it: a rendezvous (highest random weight)
+// choice.
 //
-// Why: with rendezvous hashing, removing a backend changes only the slots
-// it held (each falls to its next-highest scorer) and adding one takes
-// only the slots it wins, so the share of flows that change backend when
-// one of N goes is that backend's share of the table, 1/N on average, for
-// every N. Maglev's round-robin also reshuffles slots between the backends
-// that stay, more so as N grows towards TableSize/100: with 4099 slots it
-// moved 2.2/N of the flows at N = 50 and 4.2/N at N = 100. The data plane
-// writes only the slots that moved, so fewer moved slots are also a
-// smaller kernel update.
+// Why: when each slot's owner is the top of a ranking of backends fixed
+// for that slot, removing a backend changes only the slots it held (each
+// falls to the next in its ranking) and adding one takes only the slots it
+// tops, so the share of flows that change backend when one of N goes is
+// that backend's share of the table, 1/N on average, for every N.
+// Maglev's round-robin also reshuffles slots between the backends that
+// stay, more so as N grows towards TableSize/100: with 4099 slots it moved
+// 2.2/N of the flows at N = 50 and 4.2/N at N = 100. The data plane writes
+// only the slots that moved, so fewer moved slots are also a smaller
+// kernel update.
 //
-// The price is balance: each backend holds its expected share of slots
-// only up to the luck of the hash, a spread that grows with N/TableSize
-// (see TableSize). Maglev's round-robin balanced to within one slot.
+// The price is balance, and so the worst case: a backend holds its share
+// of the slots only up to the luck of the hashes, and removing the largest
+// moves its share. Maglev's round-robin balanced to within one slot.
+// Capping each backend's load (rendezvous with bounded loads) restores the
+// balance but moves flows between the backends that stay: at 100 backends
+// a cap of 1.1/N moved up to 1.59/N (see experiment_test.go).
 //
 // The table depends only on the backends' keys and weights, never on their
 // order or on anything local to one host, so every node that is given the
@@ -38,11 +45,13 @@ import (
 // one nft map element per slot and load balancer, so it is kept small: a
 // map of 4099 elements takes about 0.5 MB of kernel memory and 0.1 s for
 // nft to load, where one of 65,537 took 7.6 MB and 0.7 s (measured on this
-// project's 2-core test VM). The cost is balance at large N: a backend's
-// share of the slots varies by about sqrt(N/TableSize), so with 100
-// backends the largest holds about 1.4/N of the table, and removing it
-// moves that much. It is prime so that slot numbers share no factor with
-// the flow hash's regularities.
+// project's 2-core test VM). The cost is balance at large N: with 100
+// backends the largest holds about 1.3/N of the table, and removing it
+// moves that much. Doubling it to 8191 helps less than it costs: over 40
+// sets of 100 backends the largest share fell from 1.29/N to 1.18/N in
+// the median (1.39/N to 1.25/N at worst), still above issue 11's 1.1/N,
+// for twice the kernel memory, and a change of size moves every flow. It
+// is prime, so that every skip walks every slot once.
 const TableSize = 4099
 
 // Backend is one entry of a table.
@@ -57,53 +66,139 @@ type Backend struct {
 // Table returns the lookup table for backends: slot i is served by
 // backends[table[i]]. It is nil if no backend has a weight.
 //
-// The result depends on the set of backends, not on their order in the
-// slice. A backend of weight w scores each slot as the best of w
-// independent hashes (its replicas), so it wins a slot against the others
-// with probability w/Σw, exactly, in integer arithmetic that every
-// architecture computes alike. Its replicas are numbered 0..w-1, so a
-// change of one backend's weight moves slots only to or from it. Equal
-// scores, which need a 64-bit hash collision, go to the smaller key.
+// Each backend has, per unit of weight, a replica with a preference list
+// over the slots, built as Maglev builds it: a permutation offset,
+// offset+skip, offset+2·skip, … (mod TableSize) drawn from a hash of the
+// key and the replica's number. A slot goes to the replica that lists it
+// earliest, counting only the first listDepth positions; equal positions,
+// and slots that no list reaches that early, are settled by a hash of the
+// slot and the replica, then by the smaller key.
 //
-// Cost: TableSize × Σw hashes, about 5 ms for 100 backends of weight 1.
+// Why this fill: the owner of a slot is the top of a ranking of the
+// backends that is fixed for that slot (rendezvous hashing), so removing
+// a backend moves only its own slots and adding one moves only the slots
+// it takes. Why Maglev's lists rather than a hash per slot and backend:
+// a backend's positions over the slots form a lattice, not independent
+// draws, and its share strays less from w/Σw (over 40 sets of 100
+// backends the largest held 1.29/N of the table in the median, where
+// independent hashes gave 1.39/N). Maglev's own fill, where a backend
+// whose preferred slot is taken takes its next free one, balances to a
+// slot but moves flows between the backends that stay.
+//
+// The result depends on the set of backends, not on their order in the
+// slice. A replica's number is its place in 0..w-1, so a change of one
+// backend's weight moves slots only to or from it.
+//
+// Cost: the fill goes position by position over all replicas and stops
+// when every slot is taken, and the hash settles what is left after
+// listDepth positions: 0.1 ms for 100 backends of weight 1, 0.3 ms for
+// 1000, 1.2 ms for 100 of weight 100.
 func Table(backends []Backend) []int {
+	reps := replicas(backends)
+	if len(reps) == 0 {
+		return nil
+	}
+	owner := make([]int32, TableSize)
+	round := make([]int32, TableSize) // position at which the slot was taken
+	tie := make([]uint64, TableSize)
+	for i := range owner {
+		owner[i] = -1
+	}
+	free := TableSize
+	for pos := int32(0); pos < listDepth && free > 0; pos++ {
+		for k := range reps {
+			r := &reps[k]
+			slot := r.next
+			if r.next += r.skip; r.next >= TableSize {
+				r.next -= TableSize
+			}
+			switch t := mix(r.tie ^ uint64(slot)); {
+			case owner[slot] < 0:
+				owner[slot], round[slot], tie[slot] = int32(k), pos, t
+				free--
+			case round[slot] == pos && t > tie[slot]:
+				// Listed at the same position by both: the hash decides,
+				// and on equal hashes the earlier replica (smaller key)
+				// keeps the slot.
+				owner[slot], tie[slot] = int32(k), t
+			}
+		}
+	}
+	for slot := range owner {
+		if owner[slot] >= 0 {
+			continue
+		}
+		// Every list has it at listDepth or later: by hash alone.
+		var best uint64
+		for k := range reps {
+			if t := mix(reps[k].tie ^ uint64(slot)); owner[slot] < 0 || t > best {
+				owner[slot], best = int32(k), t
+			}
+		}
+	}
+	table := make([]int, TableSize)
+	for slot, k := range owner {
+		table[slot] = reps[k].backend
+	}
+	return table
+}
+
+// listDepth is how many positions of each list count. Beyond it two lists
+// can order a slot by how they overlap rather than by chance: two lists
+// with the same skip are the same cycle from two offsets, and the later
+// one would get only the slots the other lists last (at 2 backends, one
+// set of keys in 4098, and a split up to 0.05/0.95). With few backends
+// many slots are decided there, so a hash decides them instead; with 50
+// or more, all are taken before. 512 (about TableSize/8) was the best of
+// 128-4099 at N = 2-100: over 2000 sets of 2 or 3 backends the largest
+// share stayed under 1.08/N (1.50/N with whole lists, 1.11/N with hashes
+// alone), and N = 50 and 100 did as with whole lists.
+const listDepth = 512
+
+// replica is one unit of a backend's weight, walking its preference list.
+type replica struct {
+	backend    int    // index in the caller's slice
+	next, skip uint32 // next slot of its list, and the step between slots
+	tie        uint64 // seed of the tie-break hash
+}
+
+// replicas returns the replicas of the backends with a weight, in key
+// order (equal keys by weight), so that the fill, and its tie-break, do
+// not depend on the caller's order.
+func replicas(backends []Backend) []replica {
 	order := make([]int, 0, len(backends))
 	for i, b := range backends {
 		if b.Weight > 0 {
 			order = append(order, i)
 		}
 	}
-	if len(order) == 0 {
-		return nil
-	}
-	// Key order makes the tie-break, and so the table, independent of
-	// the caller's order; equal keys are told apart by weight.
 	slices.SortStableFunc(order, func(a, b int) int {
 		return cmp.Or(cmp.Compare(backends[a].Key, backends[b].Key), cmp.Compare(backends[a].Weight, backends[b].Weight))
 	})
-	replicas := make([][]uint64, len(order))
-	for j, i := range order {
-		replicas[j] = replicaSeeds(backends[i].Key, backends[i].Weight)
-	}
-	table := make([]int, TableSize)
-	for slot := range table {
-		s := mix(uint64(slot) + slotSalt)
-		best, winner := uint64(0), -1
-		for j, seeds := range replicas {
-			for _, seed := range seeds {
-				// Strictly greater: on a tie the earlier (smaller) key stays.
-				if score := mix(seed ^ s); winner < 0 || score > best {
-					best, winner = score, j
-				}
-			}
+	var reps []replica
+	for _, i := range order {
+		for _, seed := range replicaSeeds(backends[i].Key, backends[i].Weight) {
+			reps = append(reps, replica{
+				backend: i,
+				next:    uint32(mix(seed^offsetSalt) % TableSize),
+				// 1..TableSize-1: as TableSize is prime, every skip
+				// visits every slot once.
+				skip: uint32(1 + mix(seed^skipSalt)%(TableSize-1)),
+				tie:  mix(seed ^ tieSalt),
+			})
 		}
-		table[slot] = order[winner]
 	}
-	return table
+	return reps
 }
 
-// slotSalt separates slot numbers from replica seeds before mixing.
-const slotSalt = 0x9e3779b97f4a7c15
+// Salts separate the hashes drawn from one replica seed, and slot numbers
+// from seeds.
+const (
+	slotSalt   = 0x9e3779b97f4a7c15
+	offsetSalt = 0x2545f4914f6cdd1d
+	skipSalt   = 0x5851f42d4c957f2d
+	tieSalt    = 0x14057b7ef767814f
+)
 
 // replicaSeeds derives a backend's w replica seeds from a SHA-256 of its
 // key: stable across hosts, architectures and Go versions, and well spread
