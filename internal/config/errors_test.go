@@ -114,6 +114,12 @@ var errorCases = []struct {
 	{"vip twice in a service", head + "services: [{name: a, vips: [192.0.2.1, 192.0.2.1/32]}]\n", "services[0].vips[1]", 4, "192.0.2.1 is listed twice"},
 	{"vip is a prefix", head + "services: [{name: a, vips: [192.0.2.0/24]}]\n", "services[0].vips[0]", 4, "is a prefix, but a VIP is one address"},
 	{"vip multicast", head + "services: [{name: a, vips: [239.1.1.1]}]\n", "services[0].vips[0]", 4, "cannot be a VIP"},
+	{"vip loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [127.0.0.2]}]\n", "services[0].vips[0]", 4, "127.0.0.2 cannot be a VIP: it is loopback"},
+	{"vip broadcast", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [255.255.255.255]}]\n", "services[0].vips[0]", 4, "it is the broadcast address"},
+	{"vip reserved", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [240.0.0.1]}]\n", "services[0].vips[0]", 4, "reserved"},
+	{"vip this network", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [0.1.2.3]}]\n", "services[0].vips[0]", 4, "this network"},
+	{"vip IPv6 loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [\"::/0\"]\nservices: [{name: a, vips: [\"::1\"]}]\n", "services[0].vips[0]", 4, "::1 cannot be a VIP: it is loopback"},
+	{"vip is a peer", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\n  peers: [{address: 10.0.0.1, asn: 2}]\nservices: [{name: a, vips: [10.0.0.1]}]\n", "services[0].vips[0]", 5, "10.0.0.1 is the address of bgp.peers[0]"},
 	{"vip not an address", head + "services: [{name: a, vips: [web]}]\n", "services[0].vips[0]", 4, `want an IP address, got "web"`},
 	{"interface too long", service + "    interface: averyveryverylongname\n", "services[0].interface", 7, "at most 15 bytes"},
 	{"bind not a bool", service + "    bind: 1\n", "services[0].bind", 7, `want true or false, got "1"`},
@@ -158,6 +164,9 @@ var errorCases = []struct {
 	{"pool wider than allowed", head + "pools: [{name: p, prefixes: [192.0.0.0/16]}]\n", "pools[0].prefixes[0]", 4, "outside bgp.allowed_prefixes"},
 	{"pool over a VIP", service + "pools: [{name: p, prefixes: [192.0.2.0/28]}]\n", "pools[0].prefixes[0]", 7, `192.0.2.0/28 of pool "p" contains 192.0.2.1, a VIP of service "web"`},
 	{"pools overlap", head + "pools:\n  - {name: p, prefixes: [192.0.2.0/28]}\n  - {name: q, prefixes: [192.0.2.8/29]}\n", "pools[1].prefixes[0]", 6, `192.0.2.8/29 of pool "q" overlaps 192.0.2.0/28 of pool "p"`},
+	{"pool over loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\npools: [{name: p, prefixes: [0.0.0.0/0]}]\n", "pools[0].prefixes[0]", 4, `0.0.0.0/0 of pool "p" overlaps 0.0.0.0/8`},
+	{"pool over broadcast", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\npools: [{name: p, prefixes: [255.255.255.252/30]}]\n", "pools[0].prefixes[0]", 4, "which is the broadcast address"},
+	{"pool over a peer", "bgp:\n  asn: 1\n  allowed_prefixes: [10.0.0.0/8]\n  peers: [{address: 10.0.0.1, asn: 2}]\npools: [{name: p, prefixes: [10.0.0.0/24]}]\n", "pools[0].prefixes[0]", 5, "contains 10.0.0.1, the address of bgp.peers[0]"},
 	{"pool name twice", head + "pools:\n  - {name: p, prefixes: [192.0.2.0/28]}\n  - {name: p, prefixes: [192.0.2.16/28]}\n", "pools[1].name", 6, `"p" is also the name of pools[0]`},
 
 	// state_dir, api, metrics

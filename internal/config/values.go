@@ -89,8 +89,8 @@ func parseVIP(s string) (netip.Addr, error) {
 			return netip.Addr{}, err
 		}
 	}
-	if a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return netip.Addr{}, fmt.Errorf("%s cannot be a VIP: unspecified, multicast and link-local addresses are not routed", a)
+	if err := checkServiceAddr(a); err != nil {
+		return netip.Addr{}, err
 	}
 	return a, nil
 }
