@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,8 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // ListenTCP opens the API's TCP listener on addr (api.listen). With
@@ -40,23 +40,12 @@ func ListenTCP(addr, certFile, keyFile string) (net.Listener, error) {
 	return ln, nil
 }
 
-// ReadToken reads a bearer token from path (api.token_file), without the
-// surrounding whitespace. An empty token, or one with characters a client
-// cannot send in a header (spaces, controls, non-ASCII), is an error. The
-// error never quotes the file's content.
+// ReadToken reads a bearer token from path (api.token_file); see
+// config.ReadToken, which check-config uses too.
 func ReadToken(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	token, err := config.ReadToken(path)
 	if err != nil {
 		return nil, fmt.Errorf("token file: %w", err)
-	}
-	token := bytes.TrimSpace(data)
-	if len(token) == 0 {
-		return nil, fmt.Errorf("token file %s: empty", path)
-	}
-	for _, c := range token {
-		if c <= ' ' || c > '~' {
-			return nil, fmt.Errorf("token file %s: the token must be printable ASCII without spaces", path)
-		}
 	}
 	return token, nil
 }
