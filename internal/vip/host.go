@@ -41,4 +41,3 @@ func (b *Binder) ForeignAddrs() (map[netip.Addr]string, error) {
 	}
 	return out, nil
 }
-
