@@ -103,6 +103,14 @@ var errorCases = []struct {
 	{"bfd min ttl single-hop", peer + "      bfd:\n        min_ttl: 250\n", "bgp.peers[0].bfd.min_ttl", 8, "only allowed with multihop"},
 	{"bfd min ttl 256", peer + "      multihop: true\n      bfd: {min_ttl: 256}\n", "bgp.peers[0].bfd.min_ttl", 8, "must be 1..255"},
 
+	{"bfd auth unknown type", peer + "      bfd: {auth: {type: simple, key: k}}\n", "bgp.peers[0].bfd.auth.type", 7, `want keyed_sha1, meticulous_keyed_sha1, keyed_md5 or meticulous_keyed_md5, got "simple"`},
+	{"bfd auth without type", peer + "      bfd: {auth: {key: k}}\n", "bgp.peers[0].bfd.auth.type", 7, "required"},
+	{"bfd auth without key", peer + "      bfd: {auth: {type: keyed_sha1}}\n", "bgp.peers[0].bfd.auth", 7, "key or key_file is required"},
+	{"bfd auth key and file", peer + "      bfd: {auth: {type: keyed_sha1, key: k, key_file: /k}}\n", "bgp.peers[0].bfd.auth.key_file", 7, "not both"},
+	{"bfd auth md5 key too long", peer + "      bfd: {auth: {type: keyed_md5, key: " + strings.Repeat("k", 17) + "}}\n", "bgp.peers[0].bfd.auth.key", 7, "a keyed_md5 key has at most 16 bytes, got 17"},
+	{"bfd auth sha1 key too long", peer + "      bfd: {auth: {type: meticulous_keyed_sha1, key: " + strings.Repeat("k", 21) + "}}\n", "bgp.peers[0].bfd.auth.key", 7, "at most 20 bytes, got 21"},
+	{"bfd auth key id", peer + "      bfd: {auth: {type: keyed_sha1, key: k, key_id: 256}}\n", "bgp.peers[0].bfd.auth.key_id", 7, "must be 0..255"},
+
 	// services
 	{"service without name", head + "services: [{vips: [192.0.2.1]}]\n", "services[0].name", 4, "required"},
 	{"service name with slash", head + "services: [{name: a/b, vips: [192.0.2.1]}]\n", "services[0].name", 4, `got "a/b"`},

@@ -42,6 +42,14 @@ func readFiles(cfg *Config, lines map[string]int) error {
 	}
 	for i := range cfg.BGP.Peers {
 		p := &cfg.BGP.Peers[i]
+		if a := &p.BFD.Auth; a.KeyFile != "" {
+			key, err := readBFDKey(a.KeyFile, a.Type)
+			if err != nil {
+				path := fmt.Sprintf("bgp.peers[%d].bfd.auth.key_file", i)
+				errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: err.Error(), Err: err})
+			}
+			a.Key = Secret(key)
+		}
 		if p.PasswordFile == "" {
 			continue
 		}
@@ -74,6 +82,23 @@ func readPassword(file string) (string, error) {
 		return "", fmt.Errorf("%s holds %d bytes, but a TCP-MD5 key has at most %d", file, len(pw), maxMD5KeyLen)
 	}
 	return pw, nil
+}
+
+// readBFDKey reads a BFD authentication key from file, without the
+// trailing newline editors add.
+func readBFDKey(file string, t BFDAuthType) (string, error) {
+	data, err := ReadFile(file, maxSecretSize)
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimRight(string(data), "\r\n")
+	switch {
+	case key == "":
+		return "", fmt.Errorf("%s is empty", file)
+	case len(key) > t.MaxKeyLen():
+		return "", fmt.Errorf("%s holds %d bytes, but a %s key has at most %d", file, len(key), t, t.MaxKeyLen())
+	}
+	return key, nil
 }
 
 // ReadToken reads a bearer token (api.token_file), without the

@@ -196,3 +196,48 @@ func TestLoadRefusesOddFiles(t *testing.T) {
 		t.Errorf("password_file at a FIFO: %v", err)
 	}
 }
+
+func TestBFDAuth(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := writeFile(t, dir, "bfd.key", "from-a-file\n")
+	yaml := head + "  peers:\n" +
+		"    - {address: 10.0.0.1, asn: 1, bfd: {enabled: true, auth: {type: keyed_sha1, key: inline-key}}}\n" +
+		"    - {address: 10.0.0.2, asn: 1, bfd: {enabled: true, auth: {type: meticulous_keyed_md5, key_id: 7, key_file: " + keyFile + "}}}\n"
+	cfg, err := Load(writeFile(t, dir, "vipd.yaml", yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BFDAuth{
+		{Type: BFDAuthKeyedSHA1, KeyID: 1, Key: "inline-key"},
+		{Type: BFDAuthMeticulousKeyedMD5, KeyID: 7, Key: "from-a-file", KeyFile: keyFile},
+	}
+	for i, w := range want {
+		if got := cfg.BGP.Peers[i].BFD.Auth; got != w {
+			t.Errorf("peers[%d].bfd.auth = %+v (key %q), want %+v", i, got, got.Key.Reveal(), w)
+		}
+	}
+	// The key never shows in the hash's input or in logs, and a new key
+	// is a change.
+	out, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "key: inline-key") || strings.Contains(string(out), "from-a-file") {
+		t.Errorf("Marshal writes an inline key and only the file's name:\n%s", out)
+	}
+	again, err := Parse(out)
+	if err != nil || again.BGP.Peers[0].BFD.Auth != want[0] {
+		t.Errorf("round trip: %v, %+v", err, again)
+	}
+	other, _ := Load(writeFile(t, dir, "other.yaml", strings.Replace(yaml, "inline-key", "other-key", 1)))
+	h1, _ := cfg.Hash()
+	h2, _ := other.Hash()
+	if h1 != h2 || cfg.SameSecrets(other) {
+		t.Errorf("a changed BFD key: hashes %s %s (want equal), SameSecrets %v (want false)", h1, h2, cfg.SameSecrets(other))
+	}
+	long := writeFile(t, dir, "long.key", strings.Repeat("k", 17))
+	_, err = Load(writeFile(t, dir, "long.yaml", strings.Replace(yaml, keyFile, long, 1)))
+	if err == nil || !strings.Contains(err.Error(), "bgp.peers[1].bfd.auth.key_file: "+long+" holds 17 bytes") {
+		t.Errorf("a 17-byte MD5 key file: %v", err)
+	}
+}

@@ -38,6 +38,9 @@ func (c *Config) Hash() (string, error) {
 		if p.Password != "" {
 			p.Password = "redacted"
 		}
+		if p.BFD.Auth.Key != "" {
+			p.BFD.Auth.Key = "redacted"
+		}
 		redacted.BGP.Peers[i] = p
 	}
 	data, err := redacted.Marshal()
@@ -48,14 +51,14 @@ func (c *Config) Hash() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// SameSecrets reports whether c and o have the same peers' passwords,
-// including those read from password_file.
+// SameSecrets reports whether c and o have the same peers' passwords and
+// BFD keys, including those read from files.
 func (c *Config) SameSecrets(o *Config) bool {
 	if len(c.BGP.Peers) != len(o.BGP.Peers) {
 		return false
 	}
 	for i := range c.BGP.Peers {
-		if c.BGP.Peers[i].Password != o.BGP.Peers[i].Password {
+		if c.BGP.Peers[i].Password != o.BGP.Peers[i].Password || c.BGP.Peers[i].BFD.Auth.Key != o.BGP.Peers[i].BFD.Auth.Key {
 			return false
 		}
 	}
@@ -112,12 +115,20 @@ type filePeer struct {
 }
 
 type fileBFD struct {
-	Enabled    bool   `yaml:"enabled"`
-	Multihop   bool   `yaml:"multihop"`
-	MinTx      string `yaml:"min_tx"`
-	MinRx      string `yaml:"min_rx"`
-	Multiplier uint8  `yaml:"multiplier"`
-	MinTTL     uint8  `yaml:"min_ttl,omitempty"` // multihop only
+	Enabled    bool         `yaml:"enabled"`
+	Multihop   bool         `yaml:"multihop"`
+	MinTx      string       `yaml:"min_tx"`
+	MinRx      string       `yaml:"min_rx"`
+	Multiplier uint8        `yaml:"multiplier"`
+	MinTTL     uint8        `yaml:"min_ttl,omitempty"` // multihop only
+	Auth       *fileBFDAuth `yaml:"auth,omitempty"`
+}
+
+type fileBFDAuth struct {
+	Type    BFDAuthType `yaml:"type"`
+	KeyID   uint8       `yaml:"key_id"`
+	Key     string      `yaml:"key,omitempty"`
+	KeyFile string      `yaml:"key_file,omitempty"`
 }
 
 type fileService struct {
@@ -222,6 +233,12 @@ func toFilePeer(p Peer) filePeer {
 	}
 	if p.PasswordFile == "" {
 		f.Password = p.Password.Reveal() // Secret.MarshalText would redact it
+	}
+	if a := p.BFD.Auth; a.Type != BFDAuthNone {
+		f.BFD.Auth = &fileBFDAuth{Type: a.Type, KeyID: a.KeyID, KeyFile: a.KeyFile}
+		if a.KeyFile == "" {
+			f.BFD.Auth.Key = a.Key.Reveal()
+		}
 	}
 	return f
 }

@@ -227,6 +227,14 @@ func parseFamily(s string) (Family, error) {
 	return "", fmt.Errorf("want ipv4 or ipv6, got %q", s)
 }
 
+func parseBFDAuthType(s string) (BFDAuthType, error) {
+	switch t := BFDAuthType(s); t {
+	case BFDAuthKeyedMD5, BFDAuthMeticulousKeyedMD5, BFDAuthKeyedSHA1, BFDAuthMeticulousKeyedSHA1:
+		return t, nil
+	}
+	return "", fmt.Errorf("want keyed_sha1, meticulous_keyed_sha1, keyed_md5 or meticulous_keyed_md5, got %q", s)
+}
+
 func parseOnDown(s string) (OnDown, error) {
 	if o := OnDown(s); o == OnDownWithdraw || o == OnDownDegrade {
 		return o, nil
