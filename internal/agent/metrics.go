@@ -30,7 +30,7 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		})
 	}
 	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {
-		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State})
+		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State, AuthFailures: b.AuthFailures, IgnoredDown: b.IgnoredDown})
 	}
 	for _, svc := range cfg.Services {
 		hs, _ := a.monitors.status(svc.Name)

@@ -62,6 +62,13 @@ type BFDStatus struct {
 	// Problem says why the session cannot come up, if it can be told:
 	// its socket, or packets dropped (e.g. "TTL 64 < min_ttl 254").
 	Problem string `json:"problem,omitempty"`
+	// Auth is the authentication type ("" for none).
+	Auth string `json:"auth,omitempty"`
+	// AuthFailures counts packets dropped for failed authentication;
+	// IgnoredDown counts Downs an unauthenticated session ignored as
+	// spoofed (Your Discriminator 0 from a foreign discriminator).
+	AuthFailures uint64 `json:"auth_failures"`
+	IgnoredDown  uint64 `json:"ignored_down"`
 }
 
 // ServiceStatus is one service's health.

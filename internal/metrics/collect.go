@@ -23,6 +23,9 @@ var (
 	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
 		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",
 		[]string{"peer"}, nil)
+	descBFDDiscarded = prometheus.NewDesc("vipd_bfd_packets_discarded_total",
+		"BFD packets discarded as forged: reason auth (failed authentication) or spoofed_down (a Down with Your Discriminator 0 from a foreign discriminator, ignored while Up).",
+		[]string{"peer", "reason"}, nil)
 
 	serviceLabels      = []string{"service"}
 	descServiceUp      = prometheus.NewDesc("vipd_service_up", "1 if the service's health checks pass, else 0.", serviceLabels, nil)
@@ -53,7 +56,7 @@ var (
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
-		descBFDState,
+		descBFDState, descBFDDiscarded,
 		descServiceUp, descServiceDrained, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
@@ -95,6 +98,8 @@ func collectPeers(ch chan<- prometheus.Metric, peers []Peer) {
 func collectBFD(ch chan<- prometheus.Metric, sessions []BFDSession) {
 	for _, s := range sessions {
 		ch <- constMetric(descBFDState, prometheus.GaugeValue, BFDStateValue(s.State), s.Peer)
+		ch <- constMetric(descBFDDiscarded, prometheus.CounterValue, float64(s.AuthFailures), s.Peer, "auth")
+		ch <- constMetric(descBFDDiscarded, prometheus.CounterValue, float64(s.IgnoredDown), s.Peer, "spoofed_down")
 	}
 }
 

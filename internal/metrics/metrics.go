@@ -53,8 +53,10 @@ type Peer struct {
 
 // BFDSession is one BFD session.
 type BFDSession struct {
-	Peer  string // label peer: the BGP peer's name
-	State string // AdminDown, Down, Init or Up (case and "-", "_", " " ignored)
+	Peer         string // label peer: the BGP peer's name
+	State        string // AdminDown, Down, Init or Up (case and "-", "_", " " ignored)
+	AuthFailures uint64 // packets dropped for failed authentication
+	IgnoredDown  uint64 // Downs ignored as spoofed (no authentication)
 }
 
 // Service is one configured service.
