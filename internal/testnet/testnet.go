@@ -103,6 +103,17 @@ type BFDSpec struct {
 	MinRx      time.Duration // default 300ms; whole milliseconds
 	Multiplier int           // default 3
 	Graceful   bool          // BIRD only: `bfd graceful`, NREC's setting
+	// Auth authenticates the sessions (BIRD only; RFC 5880 §6.7). BIRD
+	// sets it per interface and for all multihop sessions, like timers.
+	Auth *BFDAuth
+}
+
+// BFDAuth is a BIRD BFD authentication: Type in BIRD's words ("keyed
+// sha1", "meticulous keyed md5"), the key's ID and the key.
+type BFDAuth struct {
+	Type  string
+	KeyID int
+	Key   string
 }
 
 // BFDSession is the state of a router's BFD session with one neighbour.
