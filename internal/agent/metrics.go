@@ -27,6 +27,7 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		snap.Peers = append(snap.Peers, metrics.Peer{
 			Name: p.Name, Address: p.Address.String(), Up: p.State == "Established",
 			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
+			Received: p.ReceivedPrefixes,
 		})
 	}
 	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {

@@ -41,6 +41,9 @@ type PeerStatus struct {
 	// why IPv6 routes are not sent to this peer, if they are not.
 	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
 	IPv6Problem string `json:"ipv6_problem,omitempty"`
+	// ReceivedPrefixes counts the routes the peer sent that vipd holds
+	// (in GoBGP's Adj-RIB-In) although its import policy discards them all.
+	ReceivedPrefixes uint64 `json:"received_prefixes"`
 }
 
 // BFDStatus is one BFD session (RFC 5880).

@@ -19,6 +19,8 @@ var (
 		"BGP UPDATE messages sent to the peer since it was configured.", peerLabels, nil)
 	descPeerAnnounced = prometheus.NewDesc("vipd_bgp_announced_prefixes",
 		"Prefixes announced to the peer (in its Adj-RIB-Out).", peerLabels, nil)
+	descPeerReceived = prometheus.NewDesc("vipd_bgp_received_prefixes",
+		"Prefixes the peer sent that vipd holds in memory (GoBGP's Adj-RIB-In) although its import policy discards all of them.", peerLabels, nil)
 
 	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
 		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",
@@ -55,7 +57,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
+		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced, descPeerReceived,
 		descBFDState, descBFDDiscarded,
 		descServiceUp, descServiceDrained, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
@@ -92,6 +94,7 @@ func collectPeers(ch chan<- prometheus.Metric, peers []Peer) {
 		ch <- constMetric(descPeerStateChanges, prometheus.CounterValue, float64(p.StateChanges), p.Name, p.Address)
 		ch <- constMetric(descPeerUpdatesSent, prometheus.CounterValue, float64(p.UpdatesSent), p.Name, p.Address)
 		ch <- constMetric(descPeerAnnounced, prometheus.GaugeValue, float64(p.Announced), p.Name, p.Address)
+		ch <- constMetric(descPeerReceived, prometheus.GaugeValue, float64(p.Received), p.Name, p.Address)
 	}
 }
 
