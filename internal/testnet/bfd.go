@@ -186,6 +186,14 @@ protocol bfd {
 {{end}}`
 
 var templateFuncs = template.FuncMap{
+	// hosts lists the first n addresses of 100.64.0.0/10.
+	"hosts": func(n int) []netip.Addr {
+		out := make([]netip.Addr, 0, n)
+		for a := netip.MustParseAddr("100.64.0.0"); len(out) < n; a = a.Next() {
+			out = append(out, a)
+		}
+		return out
+	},
 	"micros": func(d time.Duration) int64 { return d.Microseconds() },
 	"millis": func(d time.Duration) int64 { return d.Milliseconds() },
 }

@@ -79,6 +79,10 @@ type RouterSpec struct {
 	// 120 s) instead of the 1 s ones tests use, to measure what operators
 	// see.
 	DefaultTimers bool
+	// ExportHosts, if above 0, makes the router (BIRD only) originate that
+	// many /32 routes from 100.64.0.0/10 and export them to every
+	// neighbour: a router leaking a table to an announce-only speaker.
+	ExportHosts int
 }
 
 // Neighbor is one BGP neighbour, seen from the speaker that configures it.
