@@ -20,23 +20,10 @@ func bfdPeers(peers []config.Peer) []bfd.Peer {
 		out = append(out, bfd.Peer{
 			Local: p.SourceAddress, Remote: p.Address, Multihop: p.BFD.Multihop,
 			MinTx: p.BFD.MinTx, MinRx: p.BFD.MinRx, Multiplier: p.BFD.Multiplier, MinTTL: p.BFD.MinTTL,
-			Auth: bfd.Auth{Type: bfdAuthTypes[p.BFD.Auth.Type], KeyID: p.BFD.Auth.KeyID, Key: p.BFD.Auth.Key.Reveal()},
+			Auth: bfd.Auth{Type: bfd.AuthType(p.BFD.Auth.Type.Number()), KeyID: p.BFD.Auth.KeyID, Key: p.BFD.Auth.Key.Reveal()},
 		})
 	}
 	return out
-}
-
-// bfdAuthTypes maps the config's names to the wire's numbers.
-var bfdAuthTypes = map[config.BFDAuthType]bfd.AuthType{
-	config.BFDAuthKeyedMD5: bfd.AuthKeyedMD5, config.BFDAuthMeticulousKeyedMD5: bfd.AuthMeticulousKeyedMD5,
-	config.BFDAuthKeyedSHA1: bfd.AuthKeyedSHA1, config.BFDAuthMeticulousKeyedSHA1: bfd.AuthMeticulousKeyedSHA1,
-}
-
-func authName(a bfd.Auth) string {
-	if !a.Enabled() {
-		return ""
-	}
-	return a.Type.String()
 }
 
 // startBFD runs the BFD manager on its own lifetime, like the speaker: it

@@ -131,7 +131,7 @@ func bfdStatuses(sessions []bfd.SessionStatus, peers []config.Peer) []api.BFDSta
 			LocalDiscriminator: s.LocalDiscriminator, RemoteDiscriminator: s.RemoteDiscriminator,
 			TxInterval: s.TxInterval, RxInterval: s.RxInterval, DetectionTime: s.DetectionTime,
 			LastDiag: s.LastDownDiag.String(), RemoteDiag: s.RemoteDiag.String(), Problem: problem,
-			Auth: authName(s.Peer.Auth), AuthFailures: s.Counters.AuthFailures, IgnoredDown: s.Counters.IgnoredDown,
+			Auth: s.Peer.Auth.Name(), AuthFailures: s.Counters.AuthFailures, IgnoredDown: s.Counters.IgnoredDown,
 		})
 	}
 	return out

@@ -96,6 +96,14 @@ func (a Auth) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("type", a.Type.String()), slog.Int("key_id", int(a.KeyID)))
 }
 
+// Name is the type's name, or "" without authentication.
+func (a Auth) Name() string {
+	if !a.Enabled() {
+		return ""
+	}
+	return a.Type.String()
+}
+
 // Enabled reports whether packets are authenticated.
 func (a Auth) Enabled() bool { return a.Type != AuthNone }
 

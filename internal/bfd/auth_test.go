@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 var authTypes = []AuthType{AuthKeyedMD5, AuthMeticulousKeyedMD5, AuthKeyedSHA1, AuthMeticulousKeyedSHA1}
@@ -281,4 +283,23 @@ func TestSpoofedDownLeavesSessionUp(t *testing.T) {
 	a.waitStatus(pa.withDefaults().Key(), "taken down by the remote's own Down", func(st SessionStatus) bool {
 		return st.LastDownDiag == DiagNeighborSignaledDown
 	})
+}
+
+// TestConfigAuthNumbers: the agent turns config's names into wire numbers
+// with config.BFDAuthType.Number; they must be these types.
+func TestConfigAuthNumbers(t *testing.T) {
+	for name, want := range map[config.BFDAuthType]AuthType{
+		config.BFDAuthNone:                AuthNone,
+		config.BFDAuthKeyedMD5:            AuthKeyedMD5,
+		config.BFDAuthMeticulousKeyedMD5:  AuthMeticulousKeyedMD5,
+		config.BFDAuthKeyedSHA1:           AuthKeyedSHA1,
+		config.BFDAuthMeticulousKeyedSHA1: AuthMeticulousKeyedSHA1,
+	} {
+		if got := AuthType(name.Number()); got != want {
+			t.Errorf("%q is %s on the wire, want %s", name, got, want)
+		}
+		if got, ok := want.digestLen(), name.MaxKeyLen(); got != ok {
+			t.Errorf("%q: config allows %d-byte keys, the wire carries %d", name, ok, got)
+		}
+	}
 }

@@ -93,6 +93,21 @@ const (
 	BFDAuthMeticulousKeyedSHA1 BFDAuthType = "meticulous_keyed_sha1"
 )
 
+// Number is the type's Auth Type number (RFC 5880 §4.1); 0 for none.
+func (t BFDAuthType) Number() uint8 {
+	switch t {
+	case BFDAuthKeyedMD5:
+		return 2
+	case BFDAuthMeticulousKeyedMD5:
+		return 3
+	case BFDAuthKeyedSHA1:
+		return 4
+	case BFDAuthMeticulousKeyedSHA1:
+		return 5
+	}
+	return 0
+}
+
 // MaxKeyLen is the longest key the scheme carries: 16 bytes for MD5, 20
 // for SHA1 (RFC 5880 §4.3, §4.4).
 func (t BFDAuthType) MaxKeyLen() int {
