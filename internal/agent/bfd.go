@@ -19,6 +19,7 @@ func bfdPeers(peers []config.Peer) []bfd.Peer {
 		out = append(out, bfd.Peer{
 			Local: p.SourceAddress, Remote: p.Address, Multihop: p.BFD.Multihop,
 			MinTx: p.BFD.MinTx, MinRx: p.BFD.MinRx, Multiplier: p.BFD.Multiplier, MinTTL: p.BFD.MinTTL,
+			Auth: bfd.Auth{Type: bfd.AuthType(p.BFD.Auth.Type.Number()), KeyID: p.BFD.Auth.KeyID, Key: p.BFD.Auth.Key.Reveal()},
 		})
 	}
 	return out

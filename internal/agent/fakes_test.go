@@ -207,6 +207,8 @@ func (b *fakeBinder) Set(ctx context.Context, desired []vip.Address) error {
 	return nil
 }
 
+func (b *fakeBinder) ForeignAddrs() (map[netip.Addr]string, error) { return nil, nil }
+
 func (b *fakeBinder) Bound() []vip.Address {
 	b.mu.Lock()
 	defer b.mu.Unlock()

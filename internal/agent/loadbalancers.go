@@ -24,6 +24,8 @@ func (a *Agent) loadLoadBalancers() error {
 	if err != nil {
 		return fmt.Errorf("state db: load balancers: %w", err)
 	}
+	// Looked up at each create, through a.binder as it is by then.
+	reg.SetHostAddrs(func() (map[netip.Addr]string, error) { return a.binder.ForeignAddrs() })
 	a.lbs = reg
 	return nil
 }

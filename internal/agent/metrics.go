@@ -30,10 +30,11 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		snap.Peers = append(snap.Peers, metrics.Peer{
 			Name: p.Name, Address: p.Address.String(), Up: p.State == bgp.StateEstablished,
 			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
+			Received: p.ReceivedPrefixes,
 		})
 	}
 	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {
-		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State})
+		snap.BFD = append(snap.BFD, metrics.BFDSession{Peer: b.Peer, State: b.State, AuthFailures: b.AuthFailures, IgnoredDown: b.IgnoredDown})
 	}
 	for _, svc := range services {
 		hs, _ := a.monitors.status(svc.Name)

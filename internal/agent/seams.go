@@ -57,6 +57,9 @@ type Speaker interface {
 type Binder interface {
 	Set(ctx context.Context, desired []vip.Address) error
 	Bound() []vip.Address
+	// ForeignAddrs are the host's addresses vipd did not add, by
+	// interface name: a pool never hands them out.
+	ForeignAddrs() (map[netip.Addr]string, error)
 }
 
 // DataPlane programs load balancers and port filters.

@@ -22,6 +22,7 @@ func (a *Agent) Status() api.Status {
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: string(p.State),
 			Since: p.Since, LastError: p.LastError,
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
+			ReceivedPrefixes: p.ReceivedPrefixes,
 		})
 	}
 	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)
@@ -130,6 +131,7 @@ func bfdStatuses(sessions []bfd.SessionStatus, peers []config.Peer) []api.BFDSta
 			LocalDiscriminator: s.LocalDiscriminator, RemoteDiscriminator: s.RemoteDiscriminator,
 			TxInterval: s.TxInterval, RxInterval: s.RxInterval, DetectionTime: s.DetectionTime,
 			LastDiag: s.LastDownDiag.String(), RemoteDiag: s.RemoteDiag.String(), Problem: problem,
+			Auth: s.Peer.Auth.Name(), AuthFailures: s.Counters.AuthFailures, IgnoredDown: s.Counters.IgnoredDown,
 		})
 	}
 	return out

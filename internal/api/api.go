@@ -41,6 +41,9 @@ type PeerStatus struct {
 	// why IPv6 routes are not sent to this peer, if they are not.
 	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
 	IPv6Problem string `json:"ipv6_problem,omitempty"`
+	// ReceivedPrefixes counts the routes the peer sent that vipd holds
+	// (in GoBGP's Adj-RIB-In) although its import policy discards them all.
+	ReceivedPrefixes uint64 `json:"received_prefixes"`
 }
 
 // BFDStatus is one BFD session (RFC 5880).
@@ -62,6 +65,13 @@ type BFDStatus struct {
 	// Problem says why the session cannot come up, if it can be told:
 	// its socket, or packets dropped (e.g. "TTL 64 < min_ttl 254").
 	Problem string `json:"problem,omitempty"`
+	// Auth is the authentication type ("" for none).
+	Auth string `json:"auth,omitempty"`
+	// AuthFailures counts packets dropped for failed authentication;
+	// IgnoredDown counts Downs an unauthenticated session ignored as
+	// spoofed (Your Discriminator 0 from a foreign discriminator).
+	AuthFailures uint64 `json:"auth_failures"`
+	IgnoredDown  uint64 `json:"ignored_down"`
 }
 
 // ServiceStatus is one service's health.

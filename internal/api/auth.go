@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -11,8 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // ListenTCP opens the API's TCP listener on addr (api.listen). With
@@ -40,23 +42,12 @@ func ListenTCP(addr, certFile, keyFile string) (net.Listener, error) {
 	return ln, nil
 }
 
-// ReadToken reads a bearer token from path (api.token_file), without the
-// surrounding whitespace. An empty token, or one with characters a client
-// cannot send in a header (spaces, controls, non-ASCII), is an error. The
-// error never quotes the file's content.
+// ReadToken reads a bearer token from path (api.token_file); see
+// config.ReadToken, which check-config uses too.
 func ReadToken(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	token, err := config.ReadToken(path)
 	if err != nil {
 		return nil, fmt.Errorf("token file: %w", err)
-	}
-	token := bytes.TrimSpace(data)
-	if len(token) == 0 {
-		return nil, fmt.Errorf("token file %s: empty", path)
-	}
-	for _, c := range token {
-		if c <= ' ' || c > '~' {
-			return nil, fmt.Errorf("token file %s: the token must be printable ASCII without spaces", path)
-		}
 	}
 	return token, nil
 }
@@ -77,6 +68,7 @@ func (s *Server) ServeTCP(ctx context.Context, ln net.Listener, token []byte) er
 // content nor the length of the token leaks through the reply's timing.
 func requireToken(token []byte, log *slog.Logger, h http.Handler) http.Handler {
 	want := sha256.Sum256(token)
+	warn := &rateLimited{every: authLogEvery}
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if r.URL.Path == "/healthz" {
 			h.ServeHTTP(w, r)
@@ -89,14 +81,44 @@ func requireToken(token []byte, log *slog.Logger, h http.Handler) http.Handler {
 		}
 		sum := sha256.Sum256([]byte(got))
 		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			log.Warn("api: wrong bearer token", "event", "api_auth", "remote", r.RemoteAddr,
-				"method", r.Method, "path", r.URL.Path)
+			if ok, suppressed := warn.allow(time.Now()); ok {
+				log.Warn("api: wrong bearer token", "event", "api_auth", "remote", r.RemoteAddr,
+					"method", r.Method, "path", r.URL.Path, "suppressed", suppressed)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vipd", error="invalid_token"`)
 			return &HTTPError{Status: http.StatusUnauthorized, Message: "wrong bearer token"}
 		}
 		h.ServeHTTP(w, r)
 		return nil
 	})
+}
+
+// authLogEvery is the least time between two "wrong bearer token" lines:
+// a client guessing tokens must not be able to fill the disk with logs.
+// Each line says how many were left out since the last.
+const authLogEvery = 10 * time.Second
+
+// rateLimited lets one event through per interval and counts the rest.
+type rateLimited struct {
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged and, if so, how
+// many were held back before it.
+func (l *rateLimited) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, n
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 	if !ok {
 		return badRequest("body", "want a JSON object")
 	}
+	if field, found := duplicateKey(data); found {
+		return badRequest(field, "given twice; each key may appear once")
+	}
 	if field, found := unknownField(obj, reflect.TypeOf(dst).Elem(), ""); found {
 		return badRequest(field, "unknown field")
 	}
@@ -48,6 +52,60 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 		return badRequest("body", "%v", err)
 	}
 	return nil
+}
+
+// duplicateKey returns the path ("check.type", "ports[0].x") of the first
+// key that appears twice in one object of data, which must be valid JSON.
+// encoding/json keeps the last of two equal keys without a word, so
+// {"port": 80, "port": 8080} would silently mean 8080.
+func duplicateKey(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	path, found := dupIn(dec, "")
+	return path, found
+}
+
+// dupIn reads one JSON value from dec and looks for a repeated key in it;
+// path names the value. A decode error ends the walk: the caller has
+// checked the syntax already.
+func dupIn(dec *json.Decoder, path string) (string, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			key, _ := kt.(string)
+			sub := key
+			if key == "" {
+				sub = `""` // a field name the reply can show
+			}
+			if path != "" {
+				sub = path + "." + sub
+			}
+			if seen[key] {
+				return sub, true
+			}
+			seen[key] = true
+			if p, found := dupIn(dec, sub); found {
+				return p, true
+			}
+		}
+		_, _ = dec.Token() // '}'
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if p, found := dupIn(dec, fmt.Sprintf("%s[%d]", path, i)); found {
+				return p, true
+			}
+		}
+		_, _ = dec.Token() // ']'
+	}
+	return "", false
 }
 
 // badRequest is a 400 naming field.

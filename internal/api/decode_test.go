@@ -23,6 +23,9 @@ func TestBadBodies(t *testing.T) {
 		{"field in another case", `{"Name": "a", "port": 1}`, "Name", "unknown field"},
 		{"empty key", `{"name": "a", "port": 1, "": 1}`, `""`, "unknown field"},
 		{"unknown check field", `{"name": "a", "port": 1, "check": {"type": "tcp", "intervl": "1s"}}`, "check.intervl", "unknown field"},
+		{"duplicate key", `{"name": "a", "port": 80, "port": 8080}`, "port", "given twice"},
+		{"duplicate key in check", `{"name": "a", "port": 1, "check": {"type": "tcp", "rise": 2, "rise": 3}}`, "check.rise", "given twice"},
+		{"duplicate key differing in escape", `{"name": "a", "port": 1, "n\u0061me": "b"}`, "name", "given twice"},
 		{"name a number", `{"name": 7, "port": 1}`, "name", "want a string, got number"},
 		{"port a string", `{"name": "a", "port": "80"}`, "port", "want an integer 0..65535, got string"},
 		{"port too big", `{"name": "a", "port": 65536}`, "port", "got number 65536"},
@@ -98,6 +101,8 @@ var createSeeds = []string{
 	`{"check": {"interval": "-1h"}}`,
 	`{"check": null, "ports": null}`,
 	`{"name": "\u00e9", "port": 1, "NAME": 2}`,
+	`{"name": "a", "port": 1, "port": 2}`,
+	`{"name": "a", "port": 1, "check": {"type": "tcp", "type": "http"}}`,
 	`[]`, `""`, `{`, ``,
 }
 
@@ -122,6 +127,9 @@ func FuzzCreateLoadBalancer(f *testing.F) {
 		if l.Name != req.Name || l.Port != req.Port {
 			t.Fatalf("accepted %q but answered %s:%d", body, l.Name, l.Port)
 		}
+		if n, m := topLevelKeys(t, body); n != m {
+			t.Fatalf("accepted %q with %d top-level keys, %d of them distinct", body, n, m)
+		}
 	})
 }
 
@@ -139,4 +147,29 @@ func FuzzAddBackend(f *testing.F) {
 			t.Fatalf("accepted %q: %d backends, want 2", body, len(l.Backends))
 		}
 	})
+}
+
+// topLevelKeys counts the keys of the JSON object body, and the distinct
+// ones: a check of duplicateKey that does not use it.
+func topLevelKeys(t *testing.T, body []byte) (n, distinct int) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("accepted %q: %v", body, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if _, err := dec.Token(); err != nil { // '{'
+		t.Fatal(err)
+	}
+	for dec.More() {
+		if _, err := dec.Token(); err != nil { // key
+			t.Fatal(err)
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n, len(m)
 }

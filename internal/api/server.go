@@ -91,7 +91,7 @@ func (s *Server) Handler() http.Handler {
 	var patterns []string
 	allow := map[string][]string{}
 	for _, e := range s.endpoints() {
-		mux.Handle(e.method+" "+e.pattern, e.h)
+		mux.Handle(e.method+" "+e.pattern, s.logFailures(e.h))
 		if allow[e.pattern] == nil {
 			patterns = append(patterns, e.pattern)
 		}
@@ -109,6 +109,23 @@ func (s *Server) Handler() http.Handler {
 		return &HTTPError{Status: http.StatusNotFound, Message: "no such endpoint"}
 	}))
 	return mux
+}
+
+// logFailures logs every reply of 500 or more with its cause. The client
+// gets the message, but a failed state write (disk full, read-only
+// state_dir) is the operator's problem, and the operator reads logs.
+func (s *Server) logFailures(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		if err == nil {
+			return nil
+		}
+		if status, _ := errorReply(err); status >= http.StatusInternalServerError {
+			s.log.Error("api: request failed", "event", "api_error", "method", r.Method,
+				"path", r.URL.Path, "status", status, "err", err)
+		}
+		return err
+	}
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) error {

@@ -1,14 +1,16 @@
 // Package bfd is vipd's Bidirectional Forwarding Detection: RFC 5880 in
 // asynchronous mode, over UDP single-hop (RFC 5881, port 3784) and
-// multihop (RFC 5883, port 4784), for IPv4 and IPv6. It has no Echo, no
-// Demand mode of its own and no authentication.
+// multihop (RFC 5883, port 4784), for IPv4 and IPv6, with keyed MD5 and
+// SHA1 authentication (plain and meticulous). It has no Echo and no
+// Demand mode of its own.
 //
 // The agent hands a Manager the full desired set of sessions (Set) and
 // reads state changes from Events. A session failure is an Up → Down
 // change the remote did not announce as AdminDown (Event.Failure); that
 // is what should tear down a BGP session (RFC 5882 §3.2).
 //
-// Layout: packet.go is the codec, check.go the reception checks, session.go
+// Layout: packet.go is the codec, auth.go the Authentication Section,
+// check.go the reception checks, session.go
 // the state machine (no I/O, driven by a clock), timers.go the interval
 // arithmetic and Poll Sequences, transport.go the sockets, manager.go and
 // runner.go the goroutines that tie them together.
@@ -46,6 +48,7 @@ type Peer struct {
 	MinRx      time.Duration `json:"min_rx"`     // Required Min RX Interval
 	Multiplier uint8         `json:"multiplier"` // Detect Mult
 	MinTTL     uint8         `json:"min_ttl"`    // multihop: lowest TTL accepted; single-hop: 255
+	Auth       Auth          `json:"auth,omitzero"`
 }
 
 // Key identifies a session: a change of any other Peer field changes the
@@ -123,6 +126,15 @@ type Counters struct {
 	PacketsIn  uint64 `json:"packets_in"`
 	PacketsOut uint64 `json:"packets_out"`
 	Dropped    uint64 `json:"dropped"`
+	// AuthFailures counts packets dropped because their authentication
+	// was missing, of another type or key ID, wrong, or replayed.
+	AuthFailures uint64 `json:"auth_failures"`
+	// IgnoredDown counts packets of an unauthenticated session that said
+	// Down with Your Discriminator 0 and a My Discriminator other than the
+	// remote's, while Up: what one spoofed packet looks like (they are
+	// dropped; a remote that really restarted is caught by the detection
+	// time instead).
+	IgnoredDown uint64 `json:"ignored_down"`
 	// LastDrop says why the last dropped packet was dropped, e.g.
 	// "TTL 64 < min_ttl 254".
 	LastDrop   string    `json:"last_drop,omitempty"`
@@ -178,6 +190,9 @@ func (p Peer) validate() error {
 		errs = append(errs, fmt.Errorf("remote %v: not a unicast address", p.Remote))
 	case p.Local.IsValid() && p.Local.Is4() != p.Remote.Is4():
 		errs = append(errs, fmt.Errorf("local %s and remote %s: different families", p.Local, p.Remote))
+	}
+	if err := p.Auth.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		name  string

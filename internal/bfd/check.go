@@ -29,9 +29,8 @@ var (
 //   - the A bit is set exactly when authentication is configured (auth).
 //
 // The session lookup (an unknown Your Discriminator is discarded) and the
-// TTL rules of RFC 5881/5883 need the session; the demultiplexer does them.
-// vipd implements no authentication, so it passes auth false and discards
-// every packet with the A bit.
+// TTL rules of RFC 5881/5883 need the session; the demultiplexer does them,
+// and checks the Authentication Section (verify) of a session with auth.
 func ParseReceived(payload []byte, auth bool) (ControlPacket, error) {
 	var p ControlPacket
 	if err := p.UnmarshalBinary(payload); err != nil {

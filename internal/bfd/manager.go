@@ -309,7 +309,10 @@ func (m *Manager) read(l *listener) {
 // address pair), then the TTL rule of the session's mode. A dropped packet
 // is counted on the session it was meant for, if any.
 func (m *Manager) deliver(in received) {
-	p, parseErr := ParseReceived(in.payload, false)
+	// Decoded once for demultiplexing; ParseReceived below judges it, with
+	// the session's authentication.
+	var p ControlPacket
+	_ = p.UnmarshalBinary(in.payload)
 	m.mu.Lock()
 	r, problem := m.demux(in, p)
 	var peer Peer
@@ -327,13 +330,23 @@ func (m *Manager) deliver(in received) {
 		r.drop(reason, true)
 		return
 	}
-	if parseErr != nil {
+	p, parseErr := ParseReceived(in.payload, peer.Auth.Enabled())
+	switch {
+	case errors.Is(parseErr, ErrAuth):
+		r.authFailed(parseErr.Error())
+		return
+	case parseErr != nil:
 		r.drop(parseErr.Error(), false)
 		return
-	}
-	if problem != "" {
+	case problem != "":
 		r.drop(problem, false)
 		return
+	}
+	if peer.Auth.Enabled() {
+		if err := r.authenticate(p, peer.Auth); err != nil {
+			r.authFailed("authentication: " + err.Error())
+			return
+		}
 	}
 	r.offer(p)
 }

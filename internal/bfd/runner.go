@@ -1,7 +1,9 @@
 package bfd
 
 import (
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -35,9 +37,12 @@ type runner struct {
 	peer  Peer
 	local netip.Addr // the source address in use, once open
 
-	mu        sync.Mutex // guards status and ttlWarned
+	txSeq uint32 // next Sequence Number sent; only run's goroutine uses it
+
+	mu        sync.Mutex // guards status, ttlWarned and rxSeq
 	status    SessionStatus
-	ttlWarned bool // a TTL drop was logged since the session was last Up
+	ttlWarned bool    // a TTL drop was logged since the session was last Up
+	rxSeq     authSeq // of authenticated packets received
 }
 
 func newRunner(m *Manager, p Peer, discr uint32) *runner {
@@ -48,6 +53,9 @@ func newRunner(m *Manager, p Peer, discr uint32) *runner {
 		update: make(chan Peer, 1),
 		stop:   make(chan struct{}),
 		peer:   p,
+		// Random, so a restarted vipd does not reuse numbers the remote
+		// saw, which it would take for replays.
+		txSeq: rand.Uint32(),
 	}
 	r.status = SessionStatus{Peer: p, State: Down, RemoteState: Down, LocalDiscriminator: discr}
 	return r
@@ -172,6 +180,10 @@ func (r *runner) loop(s *session, conn *net.UDPConn) {
 		case <-r.stop:
 			return
 		case p := <-r.rx:
+			if !r.currentPeer().Auth.Enabled() && s.spoofedDown(p) {
+				r.ignoreDown(p, s.remote.discr)
+				continue
+			}
 			s.Receive(p)
 		case p := <-r.update:
 			s.SetTiming(p.timing())
@@ -218,9 +230,21 @@ func (r *runner) send(conn *net.UDPConn, packets []ControlPacket) {
 		return
 	}
 	dst := netip.AddrPortFrom(r.key.Remote, r.remotePort())
+	auth := r.currentPeer().Auth
 	var sent uint64
 	var lastErr error
 	for i := range packets {
+		var err error
+		if auth.Enabled() {
+			// Every packet gets a new number: meticulous auth requires it,
+			// keyed auth allows it, and it keeps replays out either way.
+			err = sign(&packets[i], auth, r.txSeq)
+			r.txSeq++
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
 		b, err := packets[i].MarshalBinary()
 		if err == nil {
 			_, err = conn.WriteToUDPAddrPort(b, dst)
@@ -277,6 +301,46 @@ func (r *runner) drop(reason string, ttl bool) {
 		return
 	}
 	r.log.Debug("bfd packet dropped", "event", "bfd_drop", "reason", reason)
+}
+
+// authenticate checks p's Authentication Section and its sequence number.
+func (r *runner) authenticate(p ControlPacket, a Auth) error {
+	seq, err := verify(p, a)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	detect := r.status.DetectionTime
+	if detect == 0 { // not up yet: the remote sends at most once a second
+		detect = time.Duration(p.DetectMult) * slowTxInterval
+	}
+	return r.rxSeq.accept(seq, a.Type, p.DetectMult, r.m.env.clock.Now(), 2*detect)
+}
+
+// authFailed counts and drops a packet that failed authentication. The
+// first failure of the session is logged as a warning: a
+// key or type that does not match the router's keeps the session down.
+func (r *runner) authFailed(reason string) {
+	r.mu.Lock()
+	r.status.Counters.AuthFailures++
+	first := r.status.Counters.AuthFailures == 1
+	r.mu.Unlock()
+	if first {
+		r.log.Warn("bfd packet failed authentication; check the type, key ID and key against the router's",
+			"event", "bfd_auth_drop", "reason", reason)
+	}
+	r.drop(reason, false)
+}
+
+// ignoreDown counts and drops a Down that spoofedDown judged suspect.
+func (r *runner) ignoreDown(p ControlPacket, learned uint32) {
+	r.mu.Lock()
+	r.status.Counters.IgnoredDown++
+	r.mu.Unlock()
+	r.log.Warn("bfd: ignored a Down with Your Discriminator 0 from another discriminator while Up (spoofed?)",
+		"event", "bfd_ignored_down", "my_discriminator", p.MyDiscriminator, "learned", learned)
+	r.drop(fmt.Sprintf("Down with Your Discriminator 0 and My Discriminator %d, not the remote's %d", p.MyDiscriminator, learned), false)
 }
 
 // publish copies the session's state into the status snapshot.

@@ -133,6 +133,17 @@ func (s *session) Receive(p ControlPacket) {
 	s.retime(before)
 }
 
+// spoofedDown reports whether p is a Down that RFC 5880 would let take an
+// Up session down although it cannot come from the remote's session: Your
+// Discriminator 0 (anyone can send that) and a My Discriminator other than
+// the remote's. One such packet from the router's address, forged from
+// off-link in multihop with a low min_ttl, would reset BGP. Without
+// authentication the session ignores it; a remote that really restarted
+// stops sending for its old session, and the detection time catches that.
+func (s *session) spoofedDown(p ControlPacket) bool {
+	return s.state == Up && p.State == Down && p.YourDiscriminator == 0 && p.MyDiscriminator != s.remote.discr
+}
+
 // retime pulls the next periodic packet in when the negotiated interval
 // shrank below the one it was scheduled with: the remote may shorten its
 // detection time as soon as our Final reaches it (RFC 5880 §6.8.3).

@@ -46,7 +46,7 @@ func TestStateCountsUpdatesAcrossIncarnations(t *testing.T) {
 	st.setPeer(config.Peer{Address: peerA, ASN: 65535}, netip.Addr{}, "")
 	sent := func() uint64 { return st.snapshot().Peers[0].UpdatesSent }
 	read := func(n uint64) {
-		st.setUpdatesSent(st.updateGenerations(), map[netip.Addr]uint64{peerA: n, peerB: 99})
+		st.setUpdatesSent(st.updateGenerations(), map[netip.Addr]uint64{peerA: n, peerB: 99}, nil)
 	}
 
 	read(5)
@@ -58,7 +58,7 @@ func TestStateCountsUpdatesAcrossIncarnations(t *testing.T) {
 	// A read taken before a re-creation and stored after it is stale.
 	stale := st.updateGenerations()
 	st.resetPeer(peerA)
-	st.setUpdatesSent(stale, map[netip.Addr]uint64{peerA: 9})
+	st.setUpdatesSent(stale, map[netip.Addr]uint64{peerA: 9}, nil)
 	if got := sent(); got != 7 {
 		t.Fatalf("UpdatesSent = %d after a stale read, want 7", got)
 	}

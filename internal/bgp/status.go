@@ -27,6 +27,7 @@ type peerView struct {
 	hasPassword bool
 	negotiated  []bgp.Family // families both sides enabled; set when Established
 	updates     updateCount
+	received    uint64 // paths in GoBGP's Adj-RIB-In, as last read
 }
 
 // updateCount keeps UpdatesSent monotonic while GoBGP's own counter starts
@@ -179,13 +180,14 @@ func (st *state) updateGenerations() map[netip.Addr]uint64 {
 // setUpdatesSent records GoBGP's UPDATE-sent counters. A peer re-created
 // since generations were taken is skipped: its counter may be the old
 // incarnation's.
-func (st *state) setUpdatesSent(generations, sent map[netip.Addr]uint64) {
+func (st *state) setUpdatesSent(generations, sent, received map[netip.Addr]uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for addr, n := range sent {
 		gen, asked := generations[addr]
 		if v, ok := st.peers[addr]; ok && asked && v.updates.generation == gen {
 			v.updates.set(n)
+			v.received = received[addr]
 		}
 	}
 }
@@ -250,6 +252,7 @@ func (st *state) snapshot() Status {
 		p := v.status
 		p.Families = slices.Clone(p.Families)
 		p.UpdatesSent = v.updates.total()
+		p.ReceivedPrefixes = v.received
 		if p.IPv6Reason == "" && p.IPv6NextHop.IsValid() && v.negotiated != nil && !slices.Contains(v.negotiated, bgp.RF_IPv6_UC) {
 			p.IPv6Reason = "the peer did not negotiate ipv6 unicast (enable it on the router)"
 		}

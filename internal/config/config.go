@@ -68,6 +68,56 @@ type BFD struct {
 	MinRx      time.Duration // default 300ms
 	Multiplier uint8         // default 3
 	MinTTL     uint8         // multihop only, default 1 (any TTL)
+	Auth       BFDAuth       // zero Type: no authentication
+}
+
+// BFDAuth is a BFD session's authentication (RFC 5880 §6.7).
+type BFDAuth struct {
+	Type    BFDAuthType
+	KeyID   uint8  // default 1, the ID BIRD gives its first password
+	Key     Secret // from key or key_file
+	KeyFile string
+}
+
+// BFDAuthType names a BFD authentication scheme.
+type BFDAuthType string
+
+// The schemes vipd supports: keyed MD5 and SHA1, plain and meticulous
+// (a new sequence number in every packet). Simple Password is left out:
+// it sends the key in clear.
+const (
+	BFDAuthNone                BFDAuthType = ""
+	BFDAuthKeyedMD5            BFDAuthType = "keyed_md5"
+	BFDAuthMeticulousKeyedMD5  BFDAuthType = "meticulous_keyed_md5"
+	BFDAuthKeyedSHA1           BFDAuthType = "keyed_sha1"
+	BFDAuthMeticulousKeyedSHA1 BFDAuthType = "meticulous_keyed_sha1"
+)
+
+// Number is the type's Auth Type number (RFC 5880 §4.1); 0 for none.
+func (t BFDAuthType) Number() uint8 {
+	switch t {
+	case BFDAuthKeyedMD5:
+		return 2
+	case BFDAuthMeticulousKeyedMD5:
+		return 3
+	case BFDAuthKeyedSHA1:
+		return 4
+	case BFDAuthMeticulousKeyedSHA1:
+		return 5
+	}
+	return 0
+}
+
+// MaxKeyLen is the longest key the scheme carries: 16 bytes for MD5, 20
+// for SHA1 (RFC 5880 §4.3, §4.4).
+func (t BFDAuthType) MaxKeyLen() int {
+	switch t {
+	case BFDAuthKeyedMD5, BFDAuthMeticulousKeyedMD5:
+		return 16
+	case BFDAuthKeyedSHA1, BFDAuthMeticulousKeyedSHA1:
+		return 20
+	}
+	return 0
 }
 
 // OnDown says what a service does with its routes while its checks fail.

@@ -104,6 +104,14 @@ var errorCases = []struct {
 	{"bfd min ttl single-hop", peer + "      bfd:\n        min_ttl: 250\n", "bgp.peers[0].bfd.min_ttl", 8, "only allowed with multihop"},
 	{"bfd min ttl 256", peer + "      multihop: true\n      bfd: {min_ttl: 256}\n", "bgp.peers[0].bfd.min_ttl", 8, "must be 1..255"},
 
+	{"bfd auth unknown type", peer + "      bfd: {auth: {type: simple, key: k}}\n", "bgp.peers[0].bfd.auth.type", 7, `want keyed_sha1, meticulous_keyed_sha1, keyed_md5 or meticulous_keyed_md5, got "simple"`},
+	{"bfd auth without type", peer + "      bfd: {auth: {key: k}}\n", "bgp.peers[0].bfd.auth.type", 7, "required"},
+	{"bfd auth without key", peer + "      bfd: {auth: {type: keyed_sha1}}\n", "bgp.peers[0].bfd.auth", 7, "key or key_file is required"},
+	{"bfd auth key and file", peer + "      bfd: {auth: {type: keyed_sha1, key: k, key_file: /k}}\n", "bgp.peers[0].bfd.auth.key_file", 7, "not both"},
+	{"bfd auth md5 key too long", peer + "      bfd: {auth: {type: keyed_md5, key: " + strings.Repeat("k", 17) + "}}\n", "bgp.peers[0].bfd.auth.key", 7, "a keyed_md5 key has at most 16 bytes, got 17"},
+	{"bfd auth sha1 key too long", peer + "      bfd: {auth: {type: meticulous_keyed_sha1, key: " + strings.Repeat("k", 21) + "}}\n", "bgp.peers[0].bfd.auth.key", 7, "at most 20 bytes, got 21"},
+	{"bfd auth key id", peer + "      bfd: {auth: {type: keyed_sha1, key: k, key_id: 256}}\n", "bgp.peers[0].bfd.auth.key_id", 7, "must be 0..255"},
+
 	// services
 	{"service without name", head + "services: [{vips: [192.0.2.1]}]\n", "services[0].name", 4, "required"},
 	{"service name with slash", head + "services: [{name: a/b, vips: [192.0.2.1]}]\n", "services[0].name", 4, `got "a/b"`},
@@ -115,6 +123,12 @@ var errorCases = []struct {
 	{"vip twice in a service", head + "services: [{name: a, vips: [192.0.2.1, 192.0.2.1/32]}]\n", "services[0].vips[1]", 4, "192.0.2.1 is listed twice"},
 	{"vip is a prefix", head + "services: [{name: a, vips: [192.0.2.0/24]}]\n", "services[0].vips[0]", 4, "is a prefix, but a VIP is one address"},
 	{"vip multicast", head + "services: [{name: a, vips: [239.1.1.1]}]\n", "services[0].vips[0]", 4, "cannot be a VIP"},
+	{"vip loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [127.0.0.2]}]\n", "services[0].vips[0]", 4, "127.0.0.2 cannot be a VIP: it is loopback"},
+	{"vip broadcast", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [255.255.255.255]}]\n", "services[0].vips[0]", 4, "it is the broadcast address"},
+	{"vip reserved", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [240.0.0.1]}]\n", "services[0].vips[0]", 4, "reserved"},
+	{"vip this network", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\nservices: [{name: a, vips: [0.1.2.3]}]\n", "services[0].vips[0]", 4, "this network"},
+	{"vip IPv6 loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [\"::/0\"]\nservices: [{name: a, vips: [\"::1\"]}]\n", "services[0].vips[0]", 4, "::1 cannot be a VIP: it is loopback"},
+	{"vip is a peer", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\n  peers: [{address: 10.0.0.1, asn: 2}]\nservices: [{name: a, vips: [10.0.0.1]}]\n", "services[0].vips[0]", 5, "10.0.0.1 is the address of bgp.peers[0]"},
 	{"vip not an address", head + "services: [{name: a, vips: [web]}]\n", "services[0].vips[0]", 4, `want an IP address, got "web"`},
 	{"interface too long", service + "    interface: averyveryverylongname\n", "services[0].interface", 7, "at most 15 bytes"},
 	{"bind not a bool", service + "    bind: 1\n", "services[0].bind", 7, `want true or false, got "1"`},
@@ -159,6 +173,9 @@ var errorCases = []struct {
 	{"pool wider than allowed", head + "pools: [{name: p, prefixes: [192.0.0.0/16]}]\n", "pools[0].prefixes[0]", 4, "outside bgp.allowed_prefixes"},
 	{"pool over a VIP", service + "pools: [{name: p, prefixes: [192.0.2.0/28]}]\n", "pools[0].prefixes[0]", 7, `192.0.2.0/28 of pool "p" contains 192.0.2.1, a VIP of service "web"`},
 	{"pools overlap", head + "pools:\n  - {name: p, prefixes: [192.0.2.0/28]}\n  - {name: q, prefixes: [192.0.2.8/29]}\n", "pools[1].prefixes[0]", 6, `192.0.2.8/29 of pool "q" overlaps 192.0.2.0/28 of pool "p"`},
+	{"pool over loopback", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\npools: [{name: p, prefixes: [0.0.0.0/0]}]\n", "pools[0].prefixes[0]", 4, `0.0.0.0/0 of pool "p" overlaps 0.0.0.0/8`},
+	{"pool over broadcast", "bgp:\n  asn: 1\n  allowed_prefixes: [0.0.0.0/0]\npools: [{name: p, prefixes: [255.255.255.252/30]}]\n", "pools[0].prefixes[0]", 4, "which is the broadcast address"},
+	{"pool over a peer", "bgp:\n  asn: 1\n  allowed_prefixes: [10.0.0.0/8]\n  peers: [{address: 10.0.0.1, asn: 2}]\npools: [{name: p, prefixes: [10.0.0.0/24]}]\n", "pools[0].prefixes[0]", 5, "contains 10.0.0.1, the address of bgp.peers[0]"},
 	{"pool name twice", head + "pools:\n  - {name: p, prefixes: [192.0.2.0/28]}\n  - {name: p, prefixes: [192.0.2.16/28]}\n", "pools[1].name", 6, `"p" is also the name of pools[0]`},
 
 	// state_dir, api, metrics

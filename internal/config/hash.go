@@ -22,14 +22,14 @@ func (c *Config) Hash() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// SameSecrets reports whether c and o have the same peers' passwords,
-// including those read from password_file.
+// SameSecrets reports whether c and o have the same peers' passwords and
+// BFD keys, including those read from files.
 func (c *Config) SameSecrets(o *Config) bool {
 	if len(c.BGP.Peers) != len(o.BGP.Peers) {
 		return false
 	}
 	for i := range c.BGP.Peers {
-		if c.BGP.Peers[i].Password != o.BGP.Peers[i].Password {
+		if c.BGP.Peers[i].Password != o.BGP.Peers[i].Password || c.BGP.Peers[i].BFD.Auth.Key != o.BGP.Peers[i].BFD.Auth.Key {
 			return false
 		}
 	}

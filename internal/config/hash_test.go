@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -88,7 +87,7 @@ func TestHashCoversEveryField(t *testing.T) {
 			}
 			return
 		}
-		if strings.HasSuffix(path, ".Password") {
+		if v.Type() == reflect.TypeFor[Secret]() {
 			return // a secret: SameSecrets covers it, see TestHashAndSecrets
 		}
 		old := reflect.ValueOf(v.Interface())

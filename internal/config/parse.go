@@ -226,6 +226,33 @@ func (d *decoder) families(dst *[]Family) field {
 
 func (d *decoder) family(dst *Family) field { return text(d, dst, "ipv4 or ipv6", parseFamily) }
 
+// bfdAuth reads a peer's bfd.auth block.
+func (d *decoder) bfdAuth(a *BFDAuth) field {
+	return func(v *yaml.Node, path string) {
+		a.KeyID = 1
+		set := d.object(v, path, map[string]field{
+			"type":     text(d, &a.Type, "a BFD authentication type", parseBFDAuthType),
+			"key_id":   intField(d, &a.KeyID, 0, 255),
+			"key":      d.str((*string)(&a.Key)),
+			"key_file": text(d, &a.KeyFile, "an absolute path", parseAbsPath),
+		})
+		if set == nil {
+			return
+		}
+		d.require(path, set, "type")
+		switch {
+		case set.has("key") && set.has("key_file"):
+			d.errorf(joinPath(path, "key_file"), "set key or key_file, not both")
+		case !set.has("key") && !set.has("key_file"):
+			d.errorf(path, "key or key_file is required")
+		case set.ok("key") && a.Key == "":
+			d.errorf(joinPath(path, "key"), "must not be empty")
+		case set.ok("key") && a.Type != "" && len(a.Key) > a.Type.MaxKeyLen():
+			d.errorf(joinPath(path, "key"), "a %s key has at most %d bytes, got %d", a.Type, a.Type.MaxKeyLen(), len(a.Key))
+		}
+	}
+}
+
 // bfd reads a peer's bfd block (v may be nil). Defaults are filled in even
 // when BFD is off, so that the normalized config is explicit.
 func (d *decoder) bfd(v *yaml.Node, path string, peerMultihop bool) BFD {
@@ -240,6 +267,7 @@ func (d *decoder) bfd(v *yaml.Node, path string, peerMultihop bool) BFD {
 			"min_rx":     text(d, &b.MinRx, "a duration", interval),
 			"multiplier": intField(d, &b.Multiplier, 1, 255),
 			"min_ttl":    intField(d, &b.MinTTL, 1, 255),
+			"auth":       d.bfdAuth(&b.Auth),
 		})
 	}
 	switch {

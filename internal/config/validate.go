@@ -63,6 +63,9 @@ func (d *decoder) checkServices(cfg *Config) map[netip.Addr]int {
 			if guard && !slices.ContainsFunc(cfg.BGP.AllowedPrefixes, func(p netip.Prefix) bool { return p.Contains(vip) }) {
 				d.errorf(vipPath, "%s is outside bgp.allowed_prefixes", vip)
 			}
+			if j, ok := peerIn(cfg.BGP.Peers, netip.PrefixFrom(vip, vip.BitLen())); ok {
+				d.errorf(vipPath, "%s is the address of bgp.peers[%d]; announcing a router's own address to it breaks the session", vip, j)
+			}
 			switch j, dup := owners.claim(vip, i); {
 			case !dup:
 			case j == i:
@@ -99,6 +102,12 @@ func (d *decoder) checkPools(cfg *Config) {
 			if guard && !slices.ContainsFunc(cfg.BGP.AllowedPrefixes, func(a netip.Prefix) bool { return covers(a, p) }) {
 				d.errorf(pPath, "%s is outside bgp.allowed_prefixes", p)
 			}
+			if special, what, ok := specialIn(p); ok {
+				d.errorf(pPath, "%s of pool %q overlaps %s, which is %s: a pool holds ordinary unicast addresses only", p, pool.Name, special, what)
+			}
+			if j, ok := peerIn(cfg.BGP.Peers, p); ok {
+				d.errorf(pPath, "%s of pool %q contains %s, the address of bgp.peers[%d]", p, pool.Name, cfg.BGP.Peers[j].Address, j)
+			}
 			if vip, svc, ok := vipIn(cfg.Services, p); ok {
 				d.errorf(pPath, "%s of pool %q contains %s, a VIP of %s; pools and VIPs must not overlap",
 					p, pool.Name, vip, serviceLabel(cfg, svc))
@@ -123,6 +132,16 @@ func vipIn(services []Service, p netip.Prefix) (netip.Addr, int, bool) {
 		}
 	}
 	return netip.Addr{}, 0, false
+}
+
+// peerIn returns the index of the first peer whose address is inside p.
+func peerIn(peers []Peer, p netip.Prefix) (int, bool) {
+	for i, peer := range peers {
+		if peer.Address.IsValid() && p.Contains(peer.Address) {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // covers reports whether all of p lies inside outer.

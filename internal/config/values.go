@@ -89,8 +89,8 @@ func parseVIP(s string) (netip.Addr, error) {
 			return netip.Addr{}, err
 		}
 	}
-	if a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return netip.Addr{}, fmt.Errorf("%s cannot be a VIP: unspecified, multicast and link-local addresses are not routed", a)
+	if err := checkServiceAddr(a); err != nil {
+		return netip.Addr{}, err
 	}
 	return a, nil
 }
@@ -233,6 +233,14 @@ func parseFamily(s string) (Family, error) {
 		return f, nil
 	}
 	return "", fmt.Errorf("want ipv4 or ipv6, got %q", s)
+}
+
+func parseBFDAuthType(s string) (BFDAuthType, error) {
+	switch t := BFDAuthType(s); t {
+	case BFDAuthKeyedMD5, BFDAuthMeticulousKeyedMD5, BFDAuthKeyedSHA1, BFDAuthMeticulousKeyedSHA1:
+		return t, nil
+	}
+	return "", fmt.Errorf("want keyed_sha1, meticulous_keyed_sha1, keyed_md5 or meticulous_keyed_md5, got %q", s)
 }
 
 func parseOnDown(s string) (OnDown, error) {

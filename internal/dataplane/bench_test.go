@@ -32,8 +32,8 @@ func benchState(n int, shift bool) State {
 }
 
 // BenchmarkSetNFT measures Set against real nft in a namespace: a whole
-// rewrite (the first Set, or one after a load balancer went away) and a
-// change of one backend of one load balancer.
+// rewrite (the first Set), the removal of one load balancer, and a change
+// of one backend of one load balancer.
 func BenchmarkSetNFT(b *testing.B) {
 	w := worldtest.New(b, testnet.Spec{Nodes: []testnet.NodeSpec{{Name: "n", Address: netip.MustParseAddr("10.255.255.11")}}})
 	h := &w.Node("n").Host
@@ -56,6 +56,16 @@ func BenchmarkSetNFT(b *testing.B) {
 				}
 				b.StartTimer()
 				set(s)
+			}
+		})
+		b.Run(fmt.Sprintf("remove-one/%d", n), func(b *testing.B) {
+			all := benchState(n, false)
+			fewer := State{LoadBalancers: all.LoadBalancers[1:]}
+			for b.Loop() {
+				b.StopTimer()
+				set(all) // untimed: the removed one coming back rewrites the table
+				b.StartTimer()
+				set(fewer)
 			}
 		})
 		b.Run(fmt.Sprintf("one-backend/%d", n), func(b *testing.B) {

@@ -83,6 +83,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/knftables"
 
@@ -137,10 +138,13 @@ type Table struct {
 	forget func([]flow) (int, error) // deletes the flows' conntrack entries
 	log    *slog.Logger
 
+	now func() time.Time
+
 	mu      sync.Mutex
-	written *ruleset          // what the kernel holds; nil: unknown, rewrite all
-	live    map[flow]struct{} // backends of the last successful Set
-	stale   map[flow]struct{} // left, but deleting their conntrack entries failed
+	written *ruleset             // what the kernel holds; nil: unknown, rewrite all
+	retired map[string]retiredLB // emptied objects of removed load balancers, by ID
+	live    map[flow]struct{}    // backends of the last successful Set
+	stale   map[flow]struct{}    // left, but deleting their conntrack entries failed
 }
 
 // New returns a Table that runs nft in the caller's network namespace. It
@@ -157,7 +161,20 @@ func newTable(nft knftables.Interface, sl slotter, forget func([]flow) (int, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Table{nft: nft, slots: sl, forget: forget, log: log}
+	return &Table{nft: nft, slots: sl, forget: forget, log: log, now: time.Now}
+}
+
+// retireAfter is how long the emptied chain and map of a removed load
+// balancer wait before they are deleted. nft cannot delete a chain in the
+// transaction that removes the verdict map element jumping to it (kernels
+// before 6.2 release the reference late), so removal empties them at
+// once, which is all a packet can see, and a later Set deletes them.
+const retireAfter = time.Second
+
+// retiredLB is a removed load balancer's chain and map, flushed at since.
+type retiredLB struct {
+	rules *lbRules
+	since time.Time
 }
 
 // Set makes the table hold s, in one transaction, and then deletes the
@@ -173,21 +190,33 @@ func (t *Table) Set(ctx context.Context, s State) error {
 	defer t.mu.Unlock()
 
 	tx := t.nft.NewTransaction()
-	full := t.written == nil || !want.extends(t.written)
+	now := t.now()
+	full := t.written == nil || !want.extends(t.written, t.retired)
+	retired := map[string]retiredLB{}
 	if full {
 		want.writeAll(tx)
 	} else {
-		want.writeChanges(tx, t.written)
+		for id, r := range t.retired {
+			if now.Sub(r.since) < retireAfter {
+				retired[id] = r
+				continue
+			}
+			tx.Delete(&knftables.Chain{Name: r.rules.chain()})
+			tx.Delete(&knftables.Map{Name: r.rules.maglevMap()})
+		}
+		for _, gone := range want.writeChanges(tx, t.written) {
+			retired[gone.id] = retiredLB{rules: gone, since: now}
+		}
 	}
 	if tx.NumOperations() > 0 {
 		if err := t.nft.Run(ctx, tx); err != nil {
-			t.written = nil
+			t.written, t.retired = nil, nil
 			return fmt.Errorf("dataplane: nft: %w", err)
 		}
 		t.log.Debug("nftables updated", "event", "dataplane_set", "full", full,
 			"operations", tx.NumOperations(), "load_balancers", len(want.lbs))
 	}
-	t.written = want
+	t.written, t.retired = want, retired
 	return t.forgetLeft(want.flows)
 }
 
@@ -197,7 +226,7 @@ func (t *Table) Set(ctx context.Context, s State) error {
 func (t *Table) Delete(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.written, t.live, t.stale = nil, nil, nil
+	t.written, t.live, t.stale, t.retired = nil, nil, nil, nil
 	tx := t.nft.NewTransaction()
 	tx.Add(&knftables.Table{})
 	tx.Delete(&knftables.Table{})

@@ -505,8 +505,19 @@ func TestPackets(t *testing.T) {
 		s := l.state(true)
 		s.LoadBalancers = slices.DeleteFunc(s.LoadBalancers, func(lb LoadBalancer) bool { return lb.ID == "web6" })
 		l.lb2.set(t, s)
+		// Removal empties web6's chain and map at once; the objects go
+		// with a later Set.
+		if out := l.exec(l.lb2.h, "nft", "list", "table", "inet", "vipd"); strings.Contains(out, "goto lb-web6") ||
+			strings.Contains(out, "map @lb-web6-maglev") || !strings.Contains(out, "map @lb-web4-maglev") {
+			t.Errorf("after removing web6, the table is:\n%s", out)
+		}
+		l.lb2.table.now = func() time.Time { return time.Now().Add(2 * retireAfter) }
+		l.lb2.set(t, s)
 		if out := l.exec(l.lb2.h, "nft", "list", "chains", "inet"); strings.Contains(out, "lb-web6") || !strings.Contains(out, "lb-web4") {
-			t.Errorf("after removing web6, chains are:\n%s", out)
+			t.Errorf("a Set after web6's removal left its chain; chains are:\n%s", out)
+		}
+		if out := l.exec(l.lb2.h, "nft", "list", "maps", "inet"); strings.Contains(out, "lb-web6-maglev") {
+			t.Errorf("a Set after web6's removal left its map; maps are:\n%s", out)
 		}
 		for range 2 {
 			if err := l.lb2.h.InNamespace(func() error { return l.lb2.table.Delete(context.Background()) }); err != nil {

@@ -219,14 +219,20 @@ func elementKey(e *knftables.Element) string {
 
 func (r *ruleset) add(e *knftables.Element) { r.elements[elementKey(e)] = e }
 
-// extends reports whether r can be written as changes to old: nft cannot
-// delete a chain in the transaction that removes the verdict map element
-// jumping to it (kernels before 6.2 release the reference late), nor
-// change a map's type, so a load balancer that goes away or changes
-// address family needs the table rewritten.
-func (r *ruleset) extends(old *ruleset) bool {
+// extends reports whether r can be written as changes to old, given the
+// load balancers removed earlier whose emptied chains and maps are still
+// in the table (retired). A map's type cannot change, so a load balancer
+// that changes address family needs the table rewritten, and so does one
+// that comes back while its old objects wait to be deleted (rare: IDs are
+// UUIDs).
+func (r *ruleset) extends(old *ruleset, retired map[string]retiredLB) bool {
 	for id, ol := range old.lbs {
-		if l, ok := r.lbs[id]; !ok || l.family != ol.family {
+		if l, ok := r.lbs[id]; ok && l.family != ol.family {
+			return false
+		}
+	}
+	for id := range r.lbs {
+		if _, ok := retired[id]; ok {
 			return false
 		}
 	}
@@ -251,11 +257,23 @@ func (r *ruleset) writeAll(tx *knftables.Transaction) {
 }
 
 // writeChanges adds to tx what turns the table from old into r; old must
-// be what the kernel holds, and r must extend it.
-func (r *ruleset) writeChanges(tx *knftables.Transaction, old *ruleset) {
+// be what the kernel holds, and r must extend it. A load balancer that
+// went away has its chain and map flushed, not deleted (see retireAfter);
+// it returns those, for a later transaction to delete. Rewriting the whole
+// table instead would cost a second or more with a few dozen load
+// balancers of maglev.TableSize slots each.
+func (r *ruleset) writeChanges(tx *knftables.Transaction, old *ruleset) (gone []*lbRules) {
 	for _, k := range sortedKeys(old.elements) {
 		if e, ok := r.elements[k]; !ok || !slices.Equal(e.Value, old.elements[k].Value) {
 			tx.Delete(old.elements[k])
+		}
+	}
+	// After the verdict map elements that jump to them are gone.
+	for _, ol := range old.sortedLBs() {
+		if _, ok := r.lbs[ol.id]; !ok {
+			tx.Flush(&knftables.Chain{Name: ol.chain()})
+			tx.Flush(&knftables.Map{Name: ol.maglevMap()})
+			gone = append(gone, ol)
 		}
 	}
 	// Chains before the verdict map elements that jump to them.
@@ -267,6 +285,7 @@ func (r *ruleset) writeChanges(tx *knftables.Transaction, old *ruleset) {
 			tx.Add(r.elements[k])
 		}
 	}
+	return gone
 }
 
 // write adds to tx what makes the load balancer's objects hold l, given

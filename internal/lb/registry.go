@@ -31,7 +31,18 @@ type Registry struct {
 	pools  []config.Pool
 	byUUID map[string]*LoadBalancer
 	now    func() time.Time
+	host   HostAddrs // nil: the host's addresses are not looked at
 }
+
+// HostAddrs returns the addresses the operator has on this host's
+// interfaces (those vipd did not add), each with its interface. vipd
+// leaves such an address alone, so a load balancer given it would be
+// announced and DNATed on an address vipd does not own.
+type HostAddrs func() (map[netip.Addr]string, error)
+
+// SetHostAddrs makes the registry skip the host's own addresses when it
+// allocates, and refuse an explicit request for one.
+func (r *Registry) SetHostAddrs(f HostAddrs) { r.host = f }
 
 // NewRegistry returns a registry holding lbs (as loaded from the store).
 // It fails if one of them does not fit pools, naming it, so a stale state
@@ -120,11 +131,18 @@ func (r *Registry) PlanCreate(spec Spec) (l LoadBalancer, exists bool, err error
 		}
 		return *old, true, nil
 	}
+	host, err := r.hostAddrs()
+	if err != nil {
+		return LoadBalancer{}, false, err
+	}
 	if spec.Address.IsValid() {
 		if other := r.byAddress(spec.Address); other != nil {
 			return LoadBalancer{}, false, fmt.Errorf("address %s is held by load balancer %q: %w", spec.Address, other.Spec.Name, ErrConflict)
 		}
-	} else if spec.Address, err = r.allocate(pool); err != nil {
+		if ifname, ok := host[spec.Address]; ok {
+			return LoadBalancer{}, false, fmt.Errorf("address %s is already on this host (interface %s), put there by someone else: %w", spec.Address, ifname, ErrConflict)
+		}
+	} else if spec.Address, err = r.allocate(pool, host); err != nil {
 		return LoadBalancer{}, false, err
 	}
 	return LoadBalancer{UUID: uuid.NewString(), Spec: spec, Created: r.now().UTC()}, false, nil
@@ -166,18 +184,35 @@ func (r *Registry) choosePool(spec Spec) (*config.Pool, error) {
 	return &r.pools[0], nil
 }
 
-// allocate returns the lowest free address of pool.
-func (r *Registry) allocate(pool *config.Pool) (netip.Addr, error) {
+// hostAddrs asks for the host's own addresses, if the registry was told
+// how. A failure refuses the create: handing out an address that may be
+// the operator's is worse than answering 500.
+func (r *Registry) hostAddrs() (map[netip.Addr]string, error) {
+	if r.host == nil {
+		return nil, nil
+	}
+	m, err := r.host()
+	if err != nil {
+		return nil, fmt.Errorf("look up the host's addresses: %w", err)
+	}
+	return m, nil
+}
+
+// allocate returns the lowest free address of pool: one no load balancer
+// holds, not already on the host, and not special (config refuses pools
+// over special blocks; this keeps a stale pool from handing one out).
+func (r *Registry) allocate(pool *config.Pool, host map[netip.Addr]string) (netip.Addr, error) {
 	for _, p := range pool.Prefixes {
-		// At most one step per address in use, so this ends quickly even
-		// in a /64.
+		// At most one step per address in use, on the host or special, so
+		// this ends quickly even in a /64.
 		for a := p.Masked().Addr(); p.Contains(a); a = a.Next() {
-			if r.byAddress(a) == nil {
+			_, onHost := host[a]
+			if r.byAddress(a) == nil && !onHost && config.SpecialAddr(a) == "" {
 				return a, nil
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("pool %q is exhausted: every address is held by a load balancer: %w", pool.Name, ErrConflict)
+	return netip.Addr{}, fmt.Errorf("pool %q is exhausted: every address is held by a load balancer or already on this host: %w", pool.Name, ErrConflict)
 }
 
 // PlanAddBackend returns load balancer id with backend b added. Adding a

@@ -263,3 +263,52 @@ func TestNewRegistryRefusesInconsistentState(t *testing.T) {
 		t.Errorf("consistent state: %v", err)
 	}
 }
+
+func TestSpecialAddressesRefused(t *testing.T) {
+	// A pool as wide as a careless allowed_prefixes: config refuses it,
+	// but a registry must not hand out or accept special addresses even
+	// so.
+	wide := config.Pool{Name: "w", Prefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}
+	r := newRegistry(t, wide)
+	for _, a := range []string{"127.0.0.2", "255.255.255.255", "0.0.0.1", "240.0.0.1", "224.0.0.1", "169.254.1.1"} {
+		_, _, err := r.PlanCreate(Spec{Name: "x", Port: 80, Address: addr(a)})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "address" {
+			t.Errorf("address %s: got %v, want a field error on address", a, err)
+		}
+	}
+	if l := create(t, r, Spec{Name: "first", Port: 80}); l.Address() != addr("1.0.0.0") {
+		t.Errorf("first allocation from 0.0.0.0/0 = %s, want 1.0.0.0 (0.0.0.0/8 skipped)", l.Address())
+	}
+}
+
+func TestHostAddressesSkipped(t *testing.T) {
+	r := newRegistry(t, poolA)
+	calls := 0
+	r.SetHostAddrs(func() (map[netip.Addr]string, error) {
+		calls++
+		return map[netip.Addr]string{addr("192.0.2.0"): "lo", addr("192.0.2.2"): "eth0"}, nil
+	})
+	var got []netip.Addr
+	for _, name := range []string{"a", "b"} {
+		got = append(got, create(t, r, Spec{Name: name, Port: 80}).Address())
+	}
+	if got[0] != addr("192.0.2.1") || got[1] != addr("192.0.2.3") {
+		t.Errorf("allocated %v, want [192.0.2.1 192.0.2.3]: the host's own addresses skipped", got)
+	}
+	if calls != 2 {
+		t.Errorf("host addresses looked up %d times, want once per create", calls)
+	}
+	_, _, err := r.PlanCreate(Spec{Name: "c", Port: 80})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "already on this host") {
+		t.Errorf("pool full but for host addresses: got %v, want an exhausted conflict", err)
+	}
+	_, _, err = r.PlanCreate(Spec{Name: "c", Port: 80, Address: addr("192.0.2.2")})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "interface eth0") {
+		t.Errorf("explicit host address: got %v, want a conflict naming eth0", err)
+	}
+	r.SetHostAddrs(func() (map[netip.Addr]string, error) { return nil, errors.New("netlink down") })
+	if _, _, err := r.PlanCreate(Spec{Name: "d", Port: 80}); err == nil || errors.Is(err, ErrConflict) {
+		t.Errorf("failed lookup: got %v, want a plain error (500)", err)
+	}
+}

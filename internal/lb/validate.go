@@ -211,8 +211,9 @@ func checkUnicast(a netip.Addr) error {
 		return errors.New("addresses with a zone are not supported")
 	case a.Is4In6():
 		return fmt.Errorf("write the IPv4-mapped address as %s", a.Unmap())
-	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("%s is not a unicast service address", a)
+	}
+	if what := config.SpecialAddr(a); what != "" {
+		return fmt.Errorf("%s is not an ordinary unicast address: it is %s", a, what)
 	}
 	return nil
 }

@@ -19,10 +19,15 @@ var (
 		"BGP UPDATE messages sent to the peer since it was configured.", peerLabels, nil)
 	descPeerAnnounced = prometheus.NewDesc("vipd_bgp_announced_prefixes",
 		"Prefixes announced to the peer (in its Adj-RIB-Out).", peerLabels, nil)
+	descPeerReceived = prometheus.NewDesc("vipd_bgp_received_prefixes",
+		"Prefixes the peer sent that vipd holds in memory (GoBGP's Adj-RIB-In) although its import policy discards all of them.", peerLabels, nil)
 
 	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
 		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",
 		[]string{"peer"}, nil)
+	descBFDDiscarded = prometheus.NewDesc("vipd_bfd_packets_discarded_total",
+		"BFD packets discarded as forged: reason auth (failed authentication) or spoofed_down (a Down with Your Discriminator 0 from a foreign discriminator, ignored while Up).",
+		[]string{"peer", "reason"}, nil)
 
 	serviceLabels      = []string{"service"}
 	descServiceUp      = prometheus.NewDesc("vipd_service_up", "1 if the service's health checks pass, else 0.", serviceLabels, nil)
@@ -55,8 +60,8 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced,
-		descBFDState,
+		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced, descPeerReceived,
+		descBFDState, descBFDDiscarded,
 		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
@@ -92,12 +97,15 @@ func collectPeers(ch chan<- prometheus.Metric, peers []Peer) {
 		ch <- constMetric(descPeerStateChanges, prometheus.CounterValue, float64(p.StateChanges), p.Name, p.Address)
 		ch <- constMetric(descPeerUpdatesSent, prometheus.CounterValue, float64(p.UpdatesSent), p.Name, p.Address)
 		ch <- constMetric(descPeerAnnounced, prometheus.GaugeValue, float64(p.Announced), p.Name, p.Address)
+		ch <- constMetric(descPeerReceived, prometheus.GaugeValue, float64(p.Received), p.Name, p.Address)
 	}
 }
 
 func collectBFD(ch chan<- prometheus.Metric, sessions []BFDSession) {
 	for _, s := range sessions {
 		ch <- constMetric(descBFDState, prometheus.GaugeValue, BFDStateValue(s.State), s.Peer)
+		ch <- constMetric(descBFDDiscarded, prometheus.CounterValue, float64(s.AuthFailures), s.Peer, "auth")
+		ch <- constMetric(descBFDDiscarded, prometheus.CounterValue, float64(s.IgnoredDown), s.Peer, "spoofed_down")
 	}
 }
 

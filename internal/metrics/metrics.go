@@ -48,13 +48,16 @@ type Peer struct {
 	Up           bool   // the session is Established
 	StateChanges uint64 // session state changes since the peer was configured
 	UpdatesSent  uint64 // UPDATE messages sent since the peer was configured
+	Received     uint64 // routes from the peer held although discarded by policy
 	Announced    int    // prefixes the peer's Adj-RIB-Out holds
 }
 
 // BFDSession is one BFD session.
 type BFDSession struct {
-	Peer  string // label peer: the BGP peer's name
-	State string // AdminDown, Down, Init or Up (case and "-", "_", " " ignored)
+	Peer         string // label peer: the BGP peer's name
+	State        string // AdminDown, Down, Init or Up (case and "-", "_", " " ignored)
+	AuthFailures uint64 // packets dropped for failed authentication
+	IgnoredDown  uint64 // Downs ignored as spoofed (no authentication)
 }
 
 // Service is one configured service.

@@ -17,10 +17,10 @@ import (
 func snapshotA() Snapshot {
 	return Snapshot{
 		Peers: []Peer{
-			{Name: "r1", Address: "192.0.2.1", Up: true, StateChanges: 5, UpdatesSent: 12, Announced: 3},
+			{Name: "r1", Address: "192.0.2.1", Up: true, StateChanges: 5, UpdatesSent: 12, Announced: 3, Received: 100000},
 			{Name: "r2", Address: "2001:db8::2", Up: false, StateChanges: 2, UpdatesSent: 0, Announced: 0},
 		},
-		BFD: []BFDSession{{Peer: "r1", State: "Up"}},
+		BFD: []BFDSession{{Peer: "r1", State: "Up", AuthFailures: 7, IgnoredDown: 2}},
 		Services: []Service{
 			{Name: "web", Up: true, Transitions: 1, CheckFailures: 4},
 			{Name: "dns", Up: false, Drained: true, Transitions: 0, CheckFailures: 9},
@@ -48,7 +48,11 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_bgp_updates_sent_total", r2, 0},
 		{"vipd_bgp_announced_prefixes", r1, 3},
 		{"vipd_bgp_announced_prefixes", r2, 0},
+		{"vipd_bgp_received_prefixes", r1, 100000},
+		{"vipd_bgp_received_prefixes", r2, 0},
 		{"vipd_bfd_session_state", []string{"peer", "r1"}, 3},
+		{"vipd_bfd_packets_discarded_total", []string{"peer", "r1", "reason", "auth"}, 7},
+		{"vipd_bfd_packets_discarded_total", []string{"peer", "r1", "reason", "spoofed_down"}, 2},
 		{"vipd_service_up", []string{"service", "web"}, 1},
 		{"vipd_service_up", []string{"service", "dns"}, 0},
 		{"vipd_service_drained", []string{"service", "web"}, 0},
@@ -73,6 +77,8 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		"vipd_bgp_session_state_changes_total": dto.MetricType_COUNTER,
 		"vipd_bgp_updates_sent_total":          dto.MetricType_COUNTER,
 		"vipd_bgp_announced_prefixes":          dto.MetricType_GAUGE,
+		"vipd_bgp_received_prefixes":           dto.MetricType_GAUGE,
+		"vipd_bfd_packets_discarded_total":     dto.MetricType_COUNTER,
 		"vipd_service_transitions_total":       dto.MetricType_COUNTER,
 		"vipd_service_check_failures_total":    dto.MetricType_COUNTER,
 		"vipd_config_reloads_total":            dto.MetricType_COUNTER,

@@ -141,8 +141,8 @@ func newBirdBFD(h *Host, spec RouterSpec) (*birdBFDData, error) {
 			group, nb.Local = &data.Multihop, bfdLocal(h, spec, n.Address)
 		}
 		b.Graceful = false // a BGP option, not a timer
-		if *group != nil && **group != b {
-			return nil, fmt.Errorf("neighbor %s: BIRD needs the same bfd timers for all %s neighbours", n.Address, birdBFDMode(b.Multihop))
+		if *group != nil && !sameBIRDGroup(**group, b) {
+			return nil, fmt.Errorf("neighbor %s: BIRD needs the same bfd timers and authentication for all %s neighbours", n.Address, birdBFDMode(b.Multihop))
 		}
 		*group = &b
 		data.Neighbors = append(data.Neighbors, nb)
@@ -153,6 +153,14 @@ func newBirdBFD(h *Host, spec RouterSpec) (*birdBFDData, error) {
 	return &data, nil
 }
 
+// sameBIRDGroup reports whether two neighbours can share BIRD's per-mode
+// BFD options: the same timers and authentication.
+func sameBIRDGroup(a, b BFDSpec) bool {
+	authA, authB := a.Auth, b.Auth
+	a.Auth, b.Auth = nil, nil
+	return a == b && (authA == nil) == (authB == nil) && (authA == nil || *authA == *authB)
+}
+
 func birdBFDMode(multihop bool) string {
 	if multihop {
 		return "multihop"
@@ -161,7 +169,8 @@ func birdBFDMode(multihop bool) string {
 }
 
 // birdBFDTemplate renders birdBFDData; intervals in microseconds.
-const birdBFDTemplate = `{{define "bfd timers"}} { min rx interval {{micros .MinRx}} us; min tx interval {{micros .MinTx}} us; multiplier {{.Multiplier}}; }{{end}}
+const birdBFDTemplate = `{{define "bfd timers"}} { min rx interval {{micros .MinRx}} us; min tx interval {{micros .MinTx}} us; multiplier {{.Multiplier}};
+{{- with .Auth}} authentication {{.Type}}; password "{{.Key}}" { id {{.KeyID}}; };{{end}} }{{end}}
 {{- define "bfd"}}
 protocol bfd {
 {{- with .Direct}}
@@ -177,6 +186,14 @@ protocol bfd {
 {{end}}`
 
 var templateFuncs = template.FuncMap{
+	// hosts lists the first n addresses of 100.64.0.0/10.
+	"hosts": func(n int) []netip.Addr {
+		out := make([]netip.Addr, 0, n)
+		for a := netip.MustParseAddr("100.64.0.0"); len(out) < n; a = a.Next() {
+			out = append(out, a)
+		}
+		return out
+	},
 	"micros": func(d time.Duration) int64 { return d.Microseconds() },
 	"millis": func(d time.Duration) int64 { return d.Milliseconds() },
 }
@@ -205,6 +222,9 @@ func newFRRBFD(h *Host, spec RouterSpec) (frrBFDData, error) {
 		b := n.BFD.withDefaults()
 		if err := b.validate(n); err != nil {
 			return data, fmt.Errorf("neighbor %s: %w", n.Address, err)
+		}
+		if b.Auth != nil {
+			return data, fmt.Errorf("neighbor %s: FRR's bfdd has no BFD authentication", n.Address)
 		}
 		local := h.addr4
 		if !n.Address.Is4() {

@@ -74,7 +74,14 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := birdRouterData{RouterID: spec.Address, Interface: LANInterface, BFD: bfd}
+	data := birdRouterData{RouterID: spec.Address, Interface: LANInterface, BFD: bfd, ExportHosts: spec.ExportHosts}
+	export := "export none;"
+	if spec.ExportHosts > 0 {
+		if spec.ExportHosts > 1<<22 {
+			return nil, fmt.Errorf("export hosts %d: 100.64.0.0/10 holds %d", spec.ExportHosts, 1<<22)
+		}
+		export = "export where source = RTS_STATIC;"
+	}
 	for i, n := range spec.Neighbors {
 		p := birdPeerData{
 			Name: fmt.Sprintf("peer%d", i+1), Source: spec.PeerAddress, LocalASN: spec.ASN, Neighbor: n,
@@ -82,7 +89,7 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 			// Next hops resolve through the LAN's direct routes, for
 			// multihop and IPv6-over-IPv4 alike.
 			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
-			IPv4: "import filter honour_graceful_shutdown; export none; gateway recursive;",
+			IPv4: "import filter honour_graceful_shutdown; " + export + " gateway recursive;",
 			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive;",
 		}
 		if n.BFD != nil && n.Multihop && !p.Source.IsValid() {
@@ -182,6 +189,9 @@ type birdRouterData struct {
 	Interface string
 	Peers     []birdPeerData
 	BFD       *birdBFDData // nil: no protocol bfd
+	// ExportHosts is how many /32s of 100.64.0.0/10 protocol static
+	// originates for the peers.
+	ExportHosts int
 }
 
 // birdPeerData is one `protocol bgp`; IPv4 and IPv6 are channel bodies.
@@ -236,4 +246,11 @@ protocol direct { ipv4; ipv6; interface "{{.Interface}}"; }
 protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }
 protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }
 {{with .BFD}}{{template "bfd" .}}{{end}}
+{{- if .ExportHosts}}
+protocol static leaked { ipv4;
+{{- range hosts .ExportHosts}}
+	route {{.}}/32 blackhole;
+{{- end}}
+}
+{{- end}}
 {{- range .Peers}}{{template "peer" .}}{{end}}`))

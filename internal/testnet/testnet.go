@@ -80,6 +80,10 @@ type RouterSpec struct {
 	// 120 s) instead of the 1 s ones tests use, to measure what operators
 	// see.
 	DefaultTimers bool
+	// ExportHosts, if above 0, makes the router (BIRD only) originate that
+	// many /32 routes from 100.64.0.0/10 and export them to every
+	// neighbour: a router leaking a table to an announce-only speaker.
+	ExportHosts int
 }
 
 // Neighbor is one BGP neighbour, seen from the speaker that configures it.
@@ -104,6 +108,17 @@ type BFDSpec struct {
 	MinRx      time.Duration // default 300ms; whole milliseconds
 	Multiplier int           // default 3
 	Graceful   bool          // BIRD only: `bfd graceful`, NREC's setting
+	// Auth authenticates the sessions (BIRD only; RFC 5880 §6.7). BIRD
+	// sets it per interface and for all multihop sessions, like timers.
+	Auth *BFDAuth
+}
+
+// BFDAuth is a BIRD BFD authentication: Type in BIRD's words ("keyed
+// sha1", "meticulous keyed md5"), the key's ID and the key.
+type BFDAuth struct {
+	Type  string
+	KeyID int
+	Key   string
 }
 
 // BFDSession is the state of a router's BFD session with one neighbour.

@@ -120,8 +120,14 @@ func queryStatus(node *testnet.Node) (api.Status, error) {
 // be answering yet at first.
 func waitStatus(t *testing.T, node *testnet.Node, what string, ok func(api.Status) bool) api.Status {
 	t.Helper()
+	return waitStatusWithin(t, node, convergeTimeout, what, ok)
+}
+
+// waitStatusWithin is waitStatus with its own bound.
+func waitStatusWithin(t *testing.T, node *testnet.Node, bound time.Duration, what string, ok func(api.Status) bool) api.Status {
+	t.Helper()
 	var last api.Status
-	err := testnet.WaitFor(context.Background(), convergeTimeout, func(context.Context) error {
+	err := testnet.WaitFor(context.Background(), bound, func(context.Context) error {
 		st, err := queryStatus(node)
 		if err != nil {
 			return err

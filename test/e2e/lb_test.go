@@ -445,6 +445,26 @@ metrics: {listen: ""}
 	if tables, err := n1.Exec(t.Context(), "nft", "list", "tables"); err != nil || strings.Contains(tables, "vipd") {
 		t.Errorf("nft tables with no load balancer: %q, %v; want no vipd table", tables, err)
 	}
+
+	// An address the operator already has on the host is never handed
+	// out: asking for it is a conflict naming the interface, and the pool
+	// skips it. vipd leaves it where it is.
+	if out, err := n1.Exec(t.Context(), "ip", "addr", "add", "198.51.100.0/32", "dev", "lo"); err != nil {
+		t.Fatalf("add the operator's address: %v\n%s", err, out)
+	}
+	if code, e := call(http.MethodPost, "/loadbalancer", "s3cret-token", `{"name": "w", "port": 80, "address": "198.51.100.0"}`); code != http.StatusConflict || !strings.Contains(e.Message, "interface lo") {
+		t.Errorf("an explicit host address: %d %+v, want 409 naming interface lo", code, e)
+	}
+	l, created, err := lbClient(n1).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: "w", Port: 80})
+	if err != nil || !created || l.EIP != "198.51.100.1" {
+		t.Fatalf("allocated %+v, created %v, %v; want 198.51.100.1 (the host's 198.51.100.0 skipped)", l, created, err)
+	}
+	if err := lbClient(n1).DeleteLoadBalancer(t.Context(), l.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n1.Exec(t.Context(), "ip", "-o", "addr", "show", "dev", "lo"); err != nil || !strings.Contains(out, "198.51.100.0/32") {
+		t.Errorf("the operator's address after vipd's work: %v\n%s", err, out)
+	}
 }
 
 // TestServicePortsAndPoolReload: a service's ports keep the host's other

@@ -116,6 +116,35 @@ func TestReload(t *testing.T) {
 	if err == nil || !strings.Contains(out, "services[1].vips[0]") {
 		t.Errorf("reload of a broken config: %v, want an error naming services[1].vips[0]\n%s", err, out)
 	}
+	// A config path that is a FIFO (which would block the reload and every
+	// API write behind it) or /dev/zero (which would fill memory) is
+	// refused at once, and the running config stays.
+	for _, odd := range []struct {
+		name, msg string
+		make      func() error
+	}{
+		{"FIFO", "is a FIFO, not a regular file", func() error { return syscall.Mkfifo(conf, 0o600) }},
+		{"/dev/zero", "is a character device, not a regular file", func() error { return os.Symlink("/dev/zero", conf) }},
+	} {
+		if err := os.Remove(conf); err != nil {
+			t.Fatal(err)
+		}
+		if err := odd.make(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		out, err := vipdCLI(n1, "reload")
+		if err == nil || !strings.Contains(out, odd.msg) || time.Since(start) > 10*time.Second {
+			t.Errorf("reload with the config at a %s: %v after %s, want an error with %q\n%s", odd.name, err, time.Since(start), odd.msg, out)
+		}
+		if _, err := vipdCLI(n1, "status"); err != nil {
+			t.Errorf("status after a reload from a %s: %v", odd.name, err)
+		}
+	}
+	if err := os.Remove(conf); err != nil {
+		t.Fatal(err)
+	}
+	write(head + web(200) + dns)
 	// A fence: the drain and the undrain of dns pass through the daemon's
 	// loop after the refused reload, each pass after the one before, and
 	// reach the routers on the same sessions after any change the reload

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
+)
+
+// receivedTrials is fewer than benchTrials: each fills a router with the
+// routes it leaks.
+const receivedTrials = 3
+
+// TestBenchReceivedRoutes measures what routes a router leaks to vipd
+// cost in vipd's memory, although vipd accepts none of them: its RSS with
+// 0 routes received, and the growth once the router sends K.
+func TestBenchReceivedRoutes(t *testing.T) {
+	skipUnlessBench(t)
+	tb := newBenchTable("received-routes", "K routes leaked to vipd (accepts none) → vipd's RSS (target: flat within a few MiB)")
+	tb.version(vipdVersion(t))
+	tb.version(routerVersion(testnet.BIRD))
+	for _, k := range []int{100_000, 400_000} {
+		t.Run(fmt.Sprint(k), func(t *testing.T) { tb.Rows = append(tb.Rows, benchReceived(t, k)) })
+	}
+	tb.report(t)
+}
+
+func benchReceived(t *testing.T, k int) benchRow {
+	var base, grown, perRoute []float64
+	for i := range receivedTrials {
+		t.Run(fmt.Sprint("trial", i), func(t *testing.T) {
+			nodes := nodeSpecs(1)
+			w := worldtest.New(t, testnet.Spec{
+				Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+					Neighbors: neighbors(nodes, 4200000000, ""), ExportHosts: k}},
+				Nodes: nodes,
+			})
+			r, n1 := w.Router("r1"), w.Node("n1")
+			if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
+				t.Fatalf("birdc disable leaked: %v\n%s", err, out)
+			}
+			p := startBenchVipd(t, n1, fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+%s
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, peersYAML(peer{"r1", r.Addr4(), 65535, ""})))
+			waitFIB(t, r, vip4, n1.Addr4())
+			time.Sleep(3 * time.Second)
+			before := procStatus(t, p.PID(), "VmRSS")
+			if out, err := r.Birdc(t.Context(), "enable", "leaked"); err != nil {
+				t.Fatalf("birdc enable leaked: %v\n%s", err, out)
+			}
+			waitStatusWithin(t, n1, 5*convergeTimeout, fmt.Sprintf("%d received", k), func(st api.Status) bool {
+				return len(st.Peers) == 1 && st.Peers[0].ReceivedPrefixes == uint64(k)
+			})
+			time.Sleep(3 * time.Second)
+			after := procStatus(t, p.PID(), "VmRSS")
+			base, grown = append(base, before), append(grown, after-before)
+			perRoute = append(perRoute, (after-before)/float64(k))
+		})
+	}
+	if len(base) == 0 {
+		t.Fatal("no trial finished")
+	}
+	return benchRow{Setup: fmt.Sprintf("vipd, %dk routes received", k/1000), Router: "bird", Metrics: []metric{
+		newMetric("rss with 0", unitBytes, base),
+		newMetric("growth", unitBytes, grown),
+		newMetric("bytes per route", unitCount, perRoute),
+	}}
+}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
+)
+
+// leakedRoutes is how many routes the router leaks to vipd.
+const leakedRoutes = 100_000
+
+// TestReceivedRoutes: a router that leaks 100k routes to vipd (which
+// accepts none) leaves vipd's announcement and session alone, and vipd
+// says how many it holds. It logs what they cost in vipd's memory:
+// GoBGP keeps them in its Adj-RIB-In (see README), so the RSS is not flat.
+func TestReceivedRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100k routes")
+	}
+	nodes := nodeSpecs(1)
+	w := worldtest.New(t, testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, ""), ExportHosts: leakedRoutes}},
+		Nodes: nodes,
+	})
+	r, n1 := w.Router("r1"), w.Node("n1")
+	// Hold the leak back until vipd's baseline is measured.
+	if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
+		t.Fatalf("birdc disable leaked: %v\n%s", err, out)
+	}
+	p := startVipd(t, n1, fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [192.168.0.16/31]
+  peers:
+    - {name: r1, address: %s, asn: 65535, multihop: true}
+services:
+  - name: web
+    vips: [192.168.0.16]
+`, r.Addr4()))
+	waitFIB(t, r, vip4, n1.Addr4())
+	since := establishedSince(t, r, n1)
+	time.Sleep(3 * time.Second) // let start-up allocations settle
+	runtime.GC()
+	before := procStatus(t, p.PID(), "VmRSS")
+
+	if out, err := r.Birdc(t.Context(), "enable", "leaked"); err != nil {
+		t.Fatalf("birdc enable leaked: %v\n%s", err, out)
+	}
+	st := waitStatusWithin(t, n1, 3*convergeTimeout, fmt.Sprintf("%d received prefixes", leakedRoutes), func(st api.Status) bool {
+		return len(st.Peers) == 1 && st.Peers[0].ReceivedPrefixes == leakedRoutes
+	})
+	time.Sleep(2 * time.Second)
+	after := procStatus(t, p.PID(), "VmRSS")
+	t.Logf("vipd RSS %.1f MiB with 0 routes received, %.1f MiB with %d (%+.1f MiB, %.2f KB a route)",
+		mib(before), mib(after), leakedRoutes, mib(after)-mib(before), (after-before)/leakedRoutes/1000)
+
+	if st.Peers[0].State != "Established" {
+		t.Errorf("peer %s with %d routes received", st.Peers[0].State, st.Peers[0].ReceivedPrefixes)
+	}
+	waitFIB(t, r, vip4, n1.Addr4())
+	if again := establishedSince(t, r, n1); !sameSession(again, since) {
+		t.Errorf("session reset by the leak: established %v, then %v", since, again)
+	}
+	// vipd installs none of them.
+	if routes, err := n1.FIB(t.Context(), mustPrefix("100.64.0.1/32")); err != nil || len(routes) != 0 {
+		t.Errorf("n1's FIB holds a leaked route: %v %v", routes, err)
+	}
+	if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
+		t.Fatalf("birdc disable leaked: %v\n%s", err, out)
+	}
+	waitStatusWithin(t, n1, 3*convergeTimeout, "0 received prefixes after the withdrawal", func(st api.Status) bool {
+		return len(st.Peers) == 1 && st.Peers[0].ReceivedPrefixes == 0
+	})
+}
+
+func mib(b float64) float64 { return b / (1 << 20) }
