@@ -227,7 +227,7 @@ func (m *Manager) emit(ev Event) {
 	default:
 		lost := m.lostEvents.Add(1)
 		m.log.Warn("bfd event dropped: nobody reads Events", "event", "bfd_event_lost",
-			"peer", ev.Key.Remote, "to", ev.To, "lost", lost)
+			"address", ev.Key.Remote, "to", ev.To, "lost", lost)
 	}
 }
 
@@ -296,7 +296,7 @@ func (m *Manager) read(l *listener) {
 			return
 		}
 		if err != nil {
-			m.log.Warn("bfd receive failed", "event", "bfd_receive_error", "socket", l.key.String(), "error", err)
+			m.log.Warn("bfd receive failed", "event", "bfd_receive_error", "socket", l.key.String(), "err", err)
 			time.Sleep(100 * time.Millisecond) // never spin on a broken socket
 			continue
 		}
@@ -322,7 +322,7 @@ func (m *Manager) deliver(in received) {
 	m.mu.Unlock()
 	if r == nil {
 		n := m.unmatched.Add(1)
-		m.log.Debug("bfd packet matches no session", "event", "bfd_unmatched", "peer", in.src,
+		m.log.Debug("bfd packet matches no session", "event", "bfd_unmatched", "address", in.src,
 			"local", in.dst, "multihop", in.multihop, "your_discriminator", p.YourDiscriminator, "unmatched", n)
 		return
 	}

@@ -48,7 +48,7 @@ type runner struct {
 func newRunner(m *Manager, p Peer, discr uint32) *runner {
 	r := &runner{
 		m: m, key: p.Key(), discr: discr,
-		log:    m.log.With("peer", p.Remote, "multihop", p.Multihop),
+		log:    m.log.With("address", p.Remote, "multihop", p.Multihop),
 		rx:     make(chan ControlPacket, rxQueue),
 		update: make(chan Peer, 1),
 		stop:   make(chan struct{}),
@@ -120,7 +120,7 @@ func (r *runner) openWithRetry() (sockets, bool) {
 		}
 		if err.Error() != lastErr {
 			lastErr = err.Error()
-			r.log.Warn("bfd session cannot open its sockets; retrying", "event", "bfd_open_failed", "error", err)
+			r.log.Warn("bfd session cannot open its sockets; retrying", "event", "bfd_open_failed", "err", err)
 		}
 		r.setError(err.Error())
 		select {

@@ -30,7 +30,7 @@ func (s *Speaker) refreshCounters(ctx context.Context, bs *server.BgpServer) {
 		}
 	})
 	if err != nil {
-		s.log.Debug("reading peer counters failed", "event", "peer_counters", "reason", err.Error())
+		s.log.Debug("reading peer counters failed", "event", "peer_counters", "err", err)
 		return
 	}
 	s.state.setUpdatesSent(generations, sent, received)

@@ -41,7 +41,7 @@ func (s *Speaker) maintain(ctx context.Context, bs *server.BgpServer) {
 			return
 		case <-ticker.C:
 			if err := s.refreshNextHops(ctx); err != nil {
-				s.log.Warn("ipv6 next hop refresh failed", "event", "peer_next_hop", "reason", err.Error())
+				s.log.Warn("ipv6 next hop refresh failed", "event", "peer_next_hop", "err", err)
 			}
 		case <-counters.C:
 			s.refreshCounters(ctx, bs)
@@ -71,7 +71,7 @@ func (s *Speaker) refreshAdjOut(bs *server.BgpServer) time.Duration {
 				}
 			})
 			if err != nil {
-				s.log.Debug("reading adj-rib-out failed", "event", "adj_rib_out", "peer", t.name, "reason", err.Error())
+				s.log.Debug("reading adj-rib-out failed", "event", "adj_rib_out", "peer", t.name, "address", t.addr, "err", err)
 			}
 		}
 	}

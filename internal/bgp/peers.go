@@ -93,7 +93,7 @@ func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, reason string)
 	if err := s.gobgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: reason}); err != nil {
 		return fmt.Errorf("peer %s: reset: %w", peerName(p.cfg), err)
 	}
-	s.log.Warn("bgp session reset", "event", "peer_reset", "peer", peerName(p.cfg), "reason", reason)
+	s.log.Warn("bgp session reset", "event", "peer_reset", "peer", peerName(p.cfg), "address", addr, "reason", reason)
 	return nil
 }
 
@@ -106,14 +106,14 @@ func (s *Speaker) deletePeers(ctx context.Context, plan peerPlan, current, desir
 			continue
 		}
 		s.state.removePeer(addr)
-		s.log.Info("bgp peer removed", "event", "peer_removed", "peer", peerName(current[addr]))
+		s.log.Info("bgp peer removed", "event", "peer_removed", "peer", peerName(current[addr]), "address", addr)
 	}
 	for _, addr := range plan.recreate {
 		if err := s.deletePeer(ctx, addr); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s.log.Info("bgp peer session settings changed, re-creating it", "event", "peer_recreated", "peer", peerName(desired[addr]))
+		s.log.Info("bgp peer session settings changed, re-creating it", "event", "peer_recreated", "peer", peerName(desired[addr]), "address", addr)
 	}
 	return errs
 }
@@ -169,7 +169,7 @@ func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) erro
 	s.peers[p.Address] = appliedPeer{cfg: p, nextHop: nh}
 	s.state.setPeer(p, nh.nextHop, nh.reason)
 	s.state.resetPeer(p.Address)
-	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "reason", nh.reason,
+	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "address", p.Address, "reason", nh.reason,
 		"restarting", restarting)
 	return nil
 }
@@ -197,7 +197,7 @@ func (s *Speaker) resendIPv6(ctx context.Context, peers []netip.Addr) []error {
 			errs = append(errs, fmt.Errorf("peer %s: re-send routes for new IPv6 next hop: %w", peerName(p.cfg), err))
 			continue
 		}
-		s.log.Info("bgp peer ipv6 next hop changed", "event", "peer_next_hop", "peer", peerName(p.cfg),
+		s.log.Info("bgp peer ipv6 next hop changed", "event", "peer_next_hop", "peer", peerName(p.cfg), "address", p.cfg.Address,
 			"next_hop", p.nextHop.nextHop, "reason", p.nextHop.reason)
 	}
 	return errs

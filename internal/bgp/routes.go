@@ -36,7 +36,7 @@ const (
 func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 	desired, views, errs := admitRoutes(s.global.AllowedPrefixes, routes)
 	for _, err := range errs {
-		s.log.Warn("route refused", "event", "route_refused", "reason", err.Error())
+		s.log.Warn("route refused", "event", "route_refused", "err", err)
 	}
 
 	s.applyMu.Lock()
@@ -179,7 +179,7 @@ func (s *Speaker) updatesSent(ctx context.Context) map[netip.Addr]uint64 {
 		}
 	})
 	if err != nil {
-		s.log.Debug("reading peer counters failed", "event", "peer_counters", "reason", err.Error())
+		s.log.Debug("reading peer counters failed", "event", "peer_counters", "err", err)
 	}
 	return out
 }

@@ -167,7 +167,7 @@ func (s *Speaker) closeSessions(ctx context.Context, bs *server.BgpServer) {
 	for _, p := range peers {
 		req := &api.ShutdownPeerRequest{Address: p.addr.String(), Communication: shutdownMessage}
 		if err := bs.ShutdownPeer(ctx, req); err != nil {
-			s.log.Warn("bgp session not shut down", "event", "peer_shutdown", "peer", p.name, "err", err)
+			s.log.Warn("bgp session not shut down", "event", "peer_shutdown", "peer", p.name, "address", p.addr, "err", err)
 		}
 	}
 	if len(peers) == 0 {
