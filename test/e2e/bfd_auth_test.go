@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha1"
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/bfd"
 	"github.com/vipd/vipd/internal/testnet"
-	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // TestBFDSpoofedDown: one forged BFD Down from the router's own address
@@ -43,34 +41,13 @@ func TestBFDSpoofedDown(t *testing.T) {
 }
 
 func testBFDSpoofedDown(t *testing.T, auth *testnet.BFDAuth, vipdAuth, spoofKey string, counter func(api.BFDStatus) uint64) {
-	nodes := nodeSpecs(1)
-	var nbrs []testnet.Neighbor
-	for _, n := range neighbors(nodes, 4200000000, "") {
-		n.Multihop = false
-		n.BFD = &testnet.BFDSpec{Auth: auth}
-		nbrs = append(nbrs, n)
-	}
-	w := worldtest.New(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
-		Nodes:   nodes,
-	})
+	w := bfdWorld(t, testnet.BIRD, false, 1, auth)
 	r, n1 := w.Router("r1"), w.Node("n1")
 	authLine := ""
 	if vipdAuth != "" {
 		authLine = ", auth: " + vipdAuth
 	}
-	startVipd(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-    - name: r1
-      address: %s
-      asn: 65535
-      bfd: {enabled: true%s}
-services:
-  - name: web
-    vips: [192.168.0.16]
-`, r.Addr4(), authLine))
+	startVipd(t, n1, bfdNodeConfig(r, false, "{enabled: true"+authLine+"}"))
 	waitFIB(t, r, vip4, n1.Addr4())
 	if _, err := r.WaitBFD(t.Context(), n1.Addr4(), false, testnet.BFDUp, convergeTimeout); err != nil {
 		t.Fatalf("router BFD with n1 (BIRD authenticating with %+v): %v", auth, err)

@@ -33,20 +33,27 @@ func TestBFDNodeLoss(t *testing.T) {
 	}
 }
 
-func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
-	nodes := nodeSpecs(2)
+// bfdWorld is router r1 of kind with n nodes, each peering with it over
+// BFD (single-hop or multihop, authenticated with auth if set).
+func bfdWorld(t *testing.T, kind testnet.RouterKind, multihop bool, n int, auth *testnet.BFDAuth) *testnet.World {
+	t.Helper()
+	nodes := nodeSpecs(n)
 	var nbrs []testnet.Neighbor
-	for _, n := range neighbors(nodes, 4200000000, "") {
-		n.Multihop = multihop
-		n.BFD = &testnet.BFDSpec{Multihop: multihop}
-		nbrs = append(nbrs, n)
+	for _, nb := range neighbors(nodes, 4200000000, "") {
+		nb.Multihop = multihop
+		nb.BFD = &testnet.BFDSpec{Multihop: multihop, Auth: auth}
+		nbrs = append(nbrs, nb)
 	}
-	w := worldtest.New(t, testnet.Spec{
+	return worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
 		Nodes:   nodes,
 	})
-	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
-	config := fmt.Sprintf(`bgp:
+}
+
+// bfdNodeConfig is a node's config: service web's VIP 192.168.0.16
+// announced to router r, with bfd as the peer's bfd value.
+func bfdNodeConfig(r *testnet.Router, multihop bool, bfd string) string {
+	return fmt.Sprintf(`bgp:
   asn: 4200000000
   allowed_prefixes: [192.168.0.16/31]
   peers:
@@ -54,11 +61,17 @@ func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
       address: %s
       asn: 65535
       multihop: %v
-      bfd: {enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}
+      bfd: %s
 services:
   - name: web
     vips: [192.168.0.16]
-`, r.Addr4(), multihop)
+`, r.Addr4(), multihop, bfd)
+}
+
+func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
+	w := bfdWorld(t, kind, multihop, 2, nil)
+	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
+	config := bfdNodeConfig(r, multihop, "{enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}")
 	p1 := startVipd(t, n1, config)
 	p2 := startVipd(t, n2, config)
 	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())
@@ -184,33 +197,11 @@ func TestBFDDefaultsInterop(t *testing.T) {
 }
 
 func testBFDDefaults(t *testing.T, kind testnet.RouterKind, multihop bool) {
-	nodes := nodeSpecs(2)
-	var nbrs []testnet.Neighbor
-	for _, n := range neighbors(nodes, 4200000000, "") {
-		n.Multihop = multihop
-		n.BFD = &testnet.BFDSpec{Multihop: multihop}
-		nbrs = append(nbrs, n)
-	}
-	w := worldtest.New(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
-		Nodes:   nodes,
-	})
+	w := bfdWorld(t, kind, multihop, 2, nil)
 	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
 	// NREC's parameters: eBGP multihop to the route server (or a direct
 	// session), BFD with every setting at its default.
-	config := fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-    - name: r1
-      address: %s
-      asn: 65535
-      multihop: %v
-      bfd: {enabled: true}
-services:
-  - name: web
-    vips: [192.168.0.16]
-`, r.Addr4(), multihop)
+	config := bfdNodeConfig(r, multihop, "{enabled: true}")
 	startVipd(t, n1, config)
 	startVipd(t, n2, config)
 	waitFIB(t, r, vip4, n1.Addr4(), n2.Addr4())

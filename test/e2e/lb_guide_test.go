@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,15 +33,7 @@ func TestLoadBalancerGuideRequests(t *testing.T) {
 	w := lbWorld(t, 1)
 	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
 	startBackends(t, w)
-	token := filepath.Join(n1.Dir(), "api.token")
-	if err := os.WriteFile(token, []byte("guide-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startVipdConfig(t, n1, lbConfig(fmt.Sprintf(`state_dir: %s
-api: {socket: %s, listen: "127.0.0.1:10001", token_file: %s}
-metrics: {listen: ""}
-`, n1.StateDir(), n1.Socket(), token)))
-	waitStatus(t, n1, "daemon up", func(api.Status) bool { return true })
+	startTCPAPINode(t, n1, "guide-token")
 
 	socket := guideTransport{name: "socket", base: "http://vipd", client: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

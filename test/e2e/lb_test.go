@@ -101,6 +101,21 @@ func startLBNode(t *testing.T, node *testnet.Node, config string) *testnet.Proce
 // lbClient talks to a node's daemon over its control socket.
 func lbClient(node *testnet.Node) *api.Client { return api.NewClient(node.Socket()) }
 
+// startTCPAPINode starts vipd on node with the TCP API on 127.0.0.1:10001
+// (in the node's namespace) behind token, and waits until it answers.
+func startTCPAPINode(t *testing.T, node *testnet.Node, token string) {
+	t.Helper()
+	file := filepath.Join(node.Dir(), "api.token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startVipdConfig(t, node, lbConfig(fmt.Sprintf(`state_dir: %s
+api: {socket: %s, listen: "127.0.0.1:10001", token_file: %s}
+metrics: {listen: ""}
+`, node.StateDir(), node.Socket(), file)))
+	waitStatus(t, node, "daemon up", func(api.Status) bool { return true })
+}
+
 // createWebLB creates load balancer "web" on port 80 with an HTTP check
 // and the backends, at address (zero: allocated).
 func createWebLB(t *testing.T, node *testnet.Node, address netip.Addr, backends []*backend) api.LoadBalancer {
@@ -372,15 +387,7 @@ func TestLoadBalancerSameChoiceOnTwoNodes(t *testing.T) {
 func TestLoadBalancerAPI(t *testing.T) {
 	w := lbWorld(t, 1)
 	n1 := w.Node("n1")
-	token := filepath.Join(n1.Dir(), "api.token")
-	if err := os.WriteFile(token, []byte("s3cret-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startVipdConfig(t, n1, lbConfig(fmt.Sprintf(`state_dir: %s
-api: {socket: %s, listen: "127.0.0.1:10001", token_file: %s}
-metrics: {listen: ""}
-`, n1.StateDir(), n1.Socket(), token)))
-	waitStatus(t, n1, "daemon up", func(api.Status) bool { return true })
+	startTCPAPINode(t, n1, "s3cret-token")
 	fi, err := os.Stat(n1.Socket())
 	if err != nil {
 		t.Fatal(err)

@@ -342,19 +342,7 @@ services:
 	}
 	waitGracefulRestart(t, r, n1, true)
 	startVipd(t, n1, config)
-	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
-		sessions, err := r.Sessions(ctx)
-		if err != nil {
-			return err
-		}
-		if len(sessions) != 1 || sessions[0].State != testnet.Established || sameSession(sessions[0].Since, sinceBefore) {
-			return fmt.Errorf("no new session yet: %+v", sessions)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitNewSession(t, r, sinceBefore)
 	// BIRD keeps n1's stale routes until End-of-RIB and flushes those not
 	// announced again then, before it answers the next command; a route
 	// that left the FIB at any moment, even to come back, is a Deleted line
@@ -404,19 +392,7 @@ services:
 	if out, err := vipdCLI(n1, "reload"); err != nil || !strings.Contains(out, `"sessions_reset": true`) {
 		t.Fatalf("vipd reload: %v, want sessions reset\n%s", err, out)
 	}
-	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
-		sessions, err := r.Sessions(ctx)
-		if err != nil {
-			return err
-		}
-		if len(sessions) != 1 || sessions[0].State != testnet.Established || sameSession(sessions[0].Since, sinceBefore) {
-			return fmt.Errorf("no new session yet: %+v", sessions)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitNewSession(t, r, sinceBefore)
 	waitGracefulRestart(t, r, n1, false)
 	checkRestartState(t, r, n1, true)
 	waitFIB(t, r, vip4, n1.Addr4())
@@ -451,6 +427,25 @@ func checkRestartState(t *testing.T, r *testnet.Router, node *testnet.Node, rest
 	if recovery != restarted || preserved != want {
 		t.Errorf("router %s: %s's OPEN: restart recovery %v, families preserved %q; want %v, %q:\n%s",
 			r.Name(), node.Name(), recovery, preserved, restarted, want, block)
+	}
+}
+
+// waitNewSession waits until router r's one session is Established again,
+// as a new session (not the one established at since).
+func waitNewSession(t *testing.T, r *testnet.Router, since time.Time) {
+	t.Helper()
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(sessions) != 1 || sessions[0].State != testnet.Established || sameSession(sessions[0].Since, since) {
+			return fmt.Errorf("no new session yet: %+v", sessions)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
