@@ -1,0 +1,74 @@
+package health
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// schedule decides when a monitor's rounds start.
+//
+// Rounds start on a grid anchored to the Unix epoch: the instants t with
+// t ≡ phase (mod period). The phase comes from a hash of the service's
+// name, so 10k services do not all probe in the same millisecond, and a
+// service keeps its phase across restarts and reloads (a checked server sees
+// a steady rhythm, and operators can tell which service probes when).
+//
+// The period is the interval, or the fast interval while the state is not
+// known yet or a round disagreed with it. The fast grid shares the
+// interval grid's phase (reduced modulo the fast interval), so when the fast
+// interval divides the interval, the first fast round comes exactly one fast
+// interval after the normal round that disagreed.
+type schedule struct {
+	interval time.Duration
+	fast     time.Duration // at most interval
+	phase    time.Duration // in [0, interval)
+}
+
+func newSchedule(name string, interval, fast time.Duration) schedule {
+	if fast <= 0 || fast > interval {
+		fast = interval
+	}
+	return schedule{interval: interval, fast: fast, phase: phaseOf(name, interval)}
+}
+
+// phaseOf spreads names evenly over [0, interval).
+func phaseOf(name string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// period is the time between rounds in the given mode.
+func (s schedule) period(fast bool) time.Duration {
+	if fast {
+		return s.fast
+	}
+	return s.interval
+}
+
+// next returns when the round after one that started at last should start,
+// given that it cannot start before now: the first slot of the mode's grid
+// at least one fast interval after last. Two rounds are never closer than
+// the fast interval, also when the mode switches grids or the first round
+// ran off the grid.
+func (s schedule) next(now, last time.Time, fast bool) time.Time {
+	earliest := last.Add(s.fast)
+	if now.After(earliest) {
+		earliest = now
+	}
+	return s.slot(earliest, fast)
+}
+
+// slot returns the first instant of the mode's grid at or after t.
+func (s schedule) slot(t time.Time, fast bool) time.Time {
+	p := s.period(fast)
+	phase := s.phase % p
+	rem := (t.UnixNano() - int64(phase)) % int64(p)
+	if rem < 0 {
+		rem += int64(p)
+	}
+	if rem == 0 {
+		return t
+	}
+	return t.Add(p - time.Duration(rem))
+}
