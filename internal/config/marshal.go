@@ -127,6 +127,7 @@ type fileService struct {
 	Bind             bool        `yaml:"bind"`
 	Checks           []fileCheck `yaml:"checks"`
 	Interval         string      `yaml:"interval"`
+	FastInterval     string      `yaml:"fast_interval"`
 	Timeout          string      `yaml:"timeout"`
 	Rise             int         `yaml:"rise"`
 	Fall             int         `yaml:"fall"`
@@ -142,9 +143,21 @@ type fileService struct {
 }
 
 type fileCheck struct {
-	HTTP *fileHTTP `yaml:"http,omitempty"`
-	TCP  *fileTCP  `yaml:"tcp,omitempty"`
-	Exec *fileExec `yaml:"exec,omitempty"`
+	HTTP    *fileHTTP    `yaml:"http,omitempty"`
+	TCP     *fileTCP     `yaml:"tcp,omitempty"`
+	Exec    *fileExec    `yaml:"exec,omitempty"`
+	Listen  *fileListen  `yaml:"listen,omitempty"`
+	Process *fileProcess `yaml:"process,omitempty"`
+}
+
+type fileListen struct {
+	Port    uint16 `yaml:"port"`
+	Address string `yaml:"address,omitempty"`
+}
+
+type fileProcess struct {
+	PIDFile string `yaml:"pid_file,omitempty"`
+	Name    string `yaml:"name,omitempty"`
 }
 
 type fileTCP struct {
@@ -234,6 +247,7 @@ func toFileService(s Service) fileService {
 		Bind:             s.Bind,
 		Checks:           convert(s.Checks, toFileCheck),
 		Interval:         s.Interval.String(),
+		FastInterval:     s.FastInterval.String(),
 		Timeout:          s.Timeout.String(),
 		Rise:             s.Rise,
 		Fall:             s.Fall,
@@ -256,6 +270,12 @@ func toFileCheck(c Check) fileCheck {
 	}
 	if c.Exec != nil {
 		f.Exec = &fileExec{Command: c.Exec.Command}
+	}
+	if c.Listen != nil {
+		f.Listen = &fileListen{Port: c.Listen.Port, Address: addrText(c.Listen.Address)}
+	}
+	if c.Process != nil {
+		f.Process = &fileProcess{PIDFile: c.Process.PIDFile, Name: c.Process.Name}
 	}
 	if h := c.HTTP; h != nil {
 		status := strconv.Itoa(h.StatusMin)

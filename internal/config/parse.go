@@ -24,11 +24,13 @@ const (
 	defaultInterface = "lo"
 	defaultInterval  = time.Second
 	defaultTimeout   = time.Second
-	defaultRiseFall  = 2
-	minInterval      = 10 * time.Millisecond
-	maxBFDInterval   = time.Hour
-	maxPrepend       = 32
-	maxMD5KeyLen     = 80 // TCP_MD5SIG_MAXKEYLEN
+	// defaultFastInterval is ExaBGP healthcheck's --fast-interval default.
+	defaultFastInterval = time.Second
+	defaultRiseFall     = 2
+	minInterval         = 10 * time.Millisecond
+	maxBFDInterval      = time.Hour
+	maxPrepend          = 32
+	maxMD5KeyLen        = 80 // TCP_MD5SIG_MAXKEYLEN
 )
 
 // Parse turns a YAML config into a defaulted, validated *Config. It reads
