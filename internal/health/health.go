@@ -246,8 +246,18 @@ func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 
 	inFlight := false  // a round is running, maybe one the watchdog gave up on
 	abandoned := false // the watchdog or a watcher gave up on the round in flight
-	var started time.Time
+	// planned is the grid slot the next round is set for, slot the one the
+	// last round was: the schedule counts from slots, not from when the
+	// timer fired, or its latency would push each round past the next
+	// slot and cost a whole fast interval.
+	var started, planned, slot time.Time
+	planned = time.Now()
 	fast := true
+	schedule := func() {
+		now := time.Now()
+		planned = m.sched.next(now, slot, fast)
+		next.Reset(planned.Sub(now))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -257,7 +267,7 @@ func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 			return
 		case <-next.C:
 			if !inFlight {
-				inFlight, abandoned, started = true, false, time.Now()
+				inFlight, abandoned, started, slot = true, false, time.Now(), planned
 				watchdog.Reset(m.params.Timeout + max(m.params.Timeout, minWatchdogSlack))
 				go m.runRound(ctx, results)
 			}
@@ -267,14 +277,12 @@ func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 			if !abandoned {
 				fast = m.record(r)
 			}
-			now := time.Now()
-			next.Reset(m.sched.next(now, started, fast).Sub(now))
+			schedule()
 		case err := <-watched:
 			abandoned = abandoned || inFlight
 			fast = m.record(round{err: err, start: time.Now()})
 			if !inFlight { // the mode may have changed: follow its grid
-				now := time.Now()
-				next.Reset(m.sched.next(now, started, fast).Sub(now))
+				schedule()
 			}
 		case now := <-watchdog.C:
 			if !inFlight {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -299,4 +300,27 @@ func TestScheduleWatcherFailsAtOnce(t *testing.T) {
 			t.Errorf("Status() = %+v, want down with the watcher's error", s)
 		}
 	})
+}
+
+// On the real clock a timer fires a little after its slot; the next fast
+// round must still come one fast interval after the slot, not skip to the
+// one after. The smallest of three fast gaps shows it, whatever the noise.
+func TestScheduleRealTimerKeepsFastGaps(t *testing.T) {
+	const fast = 100 * time.Millisecond
+	c := &timed{pass: func(n int) bool { return n == 1 }} // up, then failing
+	m := NewMonitor("web", []Checker{c}, Params{Interval: 2 * time.Second, FastInterval: fast, Timeout: fast, Rise: 1, Fall: 4}, nil)
+	start := time.Now()
+	stop := run(t, m)
+	if !eventually(testWait, func() bool { return !m.Up() && m.Status().Transitions == 2 }) {
+		t.Fatalf("never went up and down: %+v", m.Status())
+	}
+	stop()
+	g := gaps(c.offsets(start))
+	if len(g) < 4 {
+		t.Fatalf("gaps %v", g)
+	}
+	fastGaps := g[1:4] // rounds 2-5: the failures that bring it down
+	if least := slices.Min(fastGaps); least >= fast*3/2 {
+		t.Errorf("fast gaps %v: the smallest is %v, want about %v", fastGaps, least, fast)
+	}
 }
