@@ -180,9 +180,9 @@ type round struct {
 }
 
 // Run probes the service until ctx ends, then returns nil. The first round
-// starts at once; each later one starts on the schedule's grid (see
-// schedule), at the fast interval or the interval, once the round before it
-// has reported: at most one round runs at a time.
+// starts within the fast interval (see schedule.first); each later one
+// starts on the schedule's grid, at the fast interval or the interval, once
+// the round before it has reported: at most one round runs at a time.
 //
 // A watchdog timer counts a round that has not reported within Timeout+slack
 // of its start as failed, and again for each further Interval+Timeout+slack. Such a failure follows the normal fall rule rather than
@@ -238,7 +238,8 @@ func (m *Monitor) startWatchers(ctx context.Context, wg *sync.WaitGroup, out cha
 // loop runs rounds until ctx ends; see Run.
 func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 	results := make(chan round, 1) // one round in flight at a time: sends never block
-	next := time.NewTimer(0)       // the first round starts at once
+	planned := m.sched.first(time.Now())
+	next := time.NewTimer(time.Until(planned))
 	defer next.Stop()
 	watchdog := time.NewTimer(0) // runs only while a round is in flight
 	watchdog.Stop()
@@ -250,8 +251,7 @@ func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 	// last round was: the schedule counts from slots, not from when the
 	// timer fired, or its latency would push each round past the next
 	// slot and cost a whole fast interval.
-	var started, planned, slot time.Time
-	planned = time.Now()
+	var started, slot time.Time
 	fast := true
 	schedule := func() {
 		now := time.Now()

@@ -49,6 +49,23 @@ func phaseOf(name string, interval time.Duration) time.Duration {
 	return time.Duration(h.Sum64()%steps) * phaseQuantum
 }
 
+// firstWithin bounds the wait for a first round: a fast interval up to this
+// long puts the first round on the service's slot of the fast grid, a
+// longer one (fast rounds switched off by a long fast interval) runs it at
+// once.
+const firstWithin = time.Second
+
+// first returns when the first round after a start at now should run: on
+// the service's first slot of the fast grid, so that many services started
+// together (a restart, a reload) do not probe in one burst, and a server
+// started with the agent gets a moment to listen before it is probed.
+func (s schedule) first(now time.Time) time.Time {
+	if s.fast > firstWithin {
+		return now
+	}
+	return s.slot(now, true)
+}
+
 // period is the time between rounds in the given mode.
 func (s schedule) period(fast bool) time.Duration {
 	if fast {

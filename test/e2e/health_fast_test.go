@@ -27,8 +27,8 @@ var (
 // give (15 s per round), so a vipd without fast rounds or without the
 // pidfd fails them.
 const (
-	// coldBound: three rounds at the 1 s fast interval (the first at once,
-	// the second on the next grid slot at most 2 s later) plus BGP.
+	// coldBound: three rounds at the 1 s fast interval (the first within
+	// 1 s of the start, on the service's phase) plus BGP.
 	coldBound = 3*time.Second + 6*time.Second
 	// procBound: the exit is seen at once; the rest is the agent's loop,
 	// one UPDATE, the router's FIB and our 10 ms polling.
