@@ -77,7 +77,8 @@ func (ms *monitors) sync(services []config.Service) (started []string) {
 
 // start runs a monitor on its own lifetime: only stop (or stopAll) ends it.
 func (ms *monitors) start(svc config.Service) *monitor {
-	p := health.Params{Interval: svc.Interval, Timeout: svc.Timeout, Rise: svc.Rise, Fall: svc.Fall, FirstRise: ms.firstRise}
+	p := health.Params{Interval: svc.Interval, FastInterval: fastInterval(svc), Timeout: svc.Timeout,
+		Rise: svc.Rise, Fall: svc.Fall, FirstRise: ms.firstRise}
 	ctx, cancel := context.WithCancel(context.Background())
 	var opts []health.Option
 	if ms.observe != nil {
@@ -149,8 +150,18 @@ func (ms *monitors) up(name string) bool {
 
 // sameHealth reports whether two service configs check health the same way.
 func sameHealth(a, b config.Service) bool {
-	return reflect.DeepEqual(a.Checks, b.Checks) && a.Interval == b.Interval &&
+	return reflect.DeepEqual(a.Checks, b.Checks) && a.Interval == b.Interval && fastInterval(a) == fastInterval(b) &&
 		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
+}
+
+// fastInterval is svc's fast interval; services made outside the config
+// parser (load-balancer backends) leave it zero and get the parser's
+// default, the smaller of 1s and the interval.
+func fastInterval(svc config.Service) time.Duration {
+	if svc.FastInterval > 0 {
+		return svc.FastInterval
+	}
+	return min(time.Second, svc.Interval)
 }
 
 func checkers(cs []config.Check) []health.Checker {
@@ -163,6 +174,11 @@ func checkers(cs []config.Check) []health.Checker {
 			out = append(out, &health.TCP{Address: c.TCP.Address})
 		case c.Exec != nil:
 			out = append(out, &health.Exec{Command: c.Exec.Command})
+		case c.Listen != nil:
+			out = append(out, health.Listen{Port: c.Listen.Port, Address: c.Listen.Address})
+		case c.Process != nil:
+			// A new Process per monitor: it holds the pidfd its Watch waits on.
+			out = append(out, health.NewProcess(c.Process.PIDFile, c.Process.Name))
 		}
 	}
 	return out

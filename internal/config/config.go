@@ -130,13 +130,16 @@ const (
 
 // Service is a set of VIPs announced while their health checks pass.
 type Service struct {
-	Name             string
-	VIPs             []netip.Addr
-	Interface        string // default "lo"
-	Bind             bool   // default true
-	Checks           []Check
-	Interval         time.Duration // default 1s
-	Timeout          time.Duration // default min(1s, Interval)
+	Name      string
+	VIPs      []netip.Addr
+	Interface string // default "lo"
+	Bind      bool   // default true
+	Checks    []Check
+	Interval  time.Duration // default 1s
+	// FastInterval is the time between rounds until the first decision
+	// and while a round disagrees with the state; default min(1s, Interval).
+	FastInterval     time.Duration
+	Timeout          time.Duration // default min(1s, FastInterval)
 	Rise             int           // default 2
 	Fall             int           // default 2
 	OnDown           OnDown        // default withdraw
@@ -154,9 +157,11 @@ type Service struct {
 
 // Check is one health check; exactly one of its fields is set.
 type Check struct {
-	HTTP *HTTPCheck
-	TCP  *TCPCheck
-	Exec *ExecCheck
+	HTTP    *HTTPCheck
+	TCP     *TCPCheck
+	Exec    *ExecCheck
+	Listen  *ListenCheck
+	Process *ProcessCheck
 }
 
 // HTTPCheck passes when GET URL answers with a status in [StatusMin, StatusMax].
@@ -174,6 +179,21 @@ type TCPCheck struct {
 // ExecCheck passes when Command exits 0.
 type ExecCheck struct {
 	Command []string
+}
+
+// ListenCheck passes while a TCP socket listens on Port (and Address, if
+// set), as the kernel's sock_diag reports it.
+type ListenCheck struct {
+	Port    uint16
+	Address netip.Addr // zero: any address
+}
+
+// ProcessCheck passes while a process runs: the one whose PID is in
+// PIDFile, or else the oldest one whose name (/proc/PID/comm) is Name.
+// Exactly one of the two is set.
+type ProcessCheck struct {
+	PIDFile string
+	Name    string
 }
 
 // Pool is a set of prefixes the API hands addresses out of.

@@ -134,6 +134,8 @@ var errorCases = []struct {
 	{"bind not a bool", service + "    bind: 1\n", "services[0].bind", 7, `want true or false, got "1"`},
 	{"interval too short", service + "    interval: 1ms\n", "services[0].interval", 7, "at least 10ms"},
 	{"timeout 0", service + "    timeout: 0s\n", "services[0].timeout", 7, "must be more than 0"},
+	{"fast interval above interval", service + "    interval: 1s\n    fast_interval: 2s\n", "services[0].fast_interval", 8, "must not be longer than interval (1s), got 2s"},
+	{"fast interval too short", service + "    fast_interval: 1ms\n", "services[0].fast_interval", 7, "at least 10ms"},
 	{"timeout above interval", service + "    interval: 100ms\n    timeout: 200ms\n", "services[0].timeout", 8, "must not be longer than interval (100ms), got 200ms"},
 	{"rise 0", service + "    rise: 0\n", "services[0].rise", 7, "must be at least 1, got 0"},
 	{"rise not a number", service + "    rise: x\n", "services[0].rise", 7, `want an integer, got "x"`},
@@ -151,8 +153,8 @@ var errorCases = []struct {
 	{"tls without listen", head + "api: {tls_cert: /c, tls_key: /k}\n", "api.tls_cert", 4, "needs api.listen"},
 
 	// checks
-	{"check with no kind", service + "    checks: [{}]\n", "services[0].checks[0]", 7, "want one of http, tcp, exec"},
-	{"check with two kinds", service + "    checks:\n      - tcp: {address: \"h:1\"}\n        exec: {command: [x]}\n", "services[0].checks[0]", 8, "want exactly one of http, tcp, exec, got exec and tcp"},
+	{"check with no kind", service + "    checks: [{}]\n", "services[0].checks[0]", 7, "want one of http, tcp, exec, listen, process"},
+	{"check with two kinds", service + "    checks:\n      - tcp: {address: \"h:1\"}\n        exec: {command: [x]}\n", "services[0].checks[0]", 8, "want exactly one of http, tcp, exec, listen, process, got exec and tcp"},
 	{"check unknown kind", service + "    checks: [{grpc: {}}]\n", "services[0].checks[0].grpc", 7, "unknown key"},
 	{"http without url", service + "    checks: [{http: {expect_status: 200}}]\n", "services[0].checks[0].http.url", 7, "required"},
 	{"http url scheme", service + "    checks: [{http: {url: \"ftp://h/\"}}]\n", "services[0].checks[0].http.url", 7, "want an http:// or https:// URL"},
@@ -164,6 +166,14 @@ var errorCases = []struct {
 	{"tcp named port", service + "    checks: [{tcp: {address: \"h:http\"}}]\n", "services[0].checks[0].tcp.address", 7, "want a port 1..65535"},
 	{"exec empty command", service + "    checks: [{exec: {command: []}}]\n", "services[0].checks[0].exec.command", 7, "must name a program"},
 	{"exec command a string", service + "    checks: [{exec: {command: /bin/true}}]\n", "services[0].checks[0].exec.command", 7, `want a list, got "/bin/true"`},
+	{"listen without port", service + "    checks: [{listen: {address: 127.0.0.1}}]\n", "services[0].checks[0].listen.port", 7, "required"},
+	{"listen port 0", service + "    checks: [{listen: {port: 0}}]\n", "services[0].checks[0].listen.port", 7, "must be 1..65535, got 0"},
+	{"listen bad address", service + "    checks: [{listen: {port: 1, address: localhost}}]\n", "services[0].checks[0].listen.address", 7, `want an IP address, got "localhost"`},
+	{"process with neither", service + "    checks: [{process: {}}]\n", "services[0].checks[0].process", 7, "want pid_file or name"},
+	{"process with both", service + "    checks: [{process: {pid_file: /p, name: x}}]\n", "services[0].checks[0].process", 7, "not both"},
+	{"process pid file relative", service + "    checks: [{process: {pid_file: nginx.pid}}]\n", "services[0].checks[0].process.pid_file", 7, "want an absolute path"},
+	{"process name too long", service + "    checks: [{process: {name: systemd-resolved-x}}]\n", "services[0].checks[0].process.name", 7, `at most 15 bytes of a process name`},
+	{"process name with slash", service + "    checks: [{process: {name: /usr/sbin/nginx}}]\n", "services[0].checks[0].process.name", 7, "no '/'"},
 	{"exec empty program", service + "    checks: [{exec: {command: [\"\", x]}}]\n", "services[0].checks[0].exec.command[0]", 7, "must name a program"},
 
 	// pools

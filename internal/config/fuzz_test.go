@@ -81,6 +81,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		must(namePattern.MatchString(s.Name) && len(s.VIPs) > 0, "service %+v", s)
 		must(s.Rise >= 1 && s.Fall >= 1, "service %s: rise %d fall %d", s.Name, s.Rise, s.Fall)
 		must(s.Interval >= minInterval && s.Timeout > 0 && s.Timeout <= s.Interval, "service %s: interval %s timeout %s", s.Name, s.Interval, s.Timeout)
+		must(s.FastInterval >= minInterval && s.FastInterval <= s.Interval, "service %s: fast_interval %s interval %s", s.Name, s.FastInterval, s.Interval)
 		must(s.OnDown == OnDownWithdraw || s.OnDown == OnDownDegrade, "service %s: on_down %q", s.Name, s.OnDown)
 		for _, vip := range s.VIPs {
 			must(slices.ContainsFunc(b.AllowedPrefixes, func(p netip.Prefix) bool { return p.Contains(vip) }),
@@ -91,13 +92,15 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		}
 		for _, c := range s.Checks {
 			kinds := 0
-			for _, set := range []bool{c.HTTP != nil, c.TCP != nil, c.Exec != nil} {
+			for _, set := range []bool{c.HTTP != nil, c.TCP != nil, c.Exec != nil, c.Listen != nil, c.Process != nil} {
 				if set {
 					kinds++
 				}
 			}
 			must(kinds == 1, "service %s: check %+v has %d kinds", s.Name, c, kinds)
 			must(c.Exec == nil || len(c.Exec.Command) > 0 && c.Exec.Command[0] != "", "service %s: empty command", s.Name)
+			must(c.Listen == nil || c.Listen.Port >= 1, "service %s: listen port 0", s.Name)
+			must(c.Process == nil || (c.Process.PIDFile == "") != (c.Process.Name == ""), "service %s: process %+v", s.Name, c.Process)
 		}
 	}
 	for _, pool := range cfg.Pools {

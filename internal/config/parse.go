@@ -24,11 +24,13 @@ const (
 	defaultInterface = "lo"
 	defaultInterval  = time.Second
 	defaultTimeout   = time.Second
-	defaultRiseFall  = 2
-	minInterval      = 10 * time.Millisecond
-	maxBFDInterval   = time.Hour
-	maxPrepend       = 32
-	maxMD5KeyLen     = 80 // TCP_MD5SIG_MAXKEYLEN
+	// defaultFastInterval is ExaBGP healthcheck's --fast-interval default.
+	defaultFastInterval = time.Second
+	defaultRiseFall     = 2
+	minInterval         = 10 * time.Millisecond
+	maxBFDInterval      = time.Hour
+	maxPrepend          = 32
+	maxMD5KeyLen        = 80 // TCP_MD5SIG_MAXKEYLEN
 	// maxShutdownGrace bounds bgp.shutdown_grace. vipd asks systemd for
 	// the grace on top of the unit's stop timeout (EXTEND_TIMEOUT_USEC);
 	// routers that honour GRACEFUL_SHUTDOWN move traffic in seconds.

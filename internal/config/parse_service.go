@@ -20,6 +20,7 @@ func (d *decoder) service(s *Service) field {
 			"bind":              d.boolean(&s.Bind),
 			"checks":            listOf(d, &s.Checks, d.check),
 			"interval":          text(d, &s.Interval, "a duration", durationIn(minInterval, math.MaxInt64)),
+			"fast_interval":     text(d, &s.FastInterval, "a duration", durationIn(minInterval, math.MaxInt64)),
 			"timeout":           text(d, &s.Timeout, "a duration", parseDuration),
 			"rise":              intField(d, &s.Rise, 1, math.MaxInt64),
 			"fall":              intField(d, &s.Fall, 1, math.MaxInt64),
@@ -44,15 +45,22 @@ func (d *decoder) service(s *Service) field {
 	}
 }
 
-// serviceTimers defaults interval and timeout and checks that a probe
-// ends before the next one starts.
+// serviceTimers defaults interval, fast_interval and timeout and checks
+// that a probe ends before the next one starts.
 func (d *decoder) serviceTimers(s *Service, path string, set keys) {
 	if !set.has("interval") {
 		s.Interval = defaultInterval
 	}
 	switch {
+	case !set.has("fast_interval"):
+		s.FastInterval = min(defaultFastInterval, s.Interval)
+	case s.Interval > 0 && s.FastInterval > s.Interval: // Interval is 0 if it was bad
+		d.errorf(joinPath(path, "fast_interval"), "must not be longer than interval (%s), got %s", s.Interval, s.FastInterval)
+	}
+	switch {
 	case !set.has("timeout"):
-		s.Timeout = min(defaultTimeout, s.Interval)
+		// Bounded by the interval the rounds run at when they run fastest.
+		s.Timeout = min(defaultTimeout, s.FastInterval, s.Interval)
 	case set.ok("timeout") && s.Timeout == 0:
 		d.errorf(joinPath(path, "timeout"), "must be more than 0")
 	case s.Interval > 0 && s.Timeout > s.Interval: // Interval is 0 if it was bad
@@ -65,16 +73,18 @@ func (d *decoder) vip(dst *netip.Addr) field { return text(d, dst, "an IP addres
 func (d *decoder) check(c *Check) field {
 	return func(v *yaml.Node, path string) {
 		set := d.object(v, path, map[string]field{
-			"http": d.httpCheck(&c.HTTP),
-			"tcp":  d.tcpCheck(&c.TCP),
-			"exec": d.execCheck(&c.Exec),
+			"http":    d.httpCheck(&c.HTTP),
+			"tcp":     d.tcpCheck(&c.TCP),
+			"exec":    d.execCheck(&c.Exec),
+			"listen":  d.listenCheck(&c.Listen),
+			"process": d.processCheck(&c.Process),
 		})
 		switch {
 		case set == nil || len(set) == 1:
 		case len(set) == 0:
-			d.errorf(path, "want one of http, tcp, exec")
+			d.errorf(path, "want one of http, tcp, exec, listen, process")
 		default:
-			d.errorf(path, "want exactly one of http, tcp, exec, got %s", strings.Join(slices.Sorted(maps.Keys(set)), " and "))
+			d.errorf(path, "want exactly one of http, tcp, exec, listen, process, got %s", strings.Join(slices.Sorted(maps.Keys(set)), " and "))
 		}
 	}
 }
@@ -124,6 +134,36 @@ func (d *decoder) execCheck(dst **ExecCheck) field {
 			}
 		}
 		*dst = e
+	}
+}
+
+func (d *decoder) listenCheck(dst **ListenCheck) field {
+	return func(v *yaml.Node, path string) {
+		l := &ListenCheck{}
+		set := d.object(v, path, map[string]field{
+			"port":    intField(d, &l.Port, 1, math.MaxUint16),
+			"address": text(d, &l.Address, "an IP address", parseAddr),
+		})
+		d.require(path, set, "port")
+		*dst = l
+	}
+}
+
+func (d *decoder) processCheck(dst **ProcessCheck) field {
+	return func(v *yaml.Node, path string) {
+		p := &ProcessCheck{}
+		set := d.object(v, path, map[string]field{
+			"pid_file": text(d, &p.PIDFile, "an absolute path", parseAbsPath),
+			"name":     text(d, &p.Name, "a process name", parseProcessName),
+		})
+		switch {
+		case set == nil:
+		case set.has("pid_file") && set.has("name"):
+			d.errorf(path, "want pid_file or name, not both")
+		case !set.has("pid_file") && !set.has("name"):
+			d.errorf(path, "want pid_file or name")
+		}
+		*dst = p
 	}
 }
 

@@ -74,6 +74,7 @@ func TestParseExample(t *testing.T) {
 				{Exec: &ExecCheck{Command: []string{"/etc/vipd/check.sh", "192.168.0.16"}}},
 			},
 			Interval:        time.Second,
+			FastInterval:    time.Second,
 			Timeout:         500 * time.Millisecond,
 			Rise:            2,
 			Fall:            2,
@@ -122,8 +123,8 @@ func defaultPeer(address string, asn uint32) Peer {
 
 // defaultService is a service with only name and vips set.
 func defaultService(name string, vips ...string) Service {
-	s := Service{Name: name, Interface: "lo", Bind: true, Interval: time.Second, Timeout: time.Second,
-		Rise: 2, Fall: 2, OnDown: OnDownWithdraw}
+	s := Service{Name: name, Interface: "lo", Bind: true, Interval: time.Second, FastInterval: time.Second,
+		Timeout: time.Second, Rise: 2, Fall: 2, OnDown: OnDownWithdraw}
 	for _, v := range vips {
 		s.VIPs = append(s.VIPs, addr(v))
 	}
@@ -172,7 +173,34 @@ var validCases = []struct {
 	}},
 	{"timeout defaults to a short interval", head + "services: [{name: a, vips: [192.0.2.1], interval: 200ms}]\n", func(c *Config) {
 		s := defaultService("a", "192.0.2.1")
-		s.Interval, s.Timeout = 200*time.Millisecond, 200*time.Millisecond
+		s.Interval, s.FastInterval, s.Timeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+		c.Services = []Service{s}
+	}},
+	{"ExaBGP's Safespring setting: fast interval 1s under interval 15s", head + "services: [{name: a, vips: [192.0.2.1], interval: 15s, rise: 3, fall: 3}]\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.Interval, s.Rise, s.Fall = 15*time.Second, 3, 3
+		c.Services = []Service{s}
+	}},
+	{"a short fast interval bounds the default timeout", head + "services: [{name: a, vips: [192.0.2.1], interval: 15s, fast_interval: 200ms}]\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.Interval, s.FastInterval, s.Timeout = 15*time.Second, 200*time.Millisecond, 200*time.Millisecond
+		c.Services = []Service{s}
+	}},
+	{"an explicit timeout may exceed the fast interval", head + "services: [{name: a, vips: [192.0.2.1], interval: 15s, timeout: 5s}]\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.Interval, s.Timeout = 15*time.Second, 5*time.Second
+		c.Services = []Service{s}
+	}},
+	{"listen and process checks", head + "services:\n  - name: a\n    vips: [192.0.2.1]\n    checks:\n" +
+		"      - listen: {port: 443}\n      - listen: {port: 80, address: \"::1\"}\n" +
+		"      - process: {pid_file: /run/nginx.pid}\n      - process: {name: nginx}\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.Checks = []Check{
+			{Listen: &ListenCheck{Port: 443}},
+			{Listen: &ListenCheck{Port: 80, Address: addr("::1")}},
+			{Process: &ProcessCheck{PIDFile: "/run/nginx.pid"}},
+			{Process: &ProcessCheck{Name: "nginx"}},
+		}
 		c.Services = []Service{s}
 	}},
 	{"timeout defaults to 1s under a long interval", head + "services: [{name: a, vips: [192.0.2.1], interval: 5s}]\n", func(c *Config) {

@@ -208,6 +208,21 @@ func parseInterface(s string) (string, error) {
 	return s, nil
 }
 
+// maxComm is the longest process name the kernel keeps (TASK_COMM_LEN
+// less the NUL): /proc/PID/comm of a longer name is cut to this.
+const maxComm = 15
+
+// parseProcessName accepts what /proc/PID/comm can hold.
+func parseProcessName(s string) (string, error) {
+	switch {
+	case s == "" || strings.ContainsAny(s, "/\n\x00"):
+		return "", fmt.Errorf("want a process name as in /proc/PID/comm (no '/'), got %q", s)
+	case len(s) > maxComm:
+		return "", fmt.Errorf("the kernel keeps at most %d bytes of a process name (/proc/PID/comm); use %q or a pid_file, got %q", maxComm, s[:maxComm], s)
+	}
+	return s, nil
+}
+
 func parseAbsPath(s string) (string, error) {
 	if !filepath.IsAbs(s) {
 		return "", fmt.Errorf("want an absolute path, got %q", s)

@@ -1,10 +1,14 @@
 // Package health probes services and turns the probe results into an up/down
 // state with rise/fall hysteresis.
 //
-// A Checker is one probe (HTTP, TCP or Exec). A Monitor runs all of a service's
-// checkers every interval; a round passes only when every checker passes within
-// the timeout. A service starts down, goes up after Rise passing rounds in a row
-// and goes down after Fall failing rounds in a row. Each real up/down transition
+// A Checker is one probe (HTTP, TCP, Exec, Listen or Process). A Monitor runs
+// all of a service's checkers in rounds; a round passes only when every checker
+// passes within the timeout. A service starts down, goes up after Rise passing
+// rounds in a row and goes down after Fall failing rounds in a row. Rounds come
+// every Interval once the state is settled, and every FastInterval while it is
+// not: from the start until the first decision, and while rounds disagree with
+// the state (see schedule). A Watcher (the process check) can fail a round
+// between rounds, the moment its target goes away. Each real up/down transition
 // calls the monitor's onChange callback at once, from the monitor's goroutine.
 // An optional Observer (WithObserver) sees every single check, with its kind
 // and duration.
@@ -30,12 +34,16 @@ type Checker interface {
 }
 
 // Params tunes a Monitor. Rise and Fall below 1 count as 1. A Timeout of zero
-// or less means Interval.
+// or less means FastInterval. A FastInterval of zero or less, or above
+// Interval, means Interval (no fast rounds).
 type Params struct {
 	Interval time.Duration // time between the starts of two rounds
-	Timeout  time.Duration // deadline of each round
-	Rise     int           // passing rounds in a row that bring a service up
-	Fall     int           // failing rounds in a row that bring a service down
+	// FastInterval is the time between rounds while the state is unknown or
+	// a round disagreed with it.
+	FastInterval time.Duration
+	Timeout      time.Duration // deadline of each round
+	Rise         int           // passing rounds in a row that bring a service up
+	Fall         int           // failing rounds in a row that bring a service down
 	// FirstRise, if above 0, replaces Rise until the first transition, so
 	// a new target can count as up after one pass (load-balancer backends).
 	FirstRise int
@@ -75,8 +83,15 @@ type Status struct {
 	// Transitions counts up/down transitions since the monitor was made.
 	Transitions uint64
 	// CheckFailures counts failed rounds since the monitor was made: a check
-	// failed or timed out, or the round produced no result in time.
+	// failed or timed out, the round produced no result in time, or a
+	// watcher reported its target gone.
 	CheckFailures uint64
+	// Fast is true while rounds run at the fast interval: no decision yet, or
+	// the last round disagreed with the state.
+	Fast bool
+	// decided is set by the first decision: a transition, or Fall failures
+	// in a row while down.
+	decided bool
 }
 
 const (
@@ -96,6 +111,7 @@ type Monitor struct {
 	checks   []Checker
 	params   Params
 	kinds    []string // KindOf of each check, for the observer
+	sched    schedule
 	onChange func()
 	observe  Observer
 	running  atomic.Bool
@@ -111,8 +127,11 @@ type Monitor struct {
 func NewMonitor(name string, checks []Checker, p Params, onChange func(), opts ...Option) *Monitor {
 	p.Rise = max(p.Rise, 1)
 	p.Fall = max(p.Fall, 1)
+	if p.FastInterval <= 0 || p.FastInterval > p.Interval {
+		p.FastInterval = p.Interval
+	}
 	if p.Timeout <= 0 {
-		p.Timeout = p.Interval
+		p.Timeout = p.FastInterval
 	}
 	if onChange == nil {
 		onChange = func() {}
@@ -128,7 +147,10 @@ func NewMonitor(name string, checks []Checker, p Params, onChange func(), opts .
 		params:   p,
 		onChange: onChange,
 		observe:  func(string, time.Duration, error) {},
-		status:   Status{Up: len(checks) == 0, Since: time.Now()},
+		status:   Status{Up: len(checks) == 0, Since: time.Now(), Fast: len(checks) > 0},
+	}
+	if p.Interval > 0 {
+		m.sched = newSchedule(name, p.Interval, p.FastInterval)
 	}
 	for _, o := range opts {
 		o(m)
@@ -158,15 +180,20 @@ type round struct {
 }
 
 // Run probes the service until ctx ends, then returns nil. The first round
-// starts at once and the next ones on a ticker; a tick that comes while a round
-// is still in flight is skipped, so at most one round runs at a time.
+// starts within the fast interval (see schedule.first); each later one
+// starts on the schedule's grid, at the fast interval or the interval, once
+// the round before it has reported: at most one round runs at a time.
 //
-// A watchdog timer counts a round that has not reported within
-// Interval+Timeout+slack of the last result as failed, and again for each
-// further such period. Such a failure follows the normal fall rule rather than
+// A watchdog timer counts a round that has not reported within Timeout+slack
+// of its start as failed, and again for each further Interval+Timeout+slack. Such a failure follows the normal fall rule rather than
 // forcing the service down: on an overloaded machine the watchdog can fire
 // for a round that is merely late, and one late round should not flap a route.
 // The wedged round's result, if it ever comes, is discarded.
+//
+// Checkers that are Watchers run their Watch on goroutines Run owns and ends
+// before it returns. A failure they report counts as a failed round at once;
+// the round in flight, which may have started before the target went away,
+// is discarded.
 //
 // Run may be called once.
 func (m *Monitor) Run(ctx context.Context) error {
@@ -180,27 +207,57 @@ func (m *Monitor) Run(ctx context.Context) error {
 	if m.params.Interval <= 0 {
 		return fmt.Errorf("health %s: interval %v must be positive", m.name, m.params.Interval)
 	}
-	m.loop(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	watched := make(chan error)
+	m.startWatchers(ctx, &wg, watched)
+	m.loop(ctx, watched)
+	cancel()
+	wg.Wait()
 	return nil
 }
 
+// startWatchers runs Watch of every checker that is a Watcher until ctx ends.
+func (m *Monitor) startWatchers(ctx context.Context, wg *sync.WaitGroup, out chan<- error) {
+	for _, c := range m.checks {
+		w, ok := c.(Watcher)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			w.Watch(ctx, func(err error) {
+				select {
+				case out <- err:
+				case <-ctx.Done():
+				}
+			})
+		})
+	}
+}
+
 // loop runs rounds until ctx ends; see Run.
-func (m *Monitor) loop(ctx context.Context) {
+func (m *Monitor) loop(ctx context.Context, watched <-chan error) {
 	results := make(chan round, 1) // one round in flight at a time: sends never block
-	ticker := time.NewTicker(m.params.Interval)
-	defer ticker.Stop()
-	watchdog := time.NewTimer(m.watchdogBound())
+	planned := m.sched.first(time.Now())
+	next := time.NewTimer(time.Until(planned))
+	defer next.Stop()
+	watchdog := time.NewTimer(0) // runs only while a round is in flight
+	watchdog.Stop()
 	defer watchdog.Stop()
 
 	inFlight := false  // a round is running, maybe one the watchdog gave up on
-	abandoned := false // the watchdog gave up on the round in flight
-	var started time.Time
-	startRound := func() {
-		inFlight, abandoned, started = true, false, time.Now()
-		go m.runRound(ctx, results)
+	abandoned := false // the watchdog or a watcher gave up on the round in flight
+	// planned is the grid slot the next round is set for, slot the one the
+	// last round was: the schedule counts from slots, not from when the
+	// timer fired, or its latency would push each round past the next
+	// slot and cost a whole fast interval.
+	var started, slot time.Time
+	fast := true
+	schedule := func() {
+		now := time.Now()
+		planned = m.sched.next(now, slot, fast)
+		next.Reset(planned.Sub(now))
 	}
-
-	startRound()
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,21 +265,33 @@ func (m *Monitor) loop(ctx context.Context) {
 				awaitRound(results)
 			}
 			return
-		case <-ticker.C:
+		case <-next.C:
 			if !inFlight {
-				startRound()
+				inFlight, abandoned, started, slot = true, false, time.Now(), planned
+				watchdog.Reset(m.params.Timeout + max(m.params.Timeout, minWatchdogSlack))
+				go m.runRound(ctx, results)
 			}
 		case r := <-results:
 			inFlight = false
+			watchdog.Stop()
 			if !abandoned {
-				m.record(r)
-				watchdog.Reset(m.watchdogBound())
+				fast = m.record(r)
+			}
+			schedule()
+		case err := <-watched:
+			abandoned = abandoned || inFlight
+			fast = m.record(round{err: err, start: time.Now()})
+			if !inFlight { // the mode may have changed: follow its grid
+				schedule()
 			}
 		case now := <-watchdog.C:
-			abandoned = inFlight
+			if !inFlight {
+				continue // fired as the round reported
+			}
+			abandoned = true
 			late := now.Sub(started)
 			err := fmt.Errorf("no result %s after the round started: a check ignores its timeout", late.Round(time.Millisecond))
-			m.record(round{err: err, start: started, duration: late})
+			fast = m.record(round{err: err, start: started, duration: late})
 			watchdog.Reset(m.watchdogBound())
 		}
 	}
@@ -240,9 +309,9 @@ func awaitRound(results <-chan round) {
 	}
 }
 
-// watchdogBound is the longest expected gap between two round results: the
-// next round starts within Interval of the last result and must end within
-// Timeout, plus slack for cleanup and scheduling.
+// watchdogBound is how often a wedged round counts as another failure: as
+// often as rounds would have reported, a round every Interval that ends
+// within Timeout, plus slack for cleanup and scheduling.
 func (m *Monitor) watchdogBound() time.Duration {
 	return m.params.Interval + m.params.Timeout + max(m.params.Timeout, minWatchdogSlack)
 }
@@ -288,8 +357,9 @@ func (m *Monitor) checkOne(ctx context.Context, i int) error {
 	return err
 }
 
-// record applies one round's outcome and calls onChange on a real transition.
-func (m *Monitor) record(r round) {
+// record applies one round's outcome, calls onChange on a real transition
+// and reports whether the next round is a fast one.
+func (m *Monitor) record(r round) (fast bool) {
 	m.mu.Lock()
 	s := &m.status
 	s.LastCheck = r.start.Add(r.duration)
@@ -303,10 +373,18 @@ func (m *Monitor) record(r round) {
 		s.CheckFailures++
 	}
 	changed := m.transition(s)
+	if changed || (!s.Up && s.Failures >= m.params.Fall) {
+		s.decided = true
+	}
+	// Fast until the first decision, and while the last round disagrees with
+	// the state: a pass while down, a failure while up.
+	s.Fast = !s.decided || (s.Up && s.Failures > 0) || (!s.Up && s.Passes > 0)
+	fast = s.Fast
 	m.mu.Unlock()
 	if changed {
 		m.onChange()
 	}
+	return fast
 }
 
 // transition flips s.Up when a threshold is met and reports whether it did.

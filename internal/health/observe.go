@@ -29,10 +29,12 @@ type Kinder interface {
 
 // Kinds of the checkers in this package, as KindOf reports them.
 const (
-	KindHTTP  = "http"
-	KindTCP   = "tcp"
-	KindExec  = "exec"
-	KindOther = "other" // a checker that does not implement Kinder
+	KindHTTP    = "http"
+	KindTCP     = "tcp"
+	KindExec    = "exec"
+	KindListen  = "listen"
+	KindProcess = "process"
+	KindOther   = "other" // a checker that does not implement Kinder
 )
 
 // KindOf names c's kind: its Kind() if it implements Kinder, else KindOther.

@@ -148,7 +148,7 @@ func New(reg prometheus.Registerer, src Source, build BuildInfo) (*Metrics, erro
 		build: constMetric(descBuildInfo, prometheus.GaugeValue, 1, build.Version, build.GoVersion, build.Revision),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vipd_check_duration_seconds",
-			Help:    "Duration of single health checks, by service and check kind (http, tcp, exec).",
+			Help:    "Duration of single health checks, by service and check kind (http, tcp, exec, listen, process).",
 			Buckets: checkBuckets,
 		}, []string{"service", "kind"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -167,7 +167,7 @@ func New(reg prometheus.Registerer, src Source, build BuildInfo) (*Metrics, erro
 }
 
 // ObserveCheck records how long one check of service took. kind is the
-// check's kind (http, tcp, exec). It fits health.WithObserver:
+// check's kind (http, tcp, exec, listen, process). It fits health.WithObserver:
 //
 //	health.WithObserver(func(kind string, took time.Duration, _ error) {
 //		m.ObserveCheck(name, kind, took)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,25 +129,53 @@ func startHealthServer(t *testing.T, node *testnet.Node, address string) *health
 // until the test ends.
 func startExaBGP(t *testing.T, node *testnet.Node, r *testnet.Router, interval time.Duration) {
 	t.Helper()
-	name := fmt.Sprintf("exabgp-%v", interval)
+	startExaBGPCheck(t, node, r, fmt.Sprintf("exabgp-%v", interval), exabgpCheck{
+		Interval: interval, FastInterval: interval, Timeout: time.Second, Rise: failoverRise, Fall: failoverFall,
+		Command: "curl -sf -o /dev/null --max-time 1 " + healthURL,
+	})
+}
+
+// exabgpCheck is an exabgp-healthcheck setting; a zero field keeps the
+// healthcheck's own default (interval 5, fast interval 1, timeout 5,
+// rise 3, fall 3).
+type exabgpCheck struct {
+	Interval, FastInterval, Timeout time.Duration
+	Rise, Fall                      int
+	Command                         string
+}
+
+// conf renders the healthcheck's config file for vip4.
+func (c exabgpCheck) conf() []byte {
+	var b strings.Builder
+	b.WriteString("no-syslog\nwithdraw-on-down\nno-ip-setup\n")
+	fmt.Fprintf(&b, "ip = %s\ncommand = %s\n", vip4, c.Command)
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"interval", c.Interval}, {"fast-interval", c.FastInterval}, {"timeout", c.Timeout}} {
+		if d.v > 0 {
+			fmt.Fprintf(&b, "%s = %g\n", d.key, d.v.Seconds()) // --timeout: whole seconds, 1 the shortest
+		}
+	}
+	if c.Rise > 0 {
+		fmt.Fprintf(&b, "rise = %d\n", c.Rise)
+	}
+	if c.Fall > 0 {
+		fmt.Fprintf(&b, "fall = %d\n", c.Fall)
+	}
+	return []byte(b.String())
+}
+
+// startExaBGPCheck runs ExaBGP on node with its healthcheck at setting c
+// as the process that announces vip4 to router r, until the test ends.
+func startExaBGPCheck(t *testing.T, node *testnet.Node, r *testnet.Router, name string, c exabgpCheck) *testnet.Process {
+	t.Helper()
 	check := filepath.Join(node.Dir(), name+"-healthcheck.conf")
-	// --timeout is in whole seconds, 1 the shortest; a 503 fails at once.
-	err := os.WriteFile(check, fmt.Appendf(nil, `no-syslog
-interval = %[1]g
-fast-interval = %[1]g
-timeout = 1
-rise = %[2]d
-fall = %[3]d
-withdraw-on-down
-no-ip-setup
-ip = %[4]s
-command = curl -sf -o /dev/null --max-time 1 %[5]s
-`, interval.Seconds(), failoverRise, failoverFall, vip4, healthURL), 0o644)
-	if err != nil {
+	if err := os.WriteFile(check, c.conf(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(node.Dir(), name+".conf")
-	err = os.WriteFile(conf, fmt.Appendf(nil, `process healthcheck {
+	err := os.WriteFile(conf, fmt.Appendf(nil, `process healthcheck {
 	run /usr/bin/exabgp-healthcheck --config %[1]s;
 	encoder text;
 }
@@ -176,4 +205,5 @@ neighbor %[2]s {
 			t.Logf("%s log:\n%s", p.Name(), p.Log())
 		}
 	})
+	return p
 }

@@ -56,9 +56,13 @@ var benchBin struct {
 
 // benchVipd returns a vipd binary built without -race, as users run it:
 // the race detector slows vipd several times over. It lives next to
-// vipdBin, in the directory TestMain removes.
+// vipdBin, in the directory TestMain removes. VIPD_BENCH_VIPD names another
+// binary instead (an older build, for before-and-after figures).
 func benchVipd(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("VIPD_BENCH_VIPD"); bin != "" {
+		return bin
+	}
 	benchBin.once.Do(func() {
 		benchBin.path = filepath.Join(filepath.Dir(vipdBin), "vipd-bench")
 		version := "dev" // stamped as the Makefile does, for the tables
