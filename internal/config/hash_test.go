@@ -107,8 +107,8 @@ func TestHashCoversEveryField(t *testing.T) {
 	}
 }
 
-// fillEmpty gives every empty slice in v one zero element, so the walk
-// reaches the fields of its element type too.
+// fillEmpty gives every empty slice in v one zero element and every nil
+// pointer a zero value, so the walk reaches the fields of every type.
 func fillEmpty(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
@@ -127,9 +127,10 @@ func fillEmpty(v reflect.Value) {
 			fillEmpty(v.Index(i))
 		}
 	case reflect.Pointer:
-		if !v.IsNil() {
-			fillEmpty(v.Elem())
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
 		}
+		fillEmpty(v.Elem())
 	}
 }
 
