@@ -53,14 +53,14 @@ balancer's UUID or name; BACKEND is a backend's UUID or IP:PORT.`,
 
 // checkFlags are create's --check-* flags.
 type checkFlags struct {
-	check             api.Check
-	interval, timeout time.Duration
+	check                           api.Check
+	interval, fastInterval, timeout time.Duration
 }
 
 // request returns the check the flags ask for; nil without --check.
 func (c *checkFlags) request(cmd *cobra.Command) (*api.Check, error) {
 	if c.check.Type == "" {
-		for _, name := range []string{"check-path", "check-status", "check-interval", "check-timeout", "check-rise", "check-fall"} {
+		for _, name := range []string{"check-path", "check-status", "check-interval", "check-fast-interval", "check-timeout", "check-rise", "check-fall"} {
 			if cmd.Flags().Changed(name) {
 				return nil, usageError{fmt.Errorf("--%s needs --check", name)}
 			}
@@ -70,6 +70,9 @@ func (c *checkFlags) request(cmd *cobra.Command) (*api.Check, error) {
 	check := c.check
 	if c.interval != 0 {
 		check.Interval = c.interval.String()
+	}
+	if c.fastInterval != 0 {
+		check.FastInterval = c.fastInterval.String()
 	}
 	if c.timeout != 0 {
 		check.Timeout = c.timeout.String()
@@ -139,7 +142,8 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 	fl.StringVar(&check.check.Path, "check-path", "", `http check path (default "/")`)
 	fl.StringVar(&check.check.ExpectStatus, "check-status", "", `http check status: "204" or "200-299" (default)`)
 	fl.DurationVar(&check.interval, "check-interval", 0, "time between checks (default 1s)")
-	fl.DurationVar(&check.timeout, "check-timeout", 0, "check timeout (default: the smaller of 1s and the interval)")
+	fl.DurationVar(&check.fastInterval, "check-fast-interval", 0, "time between checks while a backend's state is unknown or changing (default: the smaller of 1s and the interval)")
+	fl.DurationVar(&check.timeout, "check-timeout", 0, "check timeout (default: the smaller of 1s and the fast interval)")
 	fl.IntVar(&check.check.Rise, "check-rise", 0, "passes in a row to go up (default 2)")
 	fl.IntVar(&check.check.Fall, "check-fall", 0, "failures in a row to go down (default 2)")
 	return cmd
@@ -374,7 +378,8 @@ func describeCheck(c *api.Check) string {
 	if c.Type == "http" {
 		s += fmt.Sprintf(" GET %s expect %s", c.Path, c.ExpectStatus)
 	}
-	return s + fmt.Sprintf(", every %s, timeout %s, rise %d, fall %d", c.Interval, c.Timeout, c.Rise, c.Fall)
+	return s + fmt.Sprintf(", every %s (%s while changing), timeout %s, rise %d, fall %d",
+		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall)
 }
 
 func backendsUp(bs []api.LoadBalancerBackend) string {

@@ -174,7 +174,7 @@ func (a *Agent) syncBackendMonitors(lbs []lb.LoadBalancer) {
 			targets = append(targets, config.Service{
 				Name:     backendMonitorName(l, b),
 				Checks:   []config.Check{backendCheck(*c, b)},
-				Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall,
+				Interval: c.Interval, FastInterval: c.FastInterval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall,
 			})
 		}
 	}

@@ -174,6 +174,7 @@ type Check struct {
 	Path         string `json:"path,omitempty"`
 	ExpectStatus string `json:"expect_status,omitempty"`
 	Interval     string `json:"interval,omitempty"`
+	FastInterval string `json:"fast_interval,omitempty"`
 	Timeout      string `json:"timeout,omitempty"`
 	Rise         int    `json:"rise,omitempty"`
 	Fall         int    `json:"fall,omitempty"`

@@ -40,6 +40,7 @@ func TestBadBodies(t *testing.T) {
 		{"address with prefix", `{"name": "a", "port": 1, "address": "198.51.100.3/32"}`, "address", "want an IPv4 or IPv6 address"},
 		{"bad interval", `{"name": "a", "port": 1, "check": {"type": "tcp", "interval": "1 sec"}}`, "check.interval", `"1 sec"`},
 		{"bare number interval", `{"name": "a", "port": 1, "check": {"type": "tcp", "interval": "5"}}`, "check.interval", "want a duration"},
+		{"bad fast interval", `{"name": "a", "port": 1, "check": {"type": "tcp", "fast_interval": "soon"}}`, "check.fast_interval", "want a duration"},
 		{"bad timeout", `{"name": "a", "port": 1, "check": {"type": "tcp", "timeout": "x"}}`, "check.timeout", "want a duration"},
 		{"bad expect_status", `{"name": "a", "port": 1, "check": {"type": "http", "expect_status": "2xx"}}`, "check.expect_status", `"2xx"`},
 		{"reversed expect_status", `{"name": "a", "port": 1, "check": {"type": "http", "expect_status": "299-200"}}`, "check.expect_status", `"299-200"`},

@@ -136,6 +136,9 @@ func (c *Check) model() (*lb.Check, error) {
 	if m.Interval, err = parseDuration("check.interval", c.Interval); err != nil {
 		return nil, err
 	}
+	if m.FastInterval, err = parseDuration("check.fast_interval", c.FastInterval); err != nil {
+		return nil, err
+	}
 	if m.Timeout, err = parseDuration("check.timeout", c.Timeout); err != nil {
 		return nil, err
 	}
@@ -176,7 +179,8 @@ func NewLoadBalancer(l lb.LoadBalancer, state func(lb.Backend) lb.BackendState, 
 	}
 	if c := l.Spec.Check; c != nil {
 		out.Check = &Check{Type: string(c.Type), Path: c.Path, ExpectStatus: statusRange(c.StatusMin, c.StatusMax),
-			Interval: durationString(c.Interval), Timeout: durationString(c.Timeout), Rise: c.Rise, Fall: c.Fall}
+			Interval: durationString(c.Interval), FastInterval: durationString(c.FastInterval),
+			Timeout: durationString(c.Timeout), Rise: c.Rise, Fall: c.Fall}
 	}
 	for _, b := range l.Backends {
 		out.Backends = append(out.Backends, LoadBalancerBackend{UUID: b.UUID, IP: addrString(b.IP), Port: b.Port,

@@ -153,7 +153,7 @@ func TestCreateDecodesEveryField(t *testing.T) {
 	body := `{"name": "api", "port": 443, "protocol": "udp", "mode": "local", "pool": "edge",
 		"address": "2001:db8::10", "ports": [80, 8443], "masquerade": false, "on_empty": "announce",
 		"check": {"type": "http", "path": "/healthz", "expect_status": "204", "interval": "2s",
-		"timeout": "300ms", "rise": 3, "fall": 4}}`
+		"fast_interval": "500ms", "timeout": "300ms", "rise": 3, "fall": 4}}`
 	rec := serve(f, "POST", "/loadbalancer", body)
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("create: %d %s", rec.Code, rec.Body)
@@ -162,7 +162,7 @@ func TestCreateDecodesEveryField(t *testing.T) {
 	want := lb.Spec{Name: "api", Port: 443, Protocol: lb.UDP, Mode: lb.ModeLocal, Pool: "edge",
 		Address: netip.MustParseAddr("2001:db8::10"), Ports: []uint16{80, 8443}, Masquerade: &no,
 		OnEmpty: lb.OnEmptyAnnounce, Check: &lb.Check{Type: lb.CheckHTTP, Path: "/healthz", StatusMin: 204,
-			StatusMax: 204, Interval: 2 * time.Second, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 4}}
+			StatusMax: 204, Interval: 2 * time.Second, FastInterval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 3, Fall: 4}}
 	if diff := cmp.Diff(want, f.lastSpec, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("spec (-want +got):\n%s", diff)
 	}
@@ -170,7 +170,7 @@ func TestCreateDecodesEveryField(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	wantCheck := Check{Type: "http", Path: "/healthz", ExpectStatus: "204", Interval: "2s", Timeout: "300ms", Rise: 3, Fall: 4}
+	wantCheck := Check{Type: "http", Path: "/healthz", ExpectStatus: "204", Interval: "2s", FastInterval: "500ms", Timeout: "300ms", Rise: 3, Fall: 4}
 	if got.Check == nil || *got.Check != wantCheck {
 		t.Errorf("reply check %+v, want %+v", got.Check, wantCheck)
 	}

@@ -56,9 +56,12 @@ type Check struct {
 	StatusMin int    // http only; default 200-299
 	StatusMax int
 	Interval  time.Duration // default 1s
-	Timeout   time.Duration // default min(1s, Interval)
-	Rise      int           // default 2
-	Fall      int           // default 2
+	// FastInterval is the interval while the backend's state is unknown
+	// or changing (as services' fast_interval); default min(1s, Interval).
+	FastInterval time.Duration
+	Timeout      time.Duration // default min(1s, FastInterval)
+	Rise         int           // default 2
+	Fall         int           // default 2
 }
 
 // Spec is what a client asks for when it creates a load balancer. Zero

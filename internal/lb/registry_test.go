@@ -146,6 +146,7 @@ func TestCreateFieldErrors(t *testing.T) {
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckTCP, Path: "/"}}, "check.path"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckTCP, Interval: 10}}, "check.interval"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckTCP, Timeout: 2e9}}, "check.timeout"},
+		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckTCP, Interval: 2e9, FastInterval: 3e9}}, "check.fast_interval"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckTCP, Rise: 101}}, "check.rise"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a", Check: &Check{Type: CheckHTTP, StatusMin: 300, StatusMax: 200}}, "check.expect_status"},
 		{noPools, Spec{Name: "w", Port: 80}, "pool"},

@@ -60,8 +60,11 @@ func (c Check) withDefaults() Check {
 	if c.Interval == 0 {
 		c.Interval = defaultCheckInterval
 	}
+	if c.FastInterval == 0 {
+		c.FastInterval = min(defaultCheckInterval, c.Interval)
+	}
 	if c.Timeout == 0 {
-		c.Timeout = min(defaultCheckTimeout, c.Interval)
+		c.Timeout = min(defaultCheckTimeout, c.FastInterval)
 	}
 	if c.Rise == 0 {
 		c.Rise = defaultRiseFall
@@ -156,6 +159,8 @@ func (c Check) validate() error {
 		return fieldErrorf("check.expect_status", "want codes in 100..599, low to high")
 	case c.Interval < MinCheckInterval:
 		return fieldErrorf("check.interval", "must be at least %s, got %s", MinCheckInterval, c.Interval)
+	case c.FastInterval < MinCheckInterval || c.FastInterval > c.Interval:
+		return fieldErrorf("check.fast_interval", "must be %s..interval (%s), got %s", MinCheckInterval, c.Interval, c.FastInterval)
 	case c.Timeout <= 0:
 		return fieldErrorf("check.timeout", "must be more than 0")
 	case c.Timeout > c.Interval:

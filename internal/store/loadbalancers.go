@@ -38,9 +38,11 @@ type checkRecord struct {
 	StatusMin int           `json:"status_min,omitempty"`
 	StatusMax int           `json:"status_max,omitempty"`
 	Interval  time.Duration `json:"interval_ns"`
-	Timeout   time.Duration `json:"timeout_ns"`
-	Rise      int           `json:"rise"`
-	Fall      int           `json:"fall"`
+	// FastInterval is absent from records written before it existed.
+	FastInterval time.Duration `json:"fast_interval_ns,omitempty"`
+	Timeout      time.Duration `json:"timeout_ns"`
+	Rise         int           `json:"rise"`
+	Fall         int           `json:"fall"`
 }
 
 type backendRecord struct {
@@ -110,7 +112,7 @@ func toRecord(l lb.LoadBalancer) lbRecord {
 	}
 	if c := s.Check; c != nil {
 		r.Check = &checkRecord{Type: c.Type, Path: c.Path, StatusMin: c.StatusMin, StatusMax: c.StatusMax,
-			Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
+			Interval: c.Interval, FastInterval: c.FastInterval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
 	}
 	for i, b := range l.Backends {
 		r.Backends[i] = backendRecord{UUID: b.UUID, IP: b.IP, Port: b.Port, Weight: b.Weight}
@@ -134,7 +136,10 @@ func decodeLB(id string, v []byte) (lb.LoadBalancer, error) {
 	}
 	if c := r.Check; c != nil {
 		l.Spec.Check = &lb.Check{Type: c.Type, Path: c.Path, StatusMin: c.StatusMin, StatusMax: c.StatusMax,
-			Interval: c.Interval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
+			Interval: c.Interval, FastInterval: c.FastInterval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
+		if c.FastInterval == 0 { // an older record: the default
+			l.Spec.Check.FastInterval = min(time.Second, c.Interval)
+		}
 	}
 	for _, b := range r.Backends {
 		l.Backends = append(l.Backends, lb.Backend{UUID: b.UUID, IP: b.IP, Port: b.Port, Weight: b.Weight})

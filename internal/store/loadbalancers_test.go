@@ -141,3 +141,26 @@ func FuzzDecodeLB(f *testing.F) {
 		}
 	})
 }
+
+// A record written before checks had a fast interval loads with the
+// default, the smaller of 1s and the interval.
+func TestOldCheckRecordGetsFastInterval(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := `{"name": "web", "address": "192.0.2.1", "pool": "p", "port": 80, "protocol": "tcp", "mode": "nat", "on_empty": "withdraw",
+		"check": {"type": "tcp", "interval_ns": 15000000000, "timeout_ns": 1000000000, "rise": 2, "fall": 2}, "backends": []}`
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLoadBalancers).Put([]byte("u1"), []byte(old)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbs, err := s.LoadBalancers()
+	if err != nil || len(lbs) != 1 || lbs[0].Spec.Check == nil {
+		t.Fatalf("LoadBalancers() = %+v, %v", lbs, err)
+	}
+	if got := lbs[0].Spec.Check.FastInterval; got != time.Second {
+		t.Errorf("fast interval %v, want 1s", got)
+	}
+}
