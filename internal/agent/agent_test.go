@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -440,5 +441,20 @@ func TestListenersBindBeforeSessions(t *testing.T) {
 	}
 	if n := h.started.Load(); n != 0 {
 		t.Errorf("%d BGP speakers were started before the listener failed", n)
+	}
+}
+
+// Status says which services check at their fast interval: one with
+// checks and no decision yet does, one without checks never does.
+func TestStatusShowsFastRounds(t *testing.T) {
+	h := newHarness(t, strings.Replace(testConfig, "    ports: [80]\n",
+		"    ports: [80]\n    checks: [{tcp: {address: \"127.0.0.1:1\"}}]\n    interval: 1h\n    fast_interval: 1h\n", 1))
+	h.start(t)
+	fast := map[string]bool{}
+	for _, s := range h.Status().Services {
+		fast[s.Name] = s.FastRounds
+	}
+	if want := map[string]bool{"web": true, "dns": false}; !maps.Equal(fast, want) {
+		t.Errorf("fast rounds by service: %v, want %v", fast, want)
 	}
 }

@@ -40,7 +40,8 @@ func (a *Agent) Status() api.Status {
 
 func (a *Agent) serviceStatus(name string, ds []decision) api.ServiceStatus {
 	hs, _ := a.monitors.status(name)
-	ss := api.ServiceStatus{Name: name, State: "down", Since: hs.Since, LastCheck: hs.LastCheck, LastError: hs.LastError}
+	ss := api.ServiceStatus{Name: name, State: "down", Since: hs.Since, LastCheck: hs.LastCheck, LastError: hs.LastError,
+		FastRounds: hs.Fast}
 	if hs.Up {
 		ss.State = "up"
 	}

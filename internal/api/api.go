@@ -82,8 +82,11 @@ type ServiceStatus struct {
 	LastCheck  time.Time `json:"last_check,omitzero"`
 	LastResult string    `json:"last_result,omitempty"` // pass, fail
 	LastError  string    `json:"last_error,omitempty"`
-	Reason     string    `json:"reason,omitempty"`      // why it is announced the way it is, in words
-	ReasonCode string    `json:"reason_code,omitempty"` // the same as a stable code, e.g. checks_failing
+	// FastRounds: its checks run at fast_interval (no decision yet, or
+	// the last round disagrees with the state).
+	FastRounds bool   `json:"fast_rounds,omitempty"`
+	Reason     string `json:"reason,omitempty"`      // why it is announced the way it is, in words
+	ReasonCode string `json:"reason_code,omitempty"` // the same as a stable code, e.g. checks_failing
 }
 
 // VIPStatus is one service address and what vipd does with it.
