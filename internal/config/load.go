@@ -43,7 +43,7 @@ func readFiles(cfg *Config, lines map[string]int) error {
 	for i := range cfg.BGP.Peers {
 		p := &cfg.BGP.Peers[i]
 		if a := &p.BFD.Auth; a.KeyFile != "" {
-			key, err := readBFDKey(a.KeyFile, a.Type)
+			key, err := readSecret(a.KeyFile, string(a.Type), a.Type.MaxKeyLen())
 			if err != nil {
 				path := fmt.Sprintf("bgp.peers[%d].bfd.auth.key_file", i)
 				errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: err.Error(), Err: err})
@@ -53,7 +53,7 @@ func readFiles(cfg *Config, lines map[string]int) error {
 		if p.PasswordFile == "" {
 			continue
 		}
-		pw, err := readPassword(p.PasswordFile)
+		pw, err := readSecret(p.PasswordFile, "TCP-MD5", maxMD5KeyLen)
 		if err != nil {
 			path := fmt.Sprintf("bgp.peers[%d].password_file", i)
 			errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: err.Error(), Err: err})
@@ -67,26 +67,9 @@ func readFiles(cfg *Config, lines map[string]int) error {
 	return nil
 }
 
-// readPassword reads a TCP-MD5 key from file, without the trailing newline
-// editors add.
-func readPassword(file string) (string, error) {
-	data, err := ReadFile(file, maxSecretSize)
-	if err != nil {
-		return "", err
-	}
-	pw := strings.TrimRight(string(data), "\r\n")
-	switch {
-	case pw == "":
-		return "", fmt.Errorf("%s is empty", file)
-	case len(pw) > maxMD5KeyLen:
-		return "", fmt.Errorf("%s holds %d bytes, but a TCP-MD5 key has at most %d", file, len(pw), maxMD5KeyLen)
-	}
-	return pw, nil
-}
-
-// readBFDKey reads a BFD authentication key from file, without the
+// readSecret reads a key (what, at most max bytes) from file, without the
 // trailing newline editors add.
-func readBFDKey(file string, t BFDAuthType) (string, error) {
+func readSecret(file, what string, max int) (string, error) {
 	data, err := ReadFile(file, maxSecretSize)
 	if err != nil {
 		return "", err
@@ -95,8 +78,8 @@ func readBFDKey(file string, t BFDAuthType) (string, error) {
 	switch {
 	case key == "":
 		return "", fmt.Errorf("%s is empty", file)
-	case len(key) > t.MaxKeyLen():
-		return "", fmt.Errorf("%s holds %d bytes, but a %s key has at most %d", file, len(key), t, t.MaxKeyLen())
+	case len(key) > max:
+		return "", fmt.Errorf("%s holds %d bytes, but a %s key has at most %d", file, len(key), what, max)
 	}
 	return key, nil
 }
