@@ -77,7 +77,7 @@ func (ms *monitors) sync(services []config.Service) (started []string) {
 
 // start runs a monitor on its own lifetime: only stop (or stopAll) ends it.
 func (ms *monitors) start(svc config.Service) *monitor {
-	p := health.Params{Interval: svc.Interval, FastInterval: fastInterval(svc), Timeout: svc.Timeout,
+	p := health.Params{Interval: svc.Interval, FastInterval: svc.FastInterval, Timeout: svc.Timeout,
 		Rise: svc.Rise, Fall: svc.Fall, FirstRise: ms.firstRise}
 	ctx, cancel := context.WithCancel(context.Background())
 	var opts []health.Option
@@ -150,18 +150,8 @@ func (ms *monitors) up(name string) bool {
 
 // sameHealth reports whether two service configs check health the same way.
 func sameHealth(a, b config.Service) bool {
-	return reflect.DeepEqual(a.Checks, b.Checks) && a.Interval == b.Interval && fastInterval(a) == fastInterval(b) &&
+	return reflect.DeepEqual(a.Checks, b.Checks) && a.Interval == b.Interval && a.FastInterval == b.FastInterval &&
 		a.Timeout == b.Timeout && a.Rise == b.Rise && a.Fall == b.Fall
-}
-
-// fastInterval is svc's fast interval; services made outside the config
-// parser (load-balancer backends) leave it zero and get the parser's
-// default, the smaller of 1s and the interval.
-func fastInterval(svc config.Service) time.Duration {
-	if svc.FastInterval > 0 {
-		return svc.FastInterval
-	}
-	return min(time.Second, svc.Interval)
 }
 
 func checkers(cs []config.Check) []health.Checker {

@@ -37,6 +37,13 @@ const (
 	maxShutdownGrace = 10 * time.Minute
 )
 
+// DefaultFastInterval is a check's fast interval when none is set: the
+// smaller of ExaBGP healthcheck's --fast-interval default and interval.
+// Services and load-balancer checks share it.
+func DefaultFastInterval(interval time.Duration) time.Duration {
+	return min(defaultFastInterval, interval)
+}
+
 // Parse turns a YAML config into a defaulted, validated *Config. It reads
 // no files: password_file is left for Load to resolve. On failure it
 // returns an *Errors that lists every problem found, in line order.

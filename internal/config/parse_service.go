@@ -53,7 +53,7 @@ func (d *decoder) serviceTimers(s *Service, path string, set keys) {
 	}
 	switch {
 	case !set.has("fast_interval"):
-		s.FastInterval = min(defaultFastInterval, s.Interval)
+		s.FastInterval = DefaultFastInterval(s.Interval)
 	case s.Interval > 0 && s.FastInterval > s.Interval: // Interval is 0 if it was bad
 		d.errorf(joinPath(path, "fast_interval"), "must not be longer than interval (%s), got %s", s.Interval, s.FastInterval)
 	}

@@ -61,7 +61,7 @@ func (c Check) withDefaults() Check {
 		c.Interval = defaultCheckInterval
 	}
 	if c.FastInterval == 0 {
-		c.FastInterval = min(defaultCheckInterval, c.Interval)
+		c.FastInterval = config.DefaultFastInterval(c.Interval)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = min(defaultCheckTimeout, c.FastInterval)

@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lb"
 )
 
@@ -138,7 +139,7 @@ func decodeLB(id string, v []byte) (lb.LoadBalancer, error) {
 		l.Spec.Check = &lb.Check{Type: c.Type, Path: c.Path, StatusMin: c.StatusMin, StatusMax: c.StatusMax,
 			Interval: c.Interval, FastInterval: c.FastInterval, Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall}
 		if c.FastInterval == 0 { // an older record: the default
-			l.Spec.Check.FastInterval = min(time.Second, c.Interval)
+			l.Spec.Check.FastInterval = config.DefaultFastInterval(c.Interval)
 		}
 	}
 	for _, b := range r.Backends {
