@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
@@ -171,15 +170,15 @@ func (s *Speaker) withdrawAndWait(ctx context.Context, routes []admitted) []erro
 // updatesSent reads the UPDATE messages GoBGP has written to each
 // established peer.
 func (s *Speaker) updatesSent(ctx context.Context) map[netip.Addr]uint64 {
-	out := make(map[netip.Addr]uint64)
-	err := s.gobgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
-		if err == nil && p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
-			out[addr] = p.GetState().GetMessages().GetSent().GetUpdate()
-		}
-	})
+	counters, err := readCounters(ctx, s.gobgp)
 	if err != nil {
 		s.log.Debug("reading peer counters failed", "event", "peer_counters", "err", err)
+	}
+	out := make(map[netip.Addr]uint64, len(counters))
+	for addr, c := range counters {
+		if c.established {
+			out[addr] = c.sent
+		}
 	}
 	return out
 }
