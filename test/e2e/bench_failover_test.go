@@ -45,20 +45,12 @@ func TestBenchHealthFailover(t *testing.T) {
 	for _, interval := range []time.Duration{100 * time.Millisecond, time.Second} {
 		// Each speaker stops at the end of its subtest.
 		t.Run(fmt.Sprintf("vipd/%v", interval), func(t *testing.T) {
-			startBenchVipd(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: %v
+			startBenchVipd(t, n1, webConfig(r1Peer(r), fmt.Sprintf(`    interval: %v
     rise: %d
     fall: %d
     checks:
       - http: {url: %q}
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), interval, failoverRise, failoverFall, healthURL))
+`, interval, failoverRise, failoverFall, healthURL)))
 			tb.Rows = append(tb.Rows, benchRow{
 				Setup:   fmt.Sprintf("vipd http, interval %v", interval),
 				Router:  string(r.Kind()),

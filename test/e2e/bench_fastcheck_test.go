@@ -53,18 +53,10 @@ func TestBenchHealthSafespring(t *testing.T) {
 	r, n1 := w.Router("r1"), w.Node("n1")
 	srv := startRoundServer(t, n1, "127.0.0.1:8080")
 	t.Run("vipd", func(t *testing.T) {
-		startBenchVipd(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: %v
+		startBenchVipd(t, n1, webConfig(r1Peer(r), fmt.Sprintf(`    interval: %v
     checks:
       - http: {url: %q}
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), safespringInterval, healthURL))
+`, safespringInterval, healthURL)))
 		fail, heal := safespringTrialsRun(t, r, n1, srv)
 		tb.Rows = append(tb.Rows, benchRow{Setup: "vipd http, interval 15s, defaults (rise 2, fall 2, fast 1s)", Router: string(r.Kind()),
 			Metrics: []metric{timeMetric("failover", fail), timeMetric("recovery", heal)}})
@@ -180,17 +172,9 @@ func TestBenchColdStart(t *testing.T) {
 		start func(t *testing.T, n *testnet.Node, trial int) *testnet.Process
 	}{
 		{"vipd tcp, interval 15s, defaults", func(t *testing.T, n *testnet.Node, _ int) *testnet.Process {
-			return startBenchVipd(t, n, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: 15s
+			return startBenchVipd(t, n, webConfig(r1Peer(r), fmt.Sprintf(`    interval: 15s
     checks: [{tcp: {address: %q}}]
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), port))
+`, port)))
 		}},
 		{"exabgp-healthcheck bash /dev/tcp connect, --interval 15, defaults", func(t *testing.T, n *testnet.Node, trial int) *testnet.Process {
 			return startExaBGPCheck(t, n, r, fmt.Sprintf("exabgp-cold%d", trial), exabgpCheck{Interval: safespringInterval,
@@ -304,19 +288,11 @@ func TestBenchProcessDeath(t *testing.T) {
 	r, n1 := w.Router("r1"), w.Node("n1")
 	pidFile := filepath.Join(n1.Dir(), "service.pid")
 	t.Run("vipd", func(t *testing.T) {
-		startBenchVipd(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: 1s
+		startBenchVipd(t, n1, webConfig(r1Peer(r), fmt.Sprintf(`    interval: 1s
     rise: 1
     fall: 1
     checks: [{process: {pid_file: %q}}]
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), pidFile))
+`, pidFile)))
 		tb.Rows = append(tb.Rows, benchRow{Setup: "vipd process check (pid_file), fall 1", Router: string(r.Kind()),
 			Metrics: []metric{timeMetric("time", processDeathTrials(t, r, n1, pidFile))}})
 	})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
-	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // TestBenchBFDNodeLoss measures the time from cutting a node to its
@@ -48,36 +47,14 @@ func benchNodeLoss(t *testing.T, kind testnet.RouterKind, interval time.Duration
 	if multihop && kind == testnet.FRR {
 		speakers = 1
 	}
-	nodes := nodeSpecs(speakers)
-	var nbrs []testnet.Neighbor
-	for _, n := range neighbors(nodes, 4200000000, "") {
-		n.Multihop = multihop
-		n.BFD = &testnet.BFDSpec{Multihop: multihop, MinTx: interval, MinRx: interval, Multiplier: bfdMultiplier}
-		nbrs = append(nbrs, n)
-	}
-	w := worldtest.New(t, testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: kind, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs}},
-		Nodes:   nodes,
-	})
+	w := bfdWorld(t, kind, speakers, testnet.BFDSpec{Multihop: multihop, MinTx: interval, MinRx: interval, Multiplier: bfdMultiplier})
 	r := w.Router("r1")
 	minTTL := ""
 	if multihop && kind == testnet.BIRD {
 		minTTL = ", min_ttl: 64" // BIRD 2 sends multihop BFD with TTL 64
 	}
-	startBenchVipd(t, w.Node("n1"), fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-    - name: r1
-      address: %s
-      asn: 65535
-      multihop: %v
-      hold_time: 9s
-      bfd: {enabled: true, min_tx: %v, min_rx: %v, multiplier: %d%s}
-services:
-  - name: web
-    vips: [192.168.0.16]
-`, r.Addr4(), multihop, interval, interval, bfdMultiplier, minTTL))
+	startBenchVipd(t, w.Node("n1"), bfdNodeConfig(r, multihop,
+		fmt.Sprintf("{enabled: true, min_tx: %v, min_rx: %v, multiplier: %d%s}", interval, interval, bfdMultiplier, minTTL)))
 	if speakers > 1 {
 		startBirdSpeaker(t, w.Node("n2"), r, interval, multihop)
 	}

@@ -42,15 +42,7 @@ func benchReceived(t *testing.T, k int) benchRow {
 			if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
 				t.Fatalf("birdc disable leaked: %v\n%s", err, out)
 			}
-			p := startBenchVipd(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""})))
+			p := startBenchVipd(t, n1, webConfig(r1Peer(r), ""))
 			waitFIB(t, r, vip4, n1.Addr4())
 			time.Sleep(3 * time.Second)
 			before := procStatus(t, p.PID(), "VmRSS")

@@ -41,7 +41,7 @@ func TestBFDSpoofedDown(t *testing.T) {
 }
 
 func testBFDSpoofedDown(t *testing.T, auth *testnet.BFDAuth, vipdAuth, spoofKey string, counter func(api.BFDStatus) uint64) {
-	w := bfdWorld(t, testnet.BIRD, false, 1, auth)
+	w := bfdWorld(t, testnet.BIRD, 1, testnet.BFDSpec{Auth: auth})
 	r, n1 := w.Router("r1"), w.Node("n1")
 	authLine := ""
 	if vipdAuth != "" {

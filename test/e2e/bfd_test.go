@@ -34,14 +34,15 @@ func TestBFDNodeLoss(t *testing.T) {
 }
 
 // bfdWorld is router r1 of kind with n nodes, each peering with it over
-// BFD (single-hop or multihop, authenticated with auth if set).
-func bfdWorld(t *testing.T, kind testnet.RouterKind, multihop bool, n int, auth *testnet.BFDAuth) *testnet.World {
+// BFD as bfd says (its Multihop makes the BGP sessions multihop too).
+func bfdWorld(t *testing.T, kind testnet.RouterKind, n int, bfd testnet.BFDSpec) *testnet.World {
 	t.Helper()
 	nodes := nodeSpecs(n)
 	var nbrs []testnet.Neighbor
 	for _, nb := range neighbors(nodes, 4200000000, "") {
-		nb.Multihop = multihop
-		nb.BFD = &testnet.BFDSpec{Multihop: multihop, Auth: auth}
+		nb.Multihop = bfd.Multihop
+		spec := bfd
+		nb.BFD = &spec
 		nbrs = append(nbrs, nb)
 	}
 	return worldtest.New(t, testnet.Spec{
@@ -53,23 +54,12 @@ func bfdWorld(t *testing.T, kind testnet.RouterKind, multihop bool, n int, auth 
 // bfdNodeConfig is a node's config: service web's VIP 192.168.0.16
 // announced to router r, with bfd as the peer's bfd value.
 func bfdNodeConfig(r *testnet.Router, multihop bool, bfd string) string {
-	return fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-    - name: r1
-      address: %s
-      asn: 65535
-      multihop: %v
-      bfd: %s
-services:
-  - name: web
-    vips: [192.168.0.16]
-`, r.Addr4(), multihop, bfd)
+	peer := fmt.Sprintf("    - name: r1\n      address: %s\n      asn: 65535\n      multihop: %v\n      bfd: %s\n", r.Addr4(), multihop, bfd)
+	return webConfig(peer, "")
 }
 
 func testBFDNodeLoss(t *testing.T, kind testnet.RouterKind, multihop bool) {
-	w := bfdWorld(t, kind, multihop, 2, nil)
+	w := bfdWorld(t, kind, 2, testnet.BFDSpec{Multihop: multihop})
 	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
 	config := bfdNodeConfig(r, multihop, "{enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}")
 	p1 := startVipd(t, n1, config)
@@ -197,7 +187,7 @@ func TestBFDDefaultsInterop(t *testing.T) {
 }
 
 func testBFDDefaults(t *testing.T, kind testnet.RouterKind, multihop bool) {
-	w := bfdWorld(t, kind, multihop, 2, nil)
+	w := bfdWorld(t, kind, 2, testnet.BFDSpec{Multihop: multihop})
 	r, n1, n2 := w.Router("r1"), w.Node("n1"), w.Node("n2")
 	// NREC's parameters: eBGP multihop to the route server (or a direct
 	// session), BFD with every setting at its default.

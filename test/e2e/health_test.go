@@ -24,15 +24,7 @@ func TestHealth(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		startVipd(t, n, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: 200ms
+		startVipd(t, n, webConfig(r1Peer(r), fmt.Sprintf(`    interval: 200ms
     rise: 2
     fall: 2
     med: 100
@@ -47,7 +39,7 @@ services:
     down_prepend: 2
     checks:
       - exec: {command: [test, -f, %q]}
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), flag(n, "web"), flag(n, "dns")))
+`, flag(n, "web"), flag(n, "dns"))))
 	}
 	web, dns := mustPrefix("192.168.0.16/32"), mustPrefix("192.168.0.17/32")
 	all := addrs4(w.Nodes())

@@ -54,6 +54,18 @@ func peersYAMLWith(extra string, peers ...peer) string {
 	return b.String()
 }
 
+// webConfig is a node's config that announces service web's VIP
+// 192.168.0.16 to peers (bgp.peers items, as peersYAML renders them); rest
+// follows web's vips line: more of web's keys, more services, other
+// top-level keys.
+func webConfig(peers, rest string) string {
+	return "bgp:\n  asn: 4200000000\n  allowed_prefixes: [192.168.0.16/31]\n  peers:\n" + peers +
+		"services:\n  - name: web\n    vips: [192.168.0.16]\n" + rest
+}
+
+// r1Peer is router r as a node's one peer, r1.
+func r1Peer(r *testnet.Router) string { return peersYAML(peer{"r1", r.Addr4(), 65535, ""}) }
+
 // startVipd starts vipd on node with config (the node's runtime keys are
 // appended) and stops it at the end of the test.
 func startVipd(t *testing.T, node *testnet.Node, config string) *testnet.Process {

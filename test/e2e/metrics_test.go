@@ -24,21 +24,13 @@ func TestMetrics(t *testing.T) {
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startVipdConfig(t, n1, fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-    interval: 200ms
+	startVipdConfig(t, n1, webConfig(r1Peer(r), fmt.Sprintf(`    interval: 200ms
     checks:
       - exec: {command: [test, -f, %q]}
 state_dir: %s
 api: {socket: %s}
 metrics: {listen: "127.0.0.1:9477"}
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), flag, n1.StateDir(), n1.Socket()))
+`, flag, n1.StateDir(), n1.Socket())))
 	waitFIB(t, r, vip4, n1.Addr4())
 
 	// The metrics listener is on the node's loopback: dial inside its namespace.

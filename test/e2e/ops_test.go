@@ -200,18 +200,10 @@ func TestDrain(t *testing.T) {
 	w := birdWorld(t, 1, "")
 	r, n1 := w.Router("r1"), w.Node("n1")
 	maint := filepath.Join(n1.Dir(), "maintenance-dns")
-	config := fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [192.168.0.16/31]
-  peers:
-%s
-services:
-  - name: web
-    vips: [192.168.0.16]
-  - name: dns
+	config := webConfig(r1Peer(r), fmt.Sprintf(`  - name: dns
     vips: [192.168.0.17]
     maintenance_file: %s
-`, peersYAML(peer{"r1", r.Addr4(), 65535, ""}), maint)
+`, maint))
 	web, dns := mustPrefix("192.168.0.16/32"), mustPrefix("192.168.0.17/32")
 	p := startVipd(t, n1, config)
 	waitFIB(t, r, web, n1.Addr4())
