@@ -185,9 +185,10 @@ type round struct {
 // the round before it has reported: at most one round runs at a time.
 //
 // A watchdog timer counts a round that has not reported within Timeout+slack
-// of its start as failed, and again for each further Interval+Timeout+slack. Such a failure follows the normal fall rule rather than
-// forcing the service down: on an overloaded machine the watchdog can fire
-// for a round that is merely late, and one late round should not flap a route.
+// of its start as failed, and again for each further Interval+Timeout+slack.
+// Such a failure follows the normal fall rule rather than forcing the
+// service down: on an overloaded machine the watchdog can fire for a round
+// that is merely late, and one late round should not flap a route.
 // The wedged round's result, if it ever comes, is discarded.
 //
 // Checkers that are Watchers run their Watch on goroutines Run owns and ends
