@@ -134,14 +134,24 @@ var (
 func sign(p *ControlPacket, a Auth, seq uint32) error {
 	p.AuthBit = true
 	p.Auth = section(a, seq, p.Auth[:0])
-	b, err := p.MarshalBinary()
+	d, err := digest(*p, a.Type)
 	if err != nil {
 		return err
 	}
-	h := a.Type.newHash()
-	h.Write(b)
-	copy(p.Auth[authHeaderLen:], h.Sum(nil))
+	copy(p.Auth[authHeaderLen:], d)
 	return nil
+}
+
+// digest is t's hash over p as sent, whose section carries the padded key
+// in place of the digest (RFC 5880 §6.7.3, §6.7.4).
+func digest(p ControlPacket, t AuthType) ([]byte, error) {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	h := t.newHash()
+	h.Write(b)
+	return h.Sum(nil), nil
 }
 
 // section builds an Authentication Section carrying the padded key in
@@ -176,13 +186,11 @@ func verify(p ControlPacket, a Auth) (uint32, error) {
 	q := p
 	q.Auth = section(a, seq, nil)
 	q.Auth[3] = s[3] // Reserved is covered by the digest as sent
-	b, err := q.MarshalBinary()
+	d, err := digest(q, a.Type)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrAuthSection, err)
 	}
-	h := a.Type.newHash()
-	h.Write(b)
-	if subtle.ConstantTimeCompare(h.Sum(nil), s[authHeaderLen:]) != 1 {
+	if subtle.ConstantTimeCompare(d, s[authHeaderLen:]) != 1 {
 		return 0, ErrAuthDigest
 	}
 	return seq, nil

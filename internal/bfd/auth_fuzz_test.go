@@ -55,13 +55,11 @@ func FuzzVerify(f *testing.F) {
 // resign recomputes the digest of a packet whose section holds the key.
 func resign(p *ControlPacket, a Auth) error {
 	copy(p.Auth[authHeaderLen:], append([]byte(a.Key), make([]byte, a.Type.digestLen())...))
-	b, err := p.MarshalBinary()
+	d, err := digest(*p, a.Type)
 	if err != nil {
 		return err
 	}
-	h := a.Type.newHash()
-	h.Write(b)
-	copy(p.Auth[authHeaderLen:], h.Sum(nil))
+	copy(p.Auth[authHeaderLen:], d)
 	return nil
 }
 
