@@ -118,14 +118,15 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	if dpErr != nil {
 		errs = append(errs, fmt.Errorf("dataplane: %w", dpErr))
 	}
-	wantAddrs := desiredAddresses(d.all())
+	services := d.all()
+	wantAddrs := desiredAddresses(services)
 	hadAddrs := a.addresses
 	if err := a.bind(ctx, unionBy(wantAddrs, hadAddrs, identity)); err != nil {
 		errs = append(errs, fmt.Errorf("bind: %w", err))
 	}
 
 	// 2. Routes.
-	ds := decide(a.cfg.BGP, d.all(), func(name string) serviceInput {
+	ds := decide(a.cfg.BGP, services, func(name string) serviceInput {
 		l, ok := d.lbByService[name]
 		switch {
 		case !ok:
