@@ -20,6 +20,8 @@ type Config struct {
 	StateDir string // default /var/lib/vipd
 	API      API
 	Metrics  Metrics
+	// Kubernetes, if set, makes Services one more source of VIPs.
+	Kubernetes *Kubernetes
 }
 
 // BGP is the speaker's global configuration.
@@ -201,6 +203,26 @@ type Pool struct {
 	Name     string
 	Prefixes []netip.Prefix
 }
+
+// Kubernetes configures the Kubernetes source: Services' external IPs
+// and LoadBalancer addresses, announced while Kubernetes says they serve.
+type Kubernetes struct {
+	Kubeconfig string // "": in-cluster credentials
+	NodeName   string // "": $NODE_NAME, else the host name
+	Namespace  string // where the allocator's Lease lives; "": $POD_NAMESPACE, else "vipd"
+	// ExternalIPs and LoadBalancers choose what is served; both default true.
+	ExternalIPs   bool
+	LoadBalancers bool
+	// LoadBalancerClass, if set, is the only class served; unset, Services
+	// with no class and with DefaultLoadBalancerClass are.
+	LoadBalancerClass string
+	Interface         string        // default lo
+	LeaseDuration     time.Duration // default 15s
+}
+
+// DefaultLoadBalancerClass is the spec.loadBalancerClass vipd serves
+// (besides none) when kubernetes.load_balancer_class is unset.
+const DefaultLoadBalancerClass = "vipd.io/bgp"
 
 // API configures the control socket and optional TCP listener.
 type API struct {

@@ -44,7 +44,7 @@ var errorCases = []struct {
 	{"syntax", "bgp: [\n", "", 1, "invalid YAML"},
 	{"two documents", head + "---\nbgp: {}\n", "", 4, "only one YAML document"},
 	{"root is a list", "- bgp\n", "", 1, "want a mapping, got a list"},
-	{"unknown top-level key", head + "servics: []\n", "servics", 4, "unknown key (want one of api, bgp, metrics"},
+	{"unknown top-level key", head + "servics: []\n", "servics", 4, "unknown key (want one of api, bgp, kubernetes, metrics"},
 	{"duplicate key", head + "state_dir: /a\nstate_dir: /b\n", "state_dir", 5, "duplicate key (first at line 4)"},
 	{"alias cycle", head + "services: &s [*s]\n", "", 4, "refers to a node that contains it"},
 	{"merge of a scalar", head + "api: {<<: 1}\n", "api", 4, "<< must merge a mapping"},
@@ -196,6 +196,12 @@ var errorCases = []struct {
 	{"api listen bad port", head + "api: {listen: \"127.0.0.1:0\", token_file: /t}\n", "api.listen", 4, "want a port 1..65535"},
 	{"metrics listen not host:port", head + "metrics: {listen: 9477}\n", "metrics.listen", 4, `want host:port like "127.0.0.1:8080", got "9477"`},
 	{"metrics a list", head + "metrics: []\n", "metrics", 4, "want a mapping, got a list"},
+	{"kubernetes node name", head + "kubernetes: {node_name: Node_1}\n", "kubernetes.node_name", 4, "want a node name (RFC 1123 subdomain), got \"Node_1\""},
+	{"kubernetes namespace", head + "kubernetes: {namespace: a.b}\n", "kubernetes.namespace", 4, "want a namespace (RFC 1123 label), got \"a.b\""},
+	{"kubernetes class", head + "kubernetes: {load_balancer_class: \"a b\"}\n", "kubernetes.load_balancer_class", 4, "want a class like vipd.io/bgp, got \"a b\""},
+	{"kubernetes lease", head + "kubernetes: {lease_duration: 1s}\n", "kubernetes.lease_duration", 4, "want a duration from 3s to 10m, got 1s"},
+	{"kubernetes kubeconfig", head + "kubernetes: {kubeconfig: kube.conf}\n", "kubernetes.kubeconfig", 4, "want an absolute path"},
+	{"kubernetes unknown key", head + "kubernetes: {nodes: [a]}\n", "kubernetes.nodes", 4, "unknown key"},
 }
 
 func TestParseErrors(t *testing.T) {

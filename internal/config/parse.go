@@ -100,12 +100,13 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	d.lines[""] = root.Line
 	set := d.object(root, "", map[string]field{
-		"bgp":       d.bgp(&cfg.BGP),
-		"services":  listOf(d, &cfg.Services, d.service),
-		"pools":     listOf(d, &cfg.Pools, d.pool),
-		"state_dir": text(d, &cfg.StateDir, "an absolute path", parseAbsPath),
-		"api":       d.api(&cfg.API),
-		"metrics":   d.metrics(&cfg.Metrics),
+		"bgp":        d.bgp(&cfg.BGP),
+		"services":   listOf(d, &cfg.Services, d.service),
+		"pools":      listOf(d, &cfg.Pools, d.pool),
+		"state_dir":  text(d, &cfg.StateDir, "an absolute path", parseAbsPath),
+		"api":        d.api(&cfg.API),
+		"metrics":    d.metrics(&cfg.Metrics),
+		"kubernetes": d.kubernetes(&cfg.Kubernetes),
 	})
 	d.require("", set, "bgp")
 	return cfg

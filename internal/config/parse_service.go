@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -222,6 +223,23 @@ func (d *decoder) metrics(m *Metrics) field {
 	return func(v *yaml.Node, path string) {
 		d.object(v, path, map[string]field{
 			"listen": text(d, &m.Listen, "host:port", parseListen),
+		})
+	}
+}
+
+func (d *decoder) kubernetes(dst **Kubernetes) field {
+	return func(v *yaml.Node, path string) {
+		k := &Kubernetes{ExternalIPs: true, LoadBalancers: true, Interface: "lo", LeaseDuration: 15 * time.Second}
+		*dst = k
+		d.object(v, path, map[string]field{
+			"kubeconfig":          text(d, &k.Kubeconfig, "an absolute path", parseAbsPath),
+			"node_name":           text(d, &k.NodeName, "a Kubernetes node name", parseDNSSubdomain),
+			"namespace":           text(d, &k.Namespace, "a Kubernetes namespace", parseDNSLabel),
+			"external_ips":        d.boolean(&k.ExternalIPs),
+			"load_balancers":      d.boolean(&k.LoadBalancers),
+			"load_balancer_class": text(d, &k.LoadBalancerClass, "a load balancer class", parseQualifiedName),
+			"interface":           text(d, &k.Interface, "an interface name", parseInterface),
+			"lease_duration":      text(d, &k.LeaseDuration, "a duration from 3s to 10m", parseLeaseDuration),
 		})
 	}
 }

@@ -294,3 +294,26 @@ func TestCommunityString(t *testing.T) {
 		t.Errorf("LargeCommunity{1, 2, 3} prints as %q", got)
 	}
 }
+
+func TestParseKubernetes(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       *Kubernetes
+	}{
+		{"absent", head, nil},
+		{"empty section: every default", head + "kubernetes: {}\n",
+			&Kubernetes{ExternalIPs: true, LoadBalancers: true, Interface: "lo", LeaseDuration: 15 * time.Second}},
+		{"every key", head + "kubernetes:\n  kubeconfig: /etc/vipd/kubeconfig\n  node_name: node-1.example\n" +
+			"  namespace: infra\n  external_ips: false\n  load_balancers: false\n" +
+			"  load_balancer_class: example.com/bgp\n  interface: eth1\n  lease_duration: 30s\n",
+			&Kubernetes{Kubeconfig: "/etc/vipd/kubeconfig", NodeName: "node-1.example", Namespace: "infra",
+				LoadBalancerClass: "example.com/bgp", Interface: "eth1", LeaseDuration: 30 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustParse(t, tc.yaml).Kubernetes
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

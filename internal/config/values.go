@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // This file holds the parsers of single values. Each returns the message
@@ -297,4 +299,36 @@ func parseCheckURL(s string) (string, error) {
 		return "", fmt.Errorf(`want an http:// or https:// URL with a host, got %q`, s)
 	}
 	return s, nil
+}
+
+// The Kubernetes names are checked by Kubernetes' own rules, so a typo is
+// caught by check-config rather than by a watch that never matches.
+func parseDNSSubdomain(s string) (string, error) {
+	return k8sName(s, "a node name (RFC 1123 subdomain)", validation.IsDNS1123Subdomain)
+}
+
+func parseDNSLabel(s string) (string, error) {
+	return k8sName(s, "a namespace (RFC 1123 label)", validation.IsDNS1123Label)
+}
+
+func parseQualifiedName(s string) (string, error) {
+	return k8sName(s, "a class like vipd.io/bgp", validation.IsQualifiedName)
+}
+
+func k8sName(s, want string, check func(string) []string) (string, error) {
+	if errs := check(s); len(errs) > 0 {
+		return "", fmt.Errorf("want %s, got %q: %s", want, s, errs[0])
+	}
+	return s, nil
+}
+
+// parseLeaseDuration bounds the allocator's lease: shorter ones renew too
+// often for a shared API server, longer ones leave Services without an
+// allocator for minutes after its node dies.
+func parseLeaseDuration(s string) (time.Duration, error) {
+	v, err := parseDuration(s)
+	if err == nil && (v < 3*time.Second || v > 10*time.Minute) {
+		err = fmt.Errorf("want a duration from 3s to 10m, got %s", v)
+	}
+	return v, err
 }
