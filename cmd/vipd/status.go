@@ -50,6 +50,21 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w)
 
+	if k := st.Kubernetes; k != nil {
+		conn := "connected"
+		if !k.Connected {
+			conn = "API server unreachable (serving the last state known)"
+			if k.LastError != "" {
+				conn += ": " + k.LastError
+			}
+		}
+		if !k.Synced {
+			conn += ", waiting for the first list"
+		}
+		fmt.Fprintf(w, "kubernetes: node %s, %s (%s), %d services, allocator %s\n\n",
+			k.Node, conn, since(k.Since, now), k.Services, dash(k.Allocator))
+	}
+
 	if len(st.BFD) > 0 {
 		fmt.Fprintln(tw, "BFD PEER\tREMOTE\tMODE\tSTATE\tSINCE\tDISCR (LOCAL/REMOTE)\tTX/RX\tDETECT\tLAST DIAG\tINFO")
 		for _, b := range st.BFD {

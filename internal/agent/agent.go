@@ -27,6 +27,7 @@ import (
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/kube"
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/metrics"
 	"github.com/vipd/vipd/internal/store"
@@ -64,6 +65,8 @@ type Agent struct {
 	drained   map[string]bool  // by the operator (persisted)
 	sources   []namedSource    // in priority order; changed only inside the loop
 	services  []config.Service // the last pass's, from every source, load balancers' excepted
+	verdicts  map[string]Verdict // the last pass's, for the services whose source decides
+	kube      *kube.Watcher      // nil without a kubernetes section
 	decisions []decision       // the last pass's, for status
 	lbs       *lb.Registry     // changed only inside the loop
 	dataPlane dataPlane        // owned by the loop; host settings read by Status
@@ -110,6 +113,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if err := a.loadLoadBalancers(); err != nil {
+		return err
+	}
+	if err := a.newKubernetes(); err != nil {
 		return err
 	}
 	if a.hash, err = a.cfg.Hash(); err != nil {
@@ -200,6 +206,9 @@ func (a *Agent) serve(ctx context.Context, ls *listeners) error {
 	}
 	g.Go(func() error { return a.loop(ctx) })
 	g.Go(func() error { return a.watchdog(ctx, a.notify) })
+	if a.kube != nil {
+		g.Go(func() error { return a.kube.Run(ctx) })
+	}
 	if err := a.notify.Ready(); err != nil {
 		a.log.Warn("sd_notify", "event", "start", "err", err)
 	}

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/config"
 )
 
 // Drain withdraws (or, under on_down: degrade, degrades) a service's routes
@@ -21,7 +23,9 @@ func (a *Agent) Undrain(ctx context.Context, name string) error {
 func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error {
 	return a.do(ctx, func(context.Context) error {
 		svc := a.cfg.Service(name)
-		if svc == nil {
+		// Other sources' services (Kubernetes' namespace/name) can be
+		// drained too, while they exist.
+		if svc == nil && !slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) {
 			return fmt.Errorf("service %q: %w", name, api.ErrNotFound)
 		}
 		if err := a.store.SetDrained(name, drained); err != nil {

@@ -107,7 +107,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	sources := slices.Clone(a.sources)
 	a.mu.Unlock()
 	d := merge(sources)
-	a.monitors.sync(d.services)
+	a.monitors.sync(d.checked())
 	a.syncBackendMonitors(d.lbs)
 
 	// 1. Additions. What is going stays until its route is withdrawn.
@@ -127,6 +127,9 @@ func (a *Agent) reconcile(ctx context.Context) error {
 
 	// 2. Routes.
 	ds := decide(a.cfg.BGP, services, func(name string) serviceInput {
+		if v, ok := d.verdicts[name]; ok {
+			return a.verdictInput(name, v)
+		}
 		l, ok := d.lbByService[name]
 		switch {
 		case !ok:
@@ -136,13 +139,16 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		}
 		return a.lbInput(l)
 	})
-	ds = append(ds, d.conflicts...)
+	ds = append(ds, d.refused...)
 	a.logChanges(ds)
 	a.mu.Lock()
-	a.decisions, a.services = ds, d.services
+	prev := a.decisions
+	a.decisions, a.services, a.verdicts = ds, d.services, d.verdicts
 	a.mu.Unlock()
 	if err := a.speaker.SetRoutes(ctx, routesOf(ds)); err != nil {
 		errs = append(errs, fmt.Errorf("bgp: %w", err))
+	} else {
+		a.tellObservers(sources, prev, ds)
 	}
 
 	// 3. Removals, but not of what is still announced (a withdrawal
@@ -215,6 +221,56 @@ func (a *Agent) serviceInput(name string) serviceInput {
 		in.drain = ReasonDrained
 	}
 	return in
+}
+
+// verdictInput is serviceInput for a service whose source decides its
+// health; the operator's drain still wins.
+func (a *Agent) verdictInput(name string, v Verdict) serviceInput {
+	in := serviceInput{up: v.Up, detail: v.Detail}
+	if v.Up {
+		in.upReason = v.Reason
+	} else {
+		in.downReason = v.Reason
+	}
+	if a.drained[name] {
+		in.drain = ReasonDrained
+	}
+	return in
+}
+
+// tellObservers tells the sources that asked which services this node
+// started or stopped announcing in this pass.
+func (a *Agent) tellObservers(sources []namedSource, prev, now []decision) {
+	var observers []AnnounceObserver
+	for _, s := range sources {
+		if o, ok := s.src.(AnnounceObserver); ok {
+			observers = append(observers, o)
+		}
+	}
+	if len(observers) == 0 {
+		return
+	}
+	was := announcedServices(prev)
+	is := announcedServices(now)
+	for _, d := range now {
+		if _, seen := is[d.service]; !seen || was[d.service] == is[d.service] {
+			continue
+		}
+		for _, o := range observers {
+			o.Announced(d.service, is[d.service], d.why())
+		}
+		delete(is, d.service) // once per service
+	}
+}
+
+// announcedServices says, per service, whether any of its VIPs is
+// announced.
+func announcedServices(ds []decision) map[string]bool {
+	out := make(map[string]bool)
+	for _, d := range ds {
+		out[d.service] = out[d.service] || d.route != nil
+	}
+	return out
 }
 
 func (a *Agent) inMaintenance(name string) bool {

@@ -9,7 +9,7 @@ import (
 // MetricsSnapshot implements metrics.Source.
 func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 	a.mu.Lock()
-	cfg, services, ds, sp := a.cfg, a.services, a.decisions, a.speaker
+	cfg, services, verdicts, ds, sp, kw := a.cfg, a.services, a.verdicts, a.decisions, a.speaker, a.kube
 	reasons := make(map[string]Reason, len(ds))
 	for _, d := range ds {
 		if _, ok := reasons[d.service]; !ok {
@@ -38,6 +38,9 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 	}
 	for _, svc := range services {
 		hs, _ := a.monitors.status(svc.Name)
+		if v, ok := verdicts[svc.Name]; ok {
+			hs.Up = v.Up
+		}
 		r := reasons[svc.Name]
 		snap.Services = append(snap.Services, metrics.Service{
 			Name: svc.Name, Up: hs.Up, Drained: r == ReasonDrained || r == ReasonMaintenance, Reason: string(r),
@@ -52,6 +55,11 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 				Up: a.backendState(l, b) == lb.BackendUp, CheckSeries: backendMonitorName(l, b)})
 		}
 		snap.LoadBalancers = append(snap.LoadBalancers, ml)
+	}
+	if kw != nil {
+		ks := kw.Status()
+		snap.Kubernetes = &metrics.Kubernetes{Connected: ks.Connection.Connected, Synced: ks.Synced,
+			Allocator: ks.IsLeader, Services: ks.Services}
 	}
 	return snap
 }

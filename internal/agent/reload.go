@@ -128,7 +128,11 @@ func (a *Agent) apply(ctx context.Context, cfg *config.Config, hash string) (api
 	a.mu.Lock()
 	a.cfg, a.hash, a.routerID = cfg, hash, routerID
 	_ = a.lbs.SetPools(cfg.Pools) // CheckPools passed above, and only the loop changes a.lbs
+	kw := a.kube
 	a.mu.Unlock()
+	if kw != nil {
+		kw.SetPolicy(cfg.BGP.AllowedPrefixes, cfg.Pools)
+	}
 	return res, nil
 }
 
@@ -187,6 +191,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	if cfg.Metrics != running.Metrics {
 		names = append(names, "metrics")
 		cfg.Metrics = running.Metrics
+	}
+	if kubeRestartOnly(cfg, running) {
+		names = append(names, "kubernetes")
 	}
 	return names
 }

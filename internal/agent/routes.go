@@ -58,8 +58,10 @@ type serviceInput struct {
 	up    bool
 	drain Reason // ReasonDrained, ReasonMaintenance or ""
 	// upReason and downReason, if set, explain the state instead of the
-	// checks (a load balancer's backends).
+	// checks (a load balancer's backends, a source's verdict); detail
+	// says more.
 	upReason, downReason Reason
+	detail               string
 }
 
 // decision is what the agent wants for one VIP.
@@ -71,8 +73,12 @@ type decision struct {
 	detail  string // says more than reason.Text(), if set
 }
 
-// why explains d for people.
+// why explains d for people. A source's own reasons have no text here:
+// their detail says it all.
 func (d decision) why() string {
+	if _, known := reasonText[d.reason]; !known && d.detail != "" {
+		return d.detail
+	}
 	if d.detail != "" {
 		return d.reason.Text() + ": " + d.detail
 	}
@@ -85,9 +91,14 @@ func (d decision) why() string {
 func decide(g config.BGP, services []config.Service, input func(service string) serviceInput) []decision {
 	var out []decision
 	for _, svc := range services {
-		route, reason := serviceRoute(g, svc, input(svc.Name))
+		in := input(svc.Name)
+		route, reason := serviceRoute(g, svc, in)
+		detail := in.detail
+		if reason == in.drain {
+			detail = ""
+		}
 		for _, addr := range svc.VIPs {
-			d := decision{service: svc.Name, prefix: hostPrefix(addr), reason: reason}
+			d := decision{service: svc.Name, prefix: hostPrefix(addr), reason: reason, detail: detail}
 			if route != nil {
 				r := *route
 				r.Prefix = d.prefix

@@ -22,6 +22,35 @@ import (
 type Snapshot struct {
 	Services      []config.Service
 	LoadBalancers []lb.LoadBalancer
+	// Verdicts decide, by service name, whether a service whose health
+	// vipd does not check itself is announced: Kubernetes decides from
+	// endpoints and nodes. Such a service has no checks.
+	Verdicts map[string]Verdict
+	// Refused are addresses a source asked for that no node may serve:
+	// status shows why; nothing binds or announces them.
+	Refused []Refusal
+}
+
+// Verdict is a source's own decision on one of its services.
+type Verdict struct {
+	Up     bool
+	Reason Reason // a stable code, as the source defines it
+	Detail string // says why, for people
+}
+
+// Refusal is an address a source's service may not have.
+type Refusal struct {
+	Service string
+	Addr    netip.Addr
+	Reason  Reason
+	Detail  string
+}
+
+// AnnounceObserver is a Source that wants to hear when this node starts
+// or stops announcing one of its services (Kubernetes records Events).
+// Announced runs on the loop: it must not block.
+type AnnounceObserver interface {
+	Announced(service string, announced bool, why string)
 }
 
 // Source delivers desired state: the config file's services, the stored

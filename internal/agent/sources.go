@@ -51,16 +51,19 @@ type desired struct {
 	// lbByService finds the load balancer behind one.
 	lbServices  []config.Service
 	lbByService map[string]lb.LoadBalancer
-	// conflicts are VIPs a later source claimed after an earlier one; they
-	// are neither bound nor announced for the later one.
-	conflicts []decision
+	// verdicts decide the services whose health a source decides.
+	verdicts map[string]Verdict
+	// refused are VIPs a later source claimed after an earlier one, and
+	// those a source itself refused; they are neither bound nor announced
+	// for that source.
+	refused []decision
 }
 
 // merge combines the sources' snapshots. An earlier source wins a service
 // name or a VIP that a later one also claims: the config file is first,
 // so nothing can take an operator's VIP away.
 func merge(sources []namedSource) desired {
-	d := desired{lbByService: make(map[string]lb.LoadBalancer)}
+	d := desired{lbByService: make(map[string]lb.LoadBalancer), verdicts: make(map[string]Verdict)}
 	names := make(map[string]bool)
 	owner := make(map[netip.Addr]string)
 	add := func(to *[]config.Service, svc config.Service) {
@@ -68,7 +71,7 @@ func merge(sources []namedSource) desired {
 		kept := svc.VIPs[:0:0]
 		for _, addr := range svc.VIPs {
 			if other, taken := owner[addr]; taken {
-				d.conflicts = append(d.conflicts, decision{service: svc.Name, prefix: hostPrefix(addr),
+				d.refused = append(d.refused, decision{service: svc.Name, prefix: hostPrefix(addr),
 					reason: ReasonConflict, detail: fmt.Sprintf("%s also belongs to service %s", addr, other)})
 				continue
 			}
@@ -84,10 +87,16 @@ func merge(sources []namedSource) desired {
 		for _, svc := range snap.Services {
 			if names[svc.Name] {
 				why := fmt.Sprintf("service name %q is taken; source %s is ignored for it", svc.Name, s.name)
-				d.conflicts = append(d.conflicts, conflictDecisions(svc, why)...)
+				d.refused = append(d.refused, conflictDecisions(svc, why)...)
 				continue
 			}
 			add(&d.services, svc)
+			if v, ok := snap.Verdicts[svc.Name]; ok {
+				d.verdicts[svc.Name] = v
+			}
+		}
+		for _, r := range snap.Refused {
+			d.refused = append(d.refused, decision{service: r.Service, prefix: hostPrefix(r.Addr), reason: r.Reason, detail: r.Detail})
 		}
 		lbs = append(lbs, snap.LoadBalancers...)
 	}
@@ -98,9 +107,9 @@ func merge(sources []namedSource) desired {
 		other, taken := owner[l.Address()]
 		switch {
 		case names[svc.Name]:
-			d.conflicts = append(d.conflicts, conflictDecisions(svc, fmt.Sprintf("service name %q is taken", svc.Name))...)
+			d.refused = append(d.refused, conflictDecisions(svc, fmt.Sprintf("service name %q is taken", svc.Name))...)
 		case taken:
-			d.conflicts = append(d.conflicts, conflictDecisions(svc, fmt.Sprintf("%s also belongs to service %s", l.Address(), other))...)
+			d.refused = append(d.refused, conflictDecisions(svc, fmt.Sprintf("%s also belongs to service %s", l.Address(), other))...)
 		default:
 			add(&d.lbServices, svc)
 			d.lbs = append(d.lbs, l)
@@ -112,6 +121,14 @@ func merge(sources []namedSource) desired {
 
 // all is every service: configured ones, then load balancers'.
 func (d desired) all() []config.Service { return slices.Concat(d.services, d.lbServices) }
+
+// checked are the services whose health vipd checks itself.
+func (d desired) checked() []config.Service {
+	return slices.DeleteFunc(slices.Clone(d.services), func(s config.Service) bool {
+		_, ok := d.verdicts[s.Name]
+		return ok
+	})
+}
 
 func conflictDecisions(svc config.Service, why string) []decision {
 	out := make([]decision, 0, len(svc.VIPs))

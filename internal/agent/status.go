@@ -12,7 +12,7 @@ import (
 // Status implements api.Backend.
 func (a *Agent) Status() api.Status {
 	a.mu.Lock()
-	cfg, services, ds, routerID, sp, host := a.cfg, a.services, a.decisions, a.routerID, a.speaker, a.dataPlane.host
+	cfg, services, verdicts, ds, routerID, sp, host, kw := a.cfg, a.services, a.verdicts, a.decisions, a.routerID, a.speaker, a.dataPlane.host, a.kube
 	a.mu.Unlock()
 	bs := sp.Status()
 
@@ -27,7 +27,7 @@ func (a *Agent) Status() api.Status {
 	}
 	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)
 	for _, svc := range services {
-		st.Services = append(st.Services, a.serviceStatus(svc.Name, ds))
+		st.Services = append(st.Services, a.serviceStatus(svc.Name, verdicts, ds))
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
 	st.LoadBalancers = a.LoadBalancers()
@@ -35,18 +35,29 @@ func (a *Agent) Status() api.Status {
 	for i, h := range host {
 		st.HostSettings[i] = api.HostSetting{Name: h.Name, Was: h.Was, Now: h.Want}
 	}
+	if kw != nil {
+		ks := kw.Status()
+		st.Kubernetes = &api.KubernetesStatus{Node: ks.Node, Connected: ks.Connection.Connected, Since: ks.Connection.Since,
+			LastError: ks.Connection.Error, Synced: ks.Synced, Allocator: ks.Leader, Services: ks.Services}
+	}
 	return st
 }
 
-func (a *Agent) serviceStatus(name string, ds []decision) api.ServiceStatus {
-	hs, _ := a.monitors.status(name)
-	ss := api.ServiceStatus{Name: name, State: "down", Since: hs.Since, LastCheck: hs.LastCheck, LastError: hs.LastError,
-		FastRounds: hs.Fast}
-	if hs.Up {
-		ss.State = "up"
-	}
-	if !hs.LastCheck.IsZero() {
-		ss.LastResult = hs.LastResult.String()
+func (a *Agent) serviceStatus(name string, verdicts map[string]Verdict, ds []decision) api.ServiceStatus {
+	ss := api.ServiceStatus{Name: name, State: "down"}
+	if v, ok := verdicts[name]; ok {
+		if v.Up {
+			ss.State = "up"
+		}
+	} else {
+		hs, _ := a.monitors.status(name)
+		ss.Since, ss.LastCheck, ss.LastError, ss.FastRounds = hs.Since, hs.LastCheck, hs.LastError, hs.Fast
+		if hs.Up {
+			ss.State = "up"
+		}
+		if !hs.LastCheck.IsZero() {
+			ss.LastResult = hs.LastResult.String()
+		}
 	}
 	for _, d := range ds {
 		if d.service == name {

@@ -20,6 +20,19 @@ type Status struct {
 	// HostSettings are the kernel parameters vipd set for nat-mode load
 	// balancing (none until the first nat load balancer).
 	HostSettings []HostSetting `json:"host_settings"`
+	// Kubernetes is the Kubernetes source, if configured.
+	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+}
+
+// KubernetesStatus is the Kubernetes source's health.
+type KubernetesStatus struct {
+	Node      string    `json:"node"`
+	Connected bool      `json:"connected"` // the API server answers; if not, the last state known is served
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	Synced    bool      `json:"synced"` // the caches hold a full list; before that nothing is served
+	Allocator string    `json:"allocator"` // the node that assigns LoadBalancer addresses, "" if unknown
+	Services  int       `json:"services"`  // Services with an address this node serves
 }
 
 // HostSetting is one kernel parameter the data plane needs.

@@ -135,6 +135,7 @@ var wireTypes = map[string]reflect.Type{
 	"ServiceStatus":       reflect.TypeFor[ServiceStatus](),
 	"VIPStatus":           reflect.TypeFor[VIPStatus](),
 	"HostSetting":         reflect.TypeFor[HostSetting](),
+	"KubernetesStatus":    reflect.TypeFor[KubernetesStatus](),
 	"Check":               reflect.TypeFor[Check](),
 	"LoadBalancerRequest": reflect.TypeFor[LoadBalancerRequest](),
 	"BackendRequest":      reflect.TypeFor[BackendRequest](),

@@ -43,7 +43,7 @@ type Service struct {
 
 // Refusal is one address vipd will neither bind nor announce.
 type Refusal struct {
-	Addr   string // as the Service spells it: it may not parse
+	Addr   netip.Addr
 	Detail string
 }
 
@@ -90,9 +90,15 @@ func plan(v view, p policy) []Service {
 		name := svc.Namespace + "/" + svc.Name
 		s := Service{Name: name}
 		for _, raw := range p.addresses(svc) {
-			addr, why := p.check(raw)
-			if why != "" {
-				s.Refused = append(s.Refused, Refusal{Addr: raw, Detail: why})
+			// The API server validates these fields, so an address
+			// that does not parse is skipped rather than reported.
+			addr, err := netip.ParseAddr(raw)
+			if err != nil || addr.Zone() != "" {
+				continue
+			}
+			addr = addr.Unmap()
+			if why := p.refuse(addr); why != "" {
+				s.Refused = append(s.Refused, Refusal{Addr: addr, Detail: why})
 			} else if !slices.Contains(s.Addrs, addr) {
 				s.Addrs = append(s.Addrs, addr)
 			}
@@ -127,22 +133,17 @@ func (p policy) addresses(svc *corev1.Service) []string {
 	return out
 }
 
-// check parses raw and says why it may not be served, or "".
-func (p policy) check(raw string) (netip.Addr, string) {
-	addr, err := netip.ParseAddr(raw)
-	if err != nil || addr.Zone() != "" {
-		return netip.Addr{}, fmt.Sprintf("%q is not an IP address", raw)
-	}
-	addr = addr.Unmap()
+// refuse says why addr may not be served, or "".
+func (p policy) refuse(addr netip.Addr) string {
 	if what := config.SpecialAddr(addr); what != "" {
-		return netip.Addr{}, fmt.Sprintf("%s is %s", addr, what)
+		return fmt.Sprintf("%s is %s", addr, what)
 	}
 	for _, pfx := range p.allowed {
 		if pfx.Contains(addr) {
-			return addr, ""
+			return ""
 		}
 	}
-	return netip.Addr{}, fmt.Sprintf("%s is outside bgp.allowed_prefixes", addr)
+	return fmt.Sprintf("%s is outside bgp.allowed_prefixes", addr)
 }
 
 // nodeEligible says whether this node may announce anything at all.

@@ -56,14 +56,13 @@ func TestPlan(t *testing.T) {
 				Detail: "externalTrafficPolicy Local, and no endpoint of ns/web on node n1 is serving"}},
 		},
 		{
-			name:     "refused addresses: outside the allowed prefixes, special, garbage",
+			name:     "refused addresses: outside the allowed prefixes, special; garbage skipped",
 			services: []*corev1.Service{svc("web", ext("198.51.100.1", "127.0.0.2", "nonsense", "192.0.2.1", "192.0.2.1"))},
 			slices:   []*discoveryv1.EndpointSlice{slice("web", ep("n1", true, nil, false))},
 			want: []Service{{Name: "ns/web", Addrs: addrs("192.0.2.1"), Announce: true, Reason: ReasonServing, Detail: "serving endpoints: 1",
 				Refused: []Refusal{
-					{Addr: "198.51.100.1", Detail: "198.51.100.1 is outside bgp.allowed_prefixes"},
-					{Addr: "127.0.0.2", Detail: "127.0.0.2 is loopback"},
-					{Addr: "nonsense", Detail: `"nonsense" is not an IP address`},
+					{Addr: netip.MustParseAddr("198.51.100.1"), Detail: "198.51.100.1 is outside bgp.allowed_prefixes"},
+					{Addr: netip.MustParseAddr("127.0.0.2"), Detail: "127.0.0.2 is loopback"},
 				}}},
 		},
 		{

@@ -261,6 +261,7 @@ func (w *Watcher) watchError(_ context.Context, _ *cache.Reflector, err error) {
 
 // Run watches until ctx ends. It serves nothing until the caches hold a
 // full list; after that, a lost API server leaves the last state in place.
+// It returns nil: losing the API server is not an error that stops vipd.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: w.client.CoreV1().Events("")})
 	defer w.broadcaster.Shutdown()
@@ -274,14 +275,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	wg.Go(func() { w.probe(ctx) })
 
 	w.log.Info("kubernetes: waiting for the first list", "event", "kubernetes_sync")
-	for _, ok := range w.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return ctx.Err()
-		}
-	}
-	for _, ok := range w.nodeFactory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return ctx.Err()
+	for _, f := range []informers.SharedInformerFactory{w.factory, w.nodeFactory} {
+		for _, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil // stopped before the first list
+			}
 		}
 	}
 	w.mu.Lock()
@@ -388,7 +386,7 @@ func (w *Watcher) reportRefusals(planned []Service) {
 	seen := make(map[string]bool)
 	for _, s := range planned {
 		for _, r := range s.Refused {
-			key := s.Name + " " + r.Addr
+			key := s.Name + " " + r.Addr.String()
 			seen[key] = true
 			if w.refused[key] {
 				continue

@@ -46,6 +46,15 @@ var (
 	descLBBackendUp = prometheus.NewDesc("vipd_lb_backend_up",
 		"1 if the backend is in the load balancer's Maglev table (healthy), else 0.", []string{"lb", "backend"}, nil)
 
+	descKubeConnected = prometheus.NewDesc("vipd_kubernetes_connected",
+		"1 if the Kubernetes API server answers, else 0 (vipd then serves the last state it knew).", nil, nil)
+	descKubeSynced = prometheus.NewDesc("vipd_kubernetes_synced",
+		"1 once the Kubernetes caches hold a full list; until then no Service is served.", nil, nil)
+	descKubeAllocator = prometheus.NewDesc("vipd_kubernetes_allocator",
+		"1 if this node holds the allocator's Lease and assigns LoadBalancer addresses, else 0.", nil, nil)
+	descKubeServices = prometheus.NewDesc("vipd_kubernetes_services",
+		"Kubernetes Services with an address this node serves (announced or not).", nil, nil)
+
 	descConfigHash = prometheus.NewDesc("vipd_config_hash_info",
 		"Always 1; the hash label identifies the running config.", []string{"hash"}, nil)
 	descConfigLastSuccess = prometheus.NewDesc("vipd_config_last_reload_success_timestamp_seconds",
@@ -64,6 +73,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		descBFDState, descBFDDiscarded,
 		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
+		descKubeConnected, descKubeSynced, descKubeAllocator, descKubeServices,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
 		descBuildInfo,
 	} {
@@ -84,6 +94,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectBFD(ch, snap.BFD)
 	collectServices(ch, snap.Services)
 	collectLoadBalancers(ch, snap.LoadBalancers)
+	collectKubernetes(ch, snap.Kubernetes)
 	m.forgetChecksExcept(snap)
 	m.checkDuration.Collect(ch)
 	m.reloads.Collect(ch)
@@ -128,6 +139,16 @@ func collectLoadBalancers(ch chan<- prometheus.Metric, lbs []LoadBalancer) {
 			ch <- constMetric(descLBBackendUp, prometheus.GaugeValue, boolValue(b.Up), l.Name, b.Address)
 		}
 	}
+}
+
+func collectKubernetes(ch chan<- prometheus.Metric, k *Kubernetes) {
+	if k == nil {
+		return
+	}
+	ch <- constMetric(descKubeConnected, prometheus.GaugeValue, boolValue(k.Connected))
+	ch <- constMetric(descKubeSynced, prometheus.GaugeValue, boolValue(k.Synced))
+	ch <- constMetric(descKubeAllocator, prometheus.GaugeValue, boolValue(k.Allocator))
+	ch <- constMetric(descKubeServices, prometheus.GaugeValue, float64(k.Services))
 }
 
 // forgetChecksExcept drops the check-duration series of services and

@@ -39,6 +39,15 @@ type Snapshot struct {
 	BFD           []BFDSession
 	Services      []Service
 	LoadBalancers []LoadBalancer
+	Kubernetes    *Kubernetes // nil without a kubernetes section
+}
+
+// Kubernetes is the Kubernetes source's health.
+type Kubernetes struct {
+	Connected bool // the API server answers
+	Synced    bool // the caches hold a full list
+	Allocator bool // this node holds the allocator's Lease
+	Services  int  // Services with an address this node serves
 }
 
 // Peer is one configured BGP peer.

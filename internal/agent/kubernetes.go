@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"reflect"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/kube"
+)
+
+// kubeSource turns the Kubernetes watcher's Services into a Snapshot.
+type kubeSource struct {
+	w     *kube.Watcher
+	iface string
+}
+
+func (k kubeSource) Snapshot() Snapshot {
+	snap := Snapshot{Verdicts: make(map[string]Verdict)}
+	for _, s := range k.w.Services() {
+		for _, r := range s.Refused {
+			snap.Refused = append(snap.Refused, Refusal{Service: s.Name, Addr: r.Addr, Reason: Reason(kube.ReasonNotAllowed), Detail: r.Detail})
+		}
+		if len(s.Addrs) == 0 {
+			continue
+		}
+		snap.Services = append(snap.Services, config.Service{Name: s.Name, VIPs: s.Addrs, Interface: k.iface, Bind: true})
+		snap.Verdicts[s.Name] = Verdict{Up: s.Announce, Reason: Reason(s.Reason), Detail: s.Detail}
+	}
+	return snap
+}
+
+// Announced implements AnnounceObserver: Kubernetes records an Event.
+func (k kubeSource) Announced(service string, announced bool, why string) {
+	k.w.Announced(service, announced, why)
+}
+
+// newKubernetes makes the Kubernetes source if the config has one; serve
+// runs it. A bad kubeconfig fails the start, before any session opens.
+func (a *Agent) newKubernetes() error {
+	k := a.cfg.Kubernetes
+	if k == nil {
+		return nil
+	}
+	w, err := kube.New(kube.Options{
+		Config: *k, Allowed: a.cfg.BGP.AllowedPrefixes, Pools: a.cfg.Pools,
+		Log: a.log, OnChange: a.wake.notify,
+	})
+	if err != nil {
+		return err
+	}
+	a.kube = w
+	a.setSource("kubernetes", kubeSource{w: w, iface: k.Interface})
+	return nil
+}
+
+// kubeRestartOnly reports whether the kubernetes section changed; the
+// watcher keeps the running one until restart, as it does the listeners.
+func kubeRestartOnly(cfg, running *config.Config) bool {
+	if reflect.DeepEqual(cfg.Kubernetes, running.Kubernetes) {
+		return false
+	}
+	cfg.Kubernetes = running.Kubernetes
+	return true
+}
