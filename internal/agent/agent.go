@@ -62,15 +62,15 @@ type Agent struct {
 	routerID  netip.Addr
 	speaker   Speaker
 	bfd       BFD
-	drained   map[string]bool  // by the operator (persisted)
-	sources   []namedSource    // in priority order; changed only inside the loop
-	services  []config.Service // the last pass's, from every source, load balancers' excepted
+	drained   map[string]bool    // by the operator (persisted)
+	sources   []namedSource      // in priority order; changed only inside the loop
+	services  []config.Service   // the last pass's, from every source, load balancers' excepted
 	verdicts  map[string]Verdict // the last pass's, for the services whose source decides
 	kube      *kube.Watcher      // nil without a kubernetes section
-	decisions []decision       // the last pass's, for status
-	lbs       *lb.Registry     // changed only inside the loop
-	dataPlane dataPlane        // owned by the loop; host settings read by Status
-	addresses []vip.Address    // the last set handed to the binder; owned by the loop
+	decisions []decision         // the last pass's, for status
+	lbs       *lb.Registry       // changed only inside the loop
+	dataPlane dataPlane          // owned by the loop; host settings read by Status
+	addresses []vip.Address      // the last set handed to the binder; owned by the loop
 }
 
 // New returns an agent for cfg, loaded from path. It has no side effects;

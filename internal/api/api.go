@@ -30,7 +30,7 @@ type KubernetesStatus struct {
 	Connected bool      `json:"connected"` // the API server answers; if not, the last state known is served
 	Since     time.Time `json:"since,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
-	Synced    bool      `json:"synced"` // the caches hold a full list; before that nothing is served
+	Synced    bool      `json:"synced"`    // the caches hold a full list; before that nothing is served
 	Allocator string    `json:"allocator"` // the node that assigns LoadBalancer addresses, "" if unknown
 	Services  int       `json:"services"`  // Services with an address this node serves
 }
