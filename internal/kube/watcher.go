@@ -70,7 +70,9 @@ type Watcher struct {
 	refused  map[string]bool // "service address" pairs already reported in an Event
 	conn     Connection
 	leader   string
-	allocErr map[string]string // the last allocation failure reported, by Service
+	// allocated is the last allocation (addresses or failure) reported
+	// for each Service, so unchanged passes record no Event.
+	allocated map[string]string
 }
 
 // Connection is the watch's health as status and metrics show it.
@@ -161,7 +163,7 @@ func newWatcher(client kubernetes.Interface, opts Options) (*Watcher, error) {
 		pools:    slices.Clone(opts.Pools),
 		dirty:    true,
 		refused:  make(map[string]bool),
-		allocErr: make(map[string]string),
+		allocated: make(map[string]string),
 	}
 	if w.onChange == nil {
 		w.onChange = func() {}
