@@ -119,7 +119,7 @@ const maxUnfitSkips = 1 << 16
 // Assignment per request, sorted by Service.
 //
 // Allocate is pure and deterministic: the order of reqs does not matter.
-// It works in two passes over the Services, sorted by key:
+// It works in three passes over the Services, sorted by key:
 //
 //  1. Every Service keeps the Current addresses that are still valid: in
 //     its pool (the named one, or any), of one of its families (one per
@@ -130,13 +130,16 @@ const maxUnfitSkips = 1 << 16
 //     claim the same address and cannot share it, the first by key wins:
 //     with no other history to go by, that is the choice every run makes
 //     again.
-//  2. Each Service then gets, per family, its requested address, else its
+//  2. Requested addresses (Want) not yet held are claimed next, so a
+//     Service that asks for an address is not beaten to it by one that
+//     takes any; one held by a Service it cannot share with is refused.
+//  3. Each Service then gets, per family, its requested address, else its
 //     kept one, else an address its share key already holds (sharing is
 //     the point of the key), else the lowest free address of the first
 //     pool that has one. If anything fails, it gets nothing new and keeps
 //     what it claimed in pass 1, so a bad edit is reported without
-//     disturbing a running Service; a changed request that succeeds
-//     releases the old address.
+//     disturbing a running Service; a request that succeeds releases the
+//     address it replaces.
 //
 // SingleStack uses only the first family. PreferDualStack needs the first
 // family and takes the second only if a pool has one free; an explicit
@@ -158,6 +161,9 @@ func Allocate(pools []config.Pool, reqs []Request, taken func(netip.Addr) bool) 
 	}
 	for _, p := range plans {
 		l.keepCurrent(p)
+	}
+	for _, p := range plans {
+		l.reserveWant(p)
 	}
 	out := make([]Assignment, len(plans))
 	for i, p := range plans {
@@ -308,7 +314,36 @@ func (l *ledger) keepCurrent(p *plan) {
 	}
 }
 
-// assign gives p its addresses (pass 2).
+// reserveWant claims the requested addresses p does not hold yet (pass
+// 2), or fails p when another Service holds one and cannot share it.
+func (l *ledger) reserveWant(p *plan) {
+	if p.err != nil {
+		return
+	}
+	moves := p.moves()
+	for _, a := range moves {
+		if h := l.blocker(a, p); h != nil {
+			p.err = errorf(ReasonAddressInUse, "requested address %s is held by Service %s: %s", a, h.req.Service, shareConflict(h.req, p.req))
+			return
+		}
+	}
+	for _, a := range moves {
+		l.claim(a, p)
+	}
+}
+
+// moves returns, in family order, the requested addresses p did not keep.
+func (p *plan) moves() []netip.Addr {
+	var out []netip.Addr
+	for _, f := range p.families {
+		if want, ok := p.want[f]; ok && p.kept[f] != want {
+			out = append(out, want)
+		}
+	}
+	return out
+}
+
+// assign gives p its addresses (pass 3).
 func (l *ledger) assign(p *plan) Assignment {
 	if p.err != nil {
 		return p.failed(p.err)
@@ -320,6 +355,9 @@ func (l *ledger) assign(p *plan) Assignment {
 			if i > 0 && p.req.Policy == PreferDualStack && err.Reason == ReasonPoolExhausted {
 				continue
 			}
+			for _, m := range p.moves() {
+				l.release(m, p)
+			}
 			return p.failed(err)
 		}
 		picks = append(picks, a)
@@ -330,7 +368,7 @@ func (l *ledger) assign(p *plan) Assignment {
 		}
 	}
 	for _, a := range picks {
-		if p.kept[familyOf(a)] != a {
+		if !slices.Contains(l.held[a], p) {
 			l.claim(a, p)
 		}
 	}
@@ -348,16 +386,13 @@ func (p *plan) failed(err *Error) Assignment {
 	return Assignment{Service: p.req.Service, Addrs: addrs, Err: err}
 }
 
-// choose returns p's address of family f.
+// choose returns p's address of family f: requested, kept, shared or
+// fresh.
 func (l *ledger) choose(p *plan, f Family) (netip.Addr, *Error) {
-	kept, hasKept := p.kept[f]
 	if want, ok := p.want[f]; ok {
-		if h := l.blocker(want, p); h != nil && !(hasKept && kept == want) {
-			return netip.Addr{}, errorf(ReasonAddressInUse, "requested address %s is held by Service %s: %s", want, h.req.Service, shareConflict(h.req, p.req))
-		}
 		return want, nil
 	}
-	if hasKept {
+	if kept, ok := p.kept[f]; ok {
 		return kept, nil
 	}
 	if a, ok := l.join(p, f); ok {
@@ -487,10 +522,7 @@ func inPool(p *config.Pool, a netip.Addr) bool {
 
 // poolNames names pools for a message: `pool "a"` or `pools "a", "b"`.
 func poolNames(pools []*config.Pool) string {
-	switch len(pools) {
-	case 0:
-		return "any pool (none are configured)"
-	case 1:
+	if len(pools) == 1 {
 		return fmt.Sprintf("pool %q", pools[0].Name)
 	}
 	names := make([]string, len(pools))
