@@ -79,29 +79,29 @@ type Assignment struct {
 	Err   *Error // nil on success
 }
 
-// Reason says why a Service got no address; it is meant as the reason of a
+// AllocReason says why a Service got no address; it is meant as the reason of a
 // Kubernetes Event, so it is CamelCase.
-type Reason string
+type AllocReason string
 
 // The reasons Allocate gives.
 const (
-	ReasonInvalidRequest    Reason = "InvalidRequest"    // the families, policy or requested addresses do not make sense
-	ReasonNoSuchPool        Reason = "NoSuchPool"        // vipd.io/pool names no configured pool
-	ReasonAddressNotAllowed Reason = "AddressNotAllowed" // a requested address is outside the pools, special or taken
-	ReasonAddressInUse      Reason = "AddressInUse"      // a requested address is another Service's, and they cannot share it
-	ReasonPoolExhausted     Reason = "PoolExhausted"     // no free address of a needed family
+	ReasonInvalidRequest    AllocReason = "InvalidRequest"    // the families, policy or requested addresses do not make sense
+	ReasonNoSuchPool        AllocReason = "NoSuchPool"        // vipd.io/pool names no configured pool
+	ReasonAddressNotAllowed AllocReason = "AddressNotAllowed" // a requested address is outside the pools, special or taken
+	ReasonAddressInUse      AllocReason = "AddressInUse"      // a requested address is another Service's, and they cannot share it
+	ReasonPoolExhausted     AllocReason = "PoolExhausted"     // no free address of a needed family
 )
 
 // Error is why a Service got no address. Message names the address, pool
 // or annotation at fault.
 type Error struct {
-	Reason  Reason
+	Reason  AllocReason
 	Message string
 }
 
 func (e *Error) Error() string { return string(e.Reason) + ": " + e.Message }
 
-func errorf(r Reason, format string, args ...any) *Error {
+func errorf(r AllocReason, format string, args ...any) *Error {
 	return &Error{Reason: r, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -150,11 +150,11 @@ const maxUnfitSkips = 1 << 16
 func Allocate(pools []config.Pool, reqs []Request, taken func(netip.Addr) bool) []Assignment {
 	sorted := slices.Clone(reqs)
 	slices.SortStableFunc(sorted, func(a, b Request) int { return strings.Compare(a.Service, b.Service) })
-	l := &ledger{taken: taken, held: make(map[netip.Addr][]*plan), scans: make(map[netip.Prefix]*scan)}
-	plans := make([]*plan, len(sorted))
+	l := &ledger{taken: taken, held: make(map[netip.Addr][]*allotment), scans: make(map[netip.Prefix]*scan)}
+	plans := make([]*allotment, len(sorted))
 	for i := range sorted {
 		if duplicated(sorted, i) {
-			plans[i] = &plan{req: &sorted[i], err: errorf(ReasonInvalidRequest, "Service %s is listed more than once", sorted[i].Service)}
+			plans[i] = &allotment{req: &sorted[i], err: errorf(ReasonInvalidRequest, "Service %s is listed more than once", sorted[i].Service)}
 		} else {
 			plans[i] = l.newPlan(pools, &sorted[i])
 		}
@@ -180,7 +180,7 @@ func duplicated(sorted []Request, i int) bool {
 }
 
 // plan is a Request checked against the pools.
-type plan struct {
+type allotment struct {
 	req      *Request
 	pools    []*config.Pool // where its addresses may come from, in config order
 	families []Family       // what it needs, in order; nil if the request makes no sense
@@ -191,8 +191,8 @@ type plan struct {
 
 // newPlan checks r on its own: families, pool, and the requested addresses
 // against the pools, the special blocks and taken.
-func (l *ledger) newPlan(pools []config.Pool, r *Request) *plan {
-	p := &plan{req: r, kept: make(map[Family]netip.Addr)}
+func (l *ledger) newPlan(pools []config.Pool, r *Request) *allotment {
+	p := &allotment{req: r, kept: make(map[Family]netip.Addr)}
 	named := slices.IndexFunc(pools, func(q config.Pool) bool { return r.Pool != "" && q.Name == r.Pool })
 	if named >= 0 {
 		p.pools = []*config.Pool{&pools[named]}
@@ -247,7 +247,7 @@ func familiesOf(r *Request) ([]Family, *Error) {
 
 // checkWant returns p's requested addresses by family, or why one cannot
 // be had whoever else holds it.
-func (l *ledger) checkWant(p *plan) (map[Family]netip.Addr, *Error) {
+func (l *ledger) checkWant(p *allotment) (map[Family]netip.Addr, *Error) {
 	want := make(map[Family]netip.Addr)
 	for _, a := range p.req.Want {
 		f := familyOf(a)
@@ -274,7 +274,7 @@ func (l *ledger) checkWant(p *plan) (map[Family]netip.Addr, *Error) {
 // ledger records who holds which address during one Allocate.
 type ledger struct {
 	taken func(netip.Addr) bool
-	held  map[netip.Addr][]*plan // in claim order; no empty entries
+	held  map[netip.Addr][]*allotment // in claim order; no empty entries
 	scans map[netip.Prefix]*scan
 }
 
@@ -297,7 +297,7 @@ func (l *ledger) unfit(a netip.Addr) string {
 }
 
 // keepCurrent claims p's valid Current addresses (pass 1).
-func (l *ledger) keepCurrent(p *plan) {
+func (l *ledger) keepCurrent(p *allotment) {
 	for _, a := range p.req.Current {
 		f := familyOf(a)
 		if _, dup := p.kept[f]; dup || !a.IsValid() {
@@ -316,7 +316,7 @@ func (l *ledger) keepCurrent(p *plan) {
 
 // reserveWant claims the requested addresses p does not hold yet (pass
 // 2), or fails p when another Service holds one and cannot share it.
-func (l *ledger) reserveWant(p *plan) {
+func (l *ledger) reserveWant(p *allotment) {
 	if p.err != nil {
 		return
 	}
@@ -333,7 +333,7 @@ func (l *ledger) reserveWant(p *plan) {
 }
 
 // moves returns, in family order, the requested addresses p did not keep.
-func (p *plan) moves() []netip.Addr {
+func (p *allotment) moves() []netip.Addr {
 	var out []netip.Addr
 	for _, f := range p.families {
 		if want, ok := p.want[f]; ok && p.kept[f] != want {
@@ -344,7 +344,7 @@ func (p *plan) moves() []netip.Addr {
 }
 
 // assign gives p its addresses (pass 3).
-func (l *ledger) assign(p *plan) Assignment {
+func (l *ledger) assign(p *allotment) Assignment {
 	if p.err != nil {
 		return p.failed(p.err)
 	}
@@ -376,7 +376,7 @@ func (l *ledger) assign(p *plan) Assignment {
 }
 
 // failed is p's result when err stops it: only what it kept.
-func (p *plan) failed(err *Error) Assignment {
+func (p *allotment) failed(err *Error) Assignment {
 	var addrs []netip.Addr
 	for _, a := range p.req.Current {
 		if a.IsValid() && p.kept[familyOf(a)] == a && !slices.Contains(addrs, a) {
@@ -388,7 +388,7 @@ func (p *plan) failed(err *Error) Assignment {
 
 // choose returns p's address of family f: requested, kept, shared or
 // fresh.
-func (l *ledger) choose(p *plan, f Family) (netip.Addr, *Error) {
+func (l *ledger) choose(p *allotment, f Family) (netip.Addr, *Error) {
 	if want, ok := p.want[f]; ok {
 		return want, nil
 	}
@@ -416,7 +416,7 @@ func (l *ledger) choose(p *plan, f Family) (netip.Addr, *Error) {
 
 // join returns the lowest address of family f, in the first of p's pools
 // that has one, that Services with p's share key hold and p may share.
-func (l *ledger) join(p *plan, f Family) (netip.Addr, bool) {
+func (l *ledger) join(p *allotment, f Family) (netip.Addr, bool) {
 	if p.req.ShareKey == "" {
 		return netip.Addr{}, false
 	}
@@ -461,7 +461,7 @@ func (l *ledger) lowestFree(pfx netip.Prefix) (netip.Addr, bool) {
 }
 
 // blocker returns the first holder of a that p cannot share it with.
-func (l *ledger) blocker(a netip.Addr, p *plan) *plan {
+func (l *ledger) blocker(a netip.Addr, p *allotment) *allotment {
 	for _, h := range l.held[a] {
 		if h != p && shareConflict(h.req, p.req) != "" {
 			return h
@@ -470,14 +470,14 @@ func (l *ledger) blocker(a netip.Addr, p *plan) *plan {
 	return nil
 }
 
-func (l *ledger) claim(a netip.Addr, p *plan) {
+func (l *ledger) claim(a netip.Addr, p *allotment) {
 	l.held[a] = append(l.held[a], p)
 }
 
 // release drops p's hold on a and lets the scans of a's prefixes look at
 // it again.
-func (l *ledger) release(a netip.Addr, p *plan) {
-	l.held[a] = slices.DeleteFunc(l.held[a], func(h *plan) bool { return h == p })
+func (l *ledger) release(a netip.Addr, p *allotment) {
+	l.held[a] = slices.DeleteFunc(l.held[a], func(h *allotment) bool { return h == p })
 	if len(l.held[a]) > 0 {
 		return
 	}

@@ -135,14 +135,6 @@ func TestPlanUnknownNode(t *testing.T) {
 	}
 }
 
-func addrs(ss ...string) []netip.Addr {
-	var out []netip.Addr
-	for _, s := range ss {
-		out = append(out, netip.MustParseAddr(s))
-	}
-	return out
-}
-
 func ptr[T any](v T) *T { return &v }
 
 func svc(name string, opts ...func(*corev1.Service)) *corev1.Service {
