@@ -11,9 +11,14 @@ LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
 # What the tests run, and the Debian packages that have it (gcc: -race
-# needs cgo).
-TEST_PROGRAMS := bird birdc vtysh /usr/lib/frr/zebra /usr/lib/frr/bgpd /usr/lib/frr/bfdd nft ip sysctl gcc
-TEST_PACKAGES := bird2 frr nftables iproute2 procps gcc libc6-dev
+# needs cgo; etcd backs the Kubernetes tests' API server).
+TEST_PROGRAMS := bird birdc vtysh /usr/lib/frr/zebra /usr/lib/frr/bgpd /usr/lib/frr/bfdd nft ip sysctl gcc etcd
+TEST_PACKAGES := bird2 frr nftables iproute2 procps gcc libc6-dev etcd-server
+
+# The Kubernetes tests' kube-apiserver, kubectl and etcd: the directory in
+# VIPD_KUBE_ASSETS if set, else the one test/kubeassets/build.sh prints,
+# which builds them on first use (8-10 minutes) and caches them.
+kube-assets = $${VIPD_KUBE_ASSETS:-$$(GO=$(GO) test/kubeassets/build.sh)}
 
 # apt-install installs $(1) with the packages' services kept from starting
 # (a policy-rc.d that says no, removed again if it was ours): the tests and
@@ -49,7 +54,7 @@ demo: go-check
 # passes a suite that did not run.
 test: go-check test-tools
 	$(GO) vet ./...
-	$(GO) test -race -timeout 30m ./...
+	a=$(kube-assets) && VIPD_KUBE_ASSETS=$$a $(GO) test -race -timeout 30m ./...
 
 test-tools:
 	@[ "$$(id -u)" -eq 0 ] || { echo "make test: needs root (network namespaces, real routers): run sudo make test, or make test-short for the unit tests alone" >&2; exit 1; }
@@ -67,7 +72,7 @@ test-short: go-check
 # on stdout, JSON in bench/results/. About 20 minutes.
 bench: go-check
 	@command -v exabgp >/dev/null 2>&1 && command -v gobgpd >/dev/null 2>&1 || { $(call apt-install,exabgp gobgpd curl); }
-	VIPD_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench' -v ./test/e2e/
+	a=$(kube-assets) && VIPD_KUBE_ASSETS=$$a VIPD_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench' -v ./test/e2e/
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: go-check
