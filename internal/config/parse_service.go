@@ -232,12 +232,12 @@ func (d *decoder) kubernetes(dst **Kubernetes) field {
 		k := &Kubernetes{ExternalIPs: true, LoadBalancers: true, Interface: "lo", LeaseDuration: 15 * time.Second}
 		*dst = k
 		d.object(v, path, map[string]field{
-			"kubeconfig":          text(d, &k.Kubeconfig, "an absolute path", parseAbsPath),
-			"node_name":           text(d, &k.NodeName, "a Kubernetes node name", parseDNSSubdomain),
-			"namespace":           text(d, &k.Namespace, "a Kubernetes namespace", parseDNSLabel),
+			"kubeconfig":          text(d, &k.Kubeconfig, "an absolute path", orUnset(parseAbsPath)),
+			"node_name":           text(d, &k.NodeName, "a Kubernetes node name", orUnset(parseDNSSubdomain)),
+			"namespace":           text(d, &k.Namespace, "a Kubernetes namespace", orUnset(parseDNSLabel)),
 			"external_ips":        d.boolean(&k.ExternalIPs),
 			"load_balancers":      d.boolean(&k.LoadBalancers),
-			"load_balancer_class": text(d, &k.LoadBalancerClass, "a load balancer class", parseQualifiedName),
+			"load_balancer_class": text(d, &k.LoadBalancerClass, "a load balancer class", orUnset(parseQualifiedName)),
 			"interface":           text(d, &k.Interface, "an interface name", parseInterface),
 			"lease_duration":      text(d, &k.LeaseDuration, "a duration from 3s to 10m", parseLeaseDuration),
 		})

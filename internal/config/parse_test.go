@@ -303,6 +303,8 @@ func TestParseKubernetes(t *testing.T) {
 		{"absent", head, nil},
 		{"empty section: every default", head + "kubernetes: {}\n",
 			&Kubernetes{ExternalIPs: true, LoadBalancers: true, Interface: "lo", LeaseDuration: 15 * time.Second}},
+		{"empty strings mean the defaults", head + "kubernetes: {kubeconfig: \"\", node_name: \"\", namespace: \"\", load_balancer_class: \"\"}\n",
+			&Kubernetes{ExternalIPs: true, LoadBalancers: true, Interface: "lo", LeaseDuration: 15 * time.Second}},
 		{"every key", head + "kubernetes:\n  kubeconfig: /etc/vipd/kubeconfig\n  node_name: node-1.example\n" +
 			"  namespace: infra\n  external_ips: false\n  load_balancers: false\n" +
 			"  load_balancer_class: example.com/bgp\n  interface: eth1\n  lease_duration: 30s\n",

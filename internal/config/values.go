@@ -301,6 +301,18 @@ func parseCheckURL(s string) (string, error) {
 	return s, nil
 }
 
+// orUnset lets "" stand for the default, as a key left out does: the
+// kubernetes keys whose defaults come from the environment are often
+// written out empty in a ConfigMap.
+func orUnset(parse func(string) (string, error)) func(string) (string, error) {
+	return func(s string) (string, error) {
+		if s == "" {
+			return "", nil
+		}
+		return parse(s)
+	}
+}
+
 // The Kubernetes names are checked by Kubernetes' own rules, so a typo is
 // caught by check-config rather than by a watch that never matches.
 func parseDNSSubdomain(s string) (string, error) {

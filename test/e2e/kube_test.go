@@ -19,7 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/testnet"
 	"github.com/vipd/vipd/internal/testnet/kubeapi"
 	"github.com/vipd/vipd/internal/testnet/worldtest"
@@ -520,5 +523,25 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if out, err := cp.Apply(t.Context(), kubeDeployDir, true); err != nil {
 		t.Fatalf("kubectl apply --dry-run=server -f %s: %v\n%s", kubeDeployDir, err, out)
+	}
+}
+
+// TestKubernetesConfigMap: the example vipd.yaml in deploy/kubernetes is a
+// valid config with a kubernetes section.
+func TestKubernetesConfigMap(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(kubeDeployDir, "configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(data, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(cm.Data["vipd.yaml"]))
+	if err != nil {
+		t.Fatalf("configmap.yaml's vipd.yaml: %v", err)
+	}
+	if cfg.Kubernetes == nil || len(cfg.Pools) == 0 {
+		t.Errorf("configmap.yaml's vipd.yaml: kubernetes %+v, pools %v; want both", cfg.Kubernetes, cfg.Pools)
 	}
 }

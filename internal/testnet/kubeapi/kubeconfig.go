@@ -94,11 +94,15 @@ func (cp *ControlPlane) Kubectl(ctx context.Context, args ...string) (string, er
 }
 
 // Apply runs `kubectl apply -f path` as the admin: path is a manifest file
-// or a directory of them. With dryRun the server validates, defaults and
+// or a directory of them (-k for a directory with a kustomization.yaml,
+// as a user would apply it). With dryRun the server validates, defaults and
 // admits every object (--dry-run=server) but stores nothing. It returns
 // kubectl's stdout, one line per object.
 func (cp *ControlPlane) Apply(ctx context.Context, path string, dryRun bool) (string, error) {
 	args := []string{"apply", "-f", path}
+	if _, err := os.Stat(filepath.Join(path, "kustomization.yaml")); err == nil {
+		args = []string{"apply", "-k", path}
+	}
 	if dryRun {
 		args = append(args, "--dry-run=server")
 	}
