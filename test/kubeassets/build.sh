@@ -63,7 +63,7 @@ if complete "$dir"; then
 fi
 
 cd "$here"
-export GOWORK=off GOFLAGS=${GOFLAGS:-} CGO_ENABLED=0
+export GOWORK=off CGO_ENABLED=0
 version=$("$go" list -m -f '{{.Version}}' k8s.io/kubernetes)
 major=${version#v}
 major=${major%%.*}
