@@ -63,7 +63,7 @@ if complete "$dir"; then
 fi
 
 cd "$here"
-export GOWORK=off GOFLAGS=${GOFLAGS:-} CGO_ENABLED=0
+export GOWORK=off CGO_ENABLED=0
 version=$("$go" list -m -f '{{.Version}}' k8s.io/kubernetes)
 major=${version#v}
 major=${major%%.*}
@@ -82,6 +82,7 @@ echo "kubeassets: building kube-apiserver and kubectl $version into $dir (first 
 "$go" build -ldflags "$ldflags" -o "$tmp/" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 ln -s "$etcd" "$tmp/etcd"
+chmod 755 "$tmp" # mktemp made it 0700; tests may run as another user
 rm -rf "$dir" # a partial directory left by hand; ours are never partial
 mv -T "$tmp" "$dir"
 echo "kubeassets: done" >&2

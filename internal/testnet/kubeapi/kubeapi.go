@@ -145,6 +145,9 @@ func (cp *ControlPlane) apiServerArgs(etcdURL string) []string {
 		filepath.Join(cp.assets, "kube-apiserver"),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The reconciler would publish the advertise address as the
+		// kubernetes Service's endpoint, and refuses loopback ones.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(cp.port),
 		"--etcd-servers=" + etcdURL,
 		"--cert-dir=" + file("certs"),
