@@ -101,6 +101,8 @@ const (
 	eventComponent   = "vipd"
 )
 
+var klogOnce sync.Once
+
 // New builds a Watcher; it does not contact the API server.
 func New(opts Options) (*Watcher, error) {
 	restCfg, err := restConfig(opts.Config.Kubeconfig)
@@ -115,6 +117,9 @@ func New(opts Options) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	// client-go logs through klog, a process-wide logger: send it to our
+	// structured log, once.
+	klogOnce.Do(func() { klog.SetSlogLogger(opts.Log.With("component", "client-go")) })
 	return newWatcher(client, opts)
 }
 
@@ -138,8 +143,6 @@ func newWatcher(client kubernetes.Interface, opts Options) (*Watcher, error) {
 		ns = "vipd"
 	}
 	log := opts.Log.With("node", node)
-	// client-go logs through klog; send it to our structured log.
-	klog.SetSlogLogger(log.With("component", "client-go"))
 
 	w := &Watcher{
 		client:    client,
