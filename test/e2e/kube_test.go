@@ -427,6 +427,9 @@ func TestKubernetes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
 		n.Labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
 		if _, err := kw.admin.CoreV1().Nodes().Update(t.Context(), n, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
