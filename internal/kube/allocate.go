@@ -105,8 +105,8 @@ func errorf(r AllocReason, format string, args ...any) *Error {
 	return &Error{Reason: r, Message: fmt.Sprintf(format, args...)}
 }
 
-// maxUnfitSkips bounds how many special or taken addresses one scan of a
-// prefix steps over before it calls the prefix exhausted. Held addresses
+// maxUnfitSkips bounds how many special or taken addresses one Allocate
+// steps over in a prefix before it calls the prefix exhausted. Held addresses
 // do not count: there are only as many of those as Services. Without it, a
 // taken function that refuses a whole /64 would never let the scan end.
 const maxUnfitSkips = 1 << 16

@@ -588,3 +588,146 @@ func TestErrorString(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// The fuzzer's world: two pools, a stale one, and addresses in and out of
+// them to request, hold and mark taken.
+var (
+	fuzzPools = []config.Pool{
+		pool("a", "10.0.0.0/30", "fd00::/127"),
+		pool("b", "10.0.1.0/31"),
+		poolStale,
+	}
+	fuzzAddrs    = addrs("10.0.0.0", "10.0.0.1", "10.0.0.3", "10.0.1.0", "10.0.1.1", "fd00::", "fd00::1", "127.0.0.1", "192.0.2.1", "fd01::1")
+	fuzzPoolRefs = []string{"", "a", "b", "stale", "nope"}
+	fuzzFamilies = [][]Family{nil, {IPv4}, {IPv6}, {IPv4, IPv6}, {IPv6, IPv4}, {IPv4, IPv4}}
+	fuzzPolicies = []FamilyPolicy{"", SingleStack, PreferDualStack, RequireDualStack}
+	fuzzKeys     = []string{"", "k", "j"}
+	fuzzPorts    = []Port{{"TCP", 80}, {"TCP", 443}, {"UDP", 80}}
+)
+
+// fuzzRequests reads requests from data, eight bytes each; the first byte
+// picks the taken addresses.
+func fuzzRequests(data []byte) ([]Request, func(netip.Addr) bool) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	mask := data[0]
+	taken := func(a netip.Addr) bool {
+		i := slices.Index(fuzzAddrs, a)
+		return i >= 0 && i < 8 && mask&(1<<i) != 0
+	}
+	pick := func(b byte) []netip.Addr {
+		var out []netip.Addr
+		if b%4 >= 1 {
+			out = append(out, fuzzAddrs[int(b/4)%len(fuzzAddrs)])
+		}
+		if b%4 == 3 {
+			out = append(out, fuzzAddrs[int(b/40)%len(fuzzAddrs)])
+		}
+		return out
+	}
+	var reqs []Request
+	for b := data[1:]; len(b) >= 8; b = b[8:] {
+		r := Request{
+			Service:  fmt.Sprintf("ns/s%d", b[0]%8),
+			Pool:     fuzzPoolRefs[int(b[1])%len(fuzzPoolRefs)],
+			Families: fuzzFamilies[int(b[2])%len(fuzzFamilies)],
+			Policy:   fuzzPolicies[int(b[3])%len(fuzzPolicies)],
+			ShareKey: fuzzKeys[int(b[4])%len(fuzzKeys)],
+			Want:     pick(b[5]),
+			Current:  pick(b[6]),
+		}
+		for i, p := range fuzzPorts {
+			if b[7]&(1<<i) != 0 {
+				r.Ports = append(r.Ports, p)
+			}
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, taken
+}
+
+// FuzzAllocate checks Allocate's invariants on requests built from bytes:
+// one Assignment per request, sorted; no address held by two Services that
+// cannot share it; every address fit, in the Service's pool and of one of
+// its families; requests honoured; the same result whatever the order; and
+// no Service that succeeded moves when its status is fed back.
+func FuzzAllocate(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{0x05, 0, 0, 3, 2, 1, 0, 0, 1, 1, 1, 0, 0, 1, 4, 5, 2})
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 5, 0, 1, 1, 0, 0, 0, 1, 5, 0, 1, 2, 2, 3, 3, 2, 0, 23, 7})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		reqs, taken := fuzzRequests(data)
+		got := Allocate(fuzzPools, reqs, taken)
+		if len(got) != len(reqs) {
+			t.Fatalf("%d assignments for %d requests", len(got), len(reqs))
+		}
+		if !slices.IsSortedFunc(got, func(a, b Assignment) int { return strings.Compare(a.Service, b.Service) }) {
+			t.Fatalf("not sorted by Service: %v", summaries(got))
+		}
+		byService := make(map[string]*Request)
+		for i := range reqs {
+			byService[reqs[i].Service] = &reqs[i]
+		}
+		holders := make(map[netip.Addr][]*Request)
+		for _, a := range got {
+			r := byService[a.Service]
+			checkAssignment(t, r, a, taken)
+			for _, x := range a.Addrs {
+				for _, h := range holders[x] {
+					if h.Service != r.Service && shareConflict(h, r) != "" {
+						t.Fatalf("%s is given to %s and %s", x, h.Service, r.Service)
+					}
+				}
+				holders[x] = append(holders[x], r)
+			}
+		}
+		reversed := slices.Clone(reqs)
+		slices.Reverse(reversed)
+		if diff := cmp.Diff(summaries(got), summaries(Allocate(fuzzPools, reversed, taken))); diff != "" {
+			t.Fatalf("reversed requests (-first +reversed):\n%s", diff)
+		}
+		checkRestart(t, fuzzPools, reqs, taken, got)
+	})
+}
+
+// checkAssignment checks one Service's result against its own request.
+func checkAssignment(t *testing.T, r *Request, a Assignment, taken func(netip.Addr) bool) {
+	t.Helper()
+	if a.Err != nil && (a.Err.Reason == "" || a.Err.Message == "") {
+		t.Fatalf("%s: empty error %+v", a.Service, a.Err)
+	}
+	named := slices.IndexFunc(fuzzPools, func(p config.Pool) bool { return p.Name == r.Pool })
+	var families []Family
+	for _, x := range a.Addrs {
+		switch {
+		case config.SpecialAddr(x) != "" || taken(x):
+			t.Fatalf("%s: given %s, which is special or taken", a.Service, x)
+		case named >= 0 && !inPool(&fuzzPools[named], x):
+			t.Fatalf("%s: given %s, outside its pool %q", a.Service, x, r.Pool)
+		case !slices.ContainsFunc(fuzzPools, func(p config.Pool) bool { return inPool(&p, x) }):
+			t.Fatalf("%s: given %s, outside every pool", a.Service, x)
+		case slices.Contains(families, familyOf(x)):
+			t.Fatalf("%s: given two %v addresses: %v", a.Service, familyOf(x), a.Addrs)
+		case a.Err != nil && !slices.Contains(r.Current, x):
+			t.Fatalf("%s: failed (%v), yet given %s, which it did not hold", a.Service, a.Err, x)
+		}
+		families = append(families, familyOf(x))
+	}
+	if a.Err != nil {
+		return
+	}
+	want, err := familiesOf(r)
+	if err != nil {
+		t.Fatalf("%s: succeeded with invalid families: %v", a.Service, err)
+	}
+	if len(families) == 0 || families[0] != want[0] || !slices.Equal(families, want[:len(families)]) ||
+		(r.Policy == RequireDualStack && len(families) != 2) {
+		t.Fatalf("%s: families %v, want %v (%s)", a.Service, families, want, r.Policy)
+	}
+	for _, w := range r.Want {
+		if !slices.Contains(a.Addrs, w) {
+			t.Fatalf("%s: requested %s, given %v", a.Service, w, a.Addrs)
+		}
+	}
+}
