@@ -29,6 +29,7 @@ func snapshotA() Snapshot {
 			{Address: "10.0.0.1:80", Up: true, CheckSeries: "lb/lb1/10.0.0.1:80"},
 			{Address: "[2001:db8::1]:80", Up: false},
 		}}},
+		Kubernetes: &Kubernetes{Connected: false, Synced: true, Allocator: true, Services: 4},
 	}
 }
 
@@ -62,6 +63,10 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_lb_announced", []string{"lb", "lb1"}, 1},
 		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "10.0.0.1:80"}, 1},
 		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "[2001:db8::1]:80"}, 0},
+		{"vipd_kubernetes_connected", nil, 0},
+		{"vipd_kubernetes_synced", nil, 1},
+		{"vipd_kubernetes_allocator", nil, 1},
+		{"vipd_kubernetes_services", nil, 4},
 		{"vipd_config_reloads_total", []string{"result", "success"}, 0},
 		{"vipd_config_reloads_total", []string{"result", "failure"}, 0},
 		{"vipd_build_info", []string{"version", "1.2.3", "goversion", "go1.26", "revision", "abc123"}, 1},

@@ -37,7 +37,8 @@ const (
 	kubeNamespace = "vipd" // deploy/kubernetes's namespace, ServiceAccount and Lease live there
 	kubeAPIPort   = "127.0.0.1:6443"
 	appNamespace  = "default"
-	kubePool      = "198.51.100.64/30"
+	kubePool      = "198.51.100.64/29"
+	kubePool6     = "2001:db8:100::40/126"
 	kubeTinyPool  = "198.51.100.80/32"
 )
 
@@ -94,7 +95,7 @@ func newKubeWorld(t *testing.T) *kubeWorld {
   peers:
 %s
 pools:
-  - {name: default, prefixes: [%s]}
+  - {name: default, prefixes: [%s, "%s"]}
   - {name: tiny, prefixes: [%s]}
 kubernetes:
   kubeconfig: %s
@@ -102,7 +103,7 @@ kubernetes:
   namespace: %s
   lease_duration: 4s
 `, peersYAML(peer{"r1", addr("10.255.255.1"), 65535, ""}, peer{"r2", addr("10.255.255.2"), 65535, ""}),
-			kubePool, kubeTinyPool, path, n.Name(), kubeNamespace) + n.RuntimeYAML()
+			kubePool, kubePool6, kubeTinyPool, path, n.Name(), kubeNamespace) + n.RuntimeYAML()
 		kw.vipd[n.Name()] = startVipdConfig(t, n, kw.conf[n.Name()])
 	}
 	return kw
@@ -343,12 +344,15 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("203.0.113.9 is on n1's lo")
 		}
 
-		// The Service deleted: withdrawn, then unbound.
+		// The Service deleted: withdrawn at the router, then unbound.
+		fib := watchKernel(t, &kw.Router("r1").Host, "route")
+		addresses := watchKernel(t, &kw.Node("n1").Host, "address")
 		if err := kw.admin.CoreV1().Services(appNamespace).Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		kw.waitRoutes(t, ips[:1])
 		kw.waitFor(t, ips[0].String()+" gone from lo", func() bool { return !bound(t, kw.Node("n1"), ips[0]) })
+		routeBeforeAddress(t, "external IP", fib, addresses, ips[0])
 	})
 
 	var lb1, lb2 []netip.Addr
@@ -397,6 +401,35 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 		kw.waitRoutes(t, slices.Concat(lb1, lb2, sa), nodes...)
+
+		dual := func(s *corev1.Service) {
+			p := corev1.IPFamilyPolicyRequireDualStack
+			s.Spec.IPFamilyPolicy = &p
+			s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+		}
+		lbSvc("dual", 80, dual)
+		ds := kw.waitIngress(t, "dual")
+		if len(ds) != 2 || !ds[0].Is4() || !ds[1].Is6() || !mustPrefix(kubePool6).Contains(ds[1]) {
+			t.Fatalf("dual got %v; want an IPv4 address and an IPv6 one from %s", ds, kubePool6)
+		}
+		kw.waitRoutes(t, ds, nodes...)
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		n2 := kw.Node("n2")
+		if out, err := vipdCLI(n2, "drain", "default/lb1"); err != nil {
+			t.Fatalf("vipd drain default/lb1: %v\n%s", err, out)
+		}
+		kw.waitRoutes(t, lb1, "n1", "n3")
+		ev := kw.waitEvent(t, "lb1", "Withdrawn")
+		if ev.Source.Host != "n2" || !strings.Contains(ev.Message, "drained") {
+			t.Errorf("Withdrawn event from %q says %q; want n2, drained", ev.Source.Host, ev.Message)
+		}
+		kw.waitRoutes(t, lb2, nodes...) // untouched
+		if out, err := vipdCLI(n2, "undrain", "default/lb1"); err != nil {
+			t.Fatalf("vipd undrain default/lb1: %v\n%s", err, out)
+		}
+		kw.waitRoutes(t, lb1, nodes...)
 	})
 
 	t.Run("traffic policy Local", func(t *testing.T) {

@@ -158,7 +158,7 @@ func (cp *ControlPlane) apiServerArgs(etcdURL string) []string {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + file(saKeyFile),
 		"--service-account-signing-key-file=" + file(saKeyFile),
-		"--service-cluster-ip-range=10.96.0.0/12",
+		"--service-cluster-ip-range=10.96.0.0/16,fd00:10:96::/112", // dual stack, so Services may ask for both families
 		"--allow-privileged=true",
 		// Pods would wait for their namespace's "default" ServiceAccount,
 		// which only the controller-manager creates.
