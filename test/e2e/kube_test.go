@@ -112,14 +112,26 @@ kubernetes:
 // createNode registers a Ready Node, as a kubelet would.
 func (kw *kubeWorld) createNode(t *testing.T, name string) {
 	t.Helper()
-	ctx := t.Context()
-	n, err := kw.admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if _, err := kw.admin.CoreV1().Nodes().Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kw.setReady(t, name, true)
+}
+
+// setReady sets the Node's Ready condition, as its kubelet would.
+func (kw *kubeWorld) setReady(t *testing.T, name string, ready bool) {
+	t.Helper()
+	n, err := kw.admin.CoreV1().Nodes().Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "KubeletReady"}}
-	if _, err := kw.admin.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status,
+		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "E2E"}}
+	if _, err := kw.admin.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -402,6 +414,20 @@ func TestKubernetes(t *testing.T) {
 		}
 		kw.waitRoutes(t, slices.Concat(lb1, lb2, sa), nodes...)
 
+		// t1 stops being a LoadBalancer: its address is free, and t2, which
+		// waited for one, gets it.
+		kw.updateService(t, "t1", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP })
+		if got := kw.waitIngress(t, "t2"); !slices.Equal(got, []netip.Addr{mustPrefix(kubeTinyPool).Addr()}) {
+			t.Fatalf("t2 got %v once t1 let go, want %s", got, kubeTinyPool)
+		}
+
+		want := addr("198.51.100.70")
+		lbSvc("asked", 80, func(s *corev1.Service) { s.Annotations["vipd.io/addresses"] = want.String() })
+		if got := kw.waitIngress(t, "asked"); !slices.Equal(got, []netip.Addr{want}) {
+			t.Fatalf("asked for %s, got %v", want, got)
+		}
+		kw.waitRoutes(t, []netip.Addr{want}, nodes...)
+
 		dual := func(s *corev1.Service) {
 			p := corev1.IPFamilyPolicyRequireDualStack
 			s.Spec.IPFamilyPolicy = &p
@@ -455,7 +481,7 @@ func TestKubernetes(t *testing.T) {
 		})
 	})
 
-	t.Run("node excluded", func(t *testing.T) {
+	t.Run("node excluded or not ready", func(t *testing.T) {
 		n, err := kw.admin.CoreV1().Nodes().Get(t.Context(), "n1", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -474,6 +500,11 @@ func TestKubernetes(t *testing.T) {
 		if _, err := kw.admin.CoreV1().Nodes().Update(t.Context(), n, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		kw.waitRoutes(t, slices.Concat(lb1, lb2), nodes...)
+
+		kw.setReady(t, "n3", false)
+		kw.waitRoutes(t, slices.Concat(lb1, lb2), "n1", "n2")
+		kw.setReady(t, "n3", true)
 		kw.waitRoutes(t, slices.Concat(lb1, lb2), nodes...)
 	})
 
