@@ -200,10 +200,10 @@ func TestWatcherAgainstAPIServer(t *testing.T) {
 		p := corev1.IPFamilyPolicyPreferDualStack
 		s.Spec.IPFamilyPolicy = &p
 	})
-	// The API server gives a Service only the families its service CIDRs
-	// have: one IPv4 range here, so PreferDualStack means IPv4.
-	if got := r.ingress(t, "dual"); len(got) != 1 || !got[0].Is4() {
-		t.Errorf("dual got %v, want one IPv4 address", got)
+	// The test API server's service CIDRs are dual stack, so a Service
+	// that prefers dual stack gets both families, in spec.ipFamilies order.
+	if got := r.ingress(t, "dual"); len(got) != 2 || !got[0].Is4() || !got[1].Is6() {
+		t.Errorf("dual got %v, want an IPv4 and an IPv6 address", got)
 	}
 
 	// The allocator's Lease moves when its holder stops; no address moves.
