@@ -9,7 +9,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -62,43 +64,70 @@ func (w *Watcher) allocatePass(ctx context.Context) (retry bool) {
 	}
 	byKey := make(map[string]*corev1.Service)
 	defer w.forgetAllocations(byKey)
+	invalid := make(map[string]*Error)
 	var reqs []Request
 	for _, svc := range svcs {
 		if !pol.ours(svc) {
 			continue
 		}
 		req, bad := request(svc)
-		key := req.Service
-		byKey[key] = svc
+		byKey[req.Service] = svc
 		if bad != nil {
-			w.reportAllocation(svc, nil, bad)
-			continue
+			// It still holds what it has, so no other Service takes that
+			// while the annotation is being fixed.
+			invalid[req.Service] = bad
+			req.Want, req.Pool = nil, ""
 		}
 		reqs = append(reqs, req)
 	}
 	for _, a := range Allocate(pools, reqs, nil) {
 		svc := byKey[a.Service]
-		if a.Err != nil {
-			w.reportAllocation(svc, nil, a.Err)
+		if bad := invalid[a.Service]; bad != nil {
+			held := ingressAddrs(svc)
+			a.Addrs = slices.DeleteFunc(a.Addrs, func(x netip.Addr) bool { return !slices.Contains(held, x) })
+			a.Err = bad
 		}
-		if slices.Equal(a.Addrs, ingressAddrs(svc)) {
-			if a.Err == nil {
-				w.knownAllocation(svc, a.Addrs)
-			}
-			continue
-		}
-		if err := w.writeIngress(ctx, svc, a.Addrs); err != nil {
+		if err := w.settle(ctx, svc, a); err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("kubernetes: status write failed", "event", "allocation", "service", a.Service, "err", err)
 			}
 			retry = true
-			continue
-		}
-		if a.Err == nil {
-			w.reportAllocation(svc, a.Addrs, nil)
 		}
 	}
 	return retry
+}
+
+// ConditionAllocated is the type of the condition the allocator keeps in
+// a LoadBalancer Service's status: whether it has its addresses, and if
+// not, why (an AllocReason).
+const ConditionAllocated = "vipd.io/AddressAllocated"
+
+// settle makes the Service's status say what a, the allocation, decided,
+// and records an Event when that changed.
+func (w *Watcher) settle(ctx context.Context, svc *corev1.Service, a Assignment) error {
+	want := svc.DeepCopy()
+	want.Status.LoadBalancer.Ingress = nil
+	for _, addr := range a.Addrs {
+		want.Status.LoadBalancer.Ingress = append(want.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: addr.String()})
+	}
+	cond := metav1.Condition{Type: ConditionAllocated, Status: metav1.ConditionTrue, Reason: "Allocated",
+		Message: "assigned " + addrString(a.Addrs), ObservedGeneration: svc.Generation}
+	if a.Err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, string(a.Err.Reason), a.Err.Message
+	}
+	meta.SetStatusCondition(&want.Status.Conditions, cond)
+	changed := !equality.Semantic.DeepEqual(want.Status, svc.Status)
+	if changed {
+		_, err := w.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, want, metav1.UpdateOptions{FieldManager: "vipd"})
+		if apierrors.IsNotFound(err) {
+			return nil // deleted meanwhile: its address is free
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.reportAllocation(svc, a, changed)
+	return nil
 }
 
 // request reads a Service's Request. A malformed annotation is the
@@ -152,28 +181,6 @@ func ingressAddrs(svc *corev1.Service) []netip.Addr {
 	return out
 }
 
-// writeIngress sets the Service's status.loadBalancer.ingress to addrs.
-func (w *Watcher) writeIngress(ctx context.Context, svc *corev1.Service, addrs []netip.Addr) error {
-	svc = svc.DeepCopy()
-	svc.Status.LoadBalancer.Ingress = nil
-	for _, a := range addrs {
-		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: a.String()})
-	}
-	_, err := w.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{FieldManager: "vipd"})
-	if apierrors.IsNotFound(err) {
-		return nil // deleted meanwhile: its address is free
-	}
-	return err
-}
-
-// knownAllocation notes addresses a Service already has in its status, so
-// a new leader does not announce them again as new.
-func (w *Watcher) knownAllocation(svc *corev1.Service, addrs []netip.Addr) {
-	w.mu.Lock()
-	w.allocated[svc.Namespace+"/"+svc.Name] = fmt.Sprint(addrs)
-	w.mu.Unlock()
-}
-
 // forgetAllocations drops what was reported for Services that are gone.
 func (w *Watcher) forgetAllocations(keep map[string]*corev1.Service) {
 	w.mu.Lock()
@@ -187,20 +194,20 @@ func (w *Watcher) forgetAllocations(keep map[string]*corev1.Service) {
 
 // reportAllocation records an Event when a Service's allocation changes:
 // its addresses, or why it has none. Passes that change nothing stay
-// quiet.
-func (w *Watcher) reportAllocation(svc *corev1.Service, addrs []netip.Addr, failure *Error) {
+// quiet, and so does a new allocator's first look at a status that was
+// already right.
+func (w *Watcher) reportAllocation(svc *corev1.Service, a Assignment, wrote bool) {
 	key := svc.Namespace + "/" + svc.Name
-	var now string
+	addrs, failure := a.Addrs, a.Err
+	now := fmt.Sprint(addrs)
 	if failure != nil {
 		now = failure.Error()
-	} else {
-		now = fmt.Sprint(addrs)
 	}
 	w.mu.Lock()
-	same := w.allocated[key] == now
+	last, known := w.allocated[key]
 	w.allocated[key] = now
 	w.mu.Unlock()
-	if same {
+	if last == now || (!known && !wrote) {
 		return
 	}
 	if failure != nil {

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -44,7 +45,7 @@ func newRig(t *testing.T) *watcherRig {
 		Config: config.Kubernetes{Namespace: "vipd", ExternalIPs: true, LoadBalancers: true, LeaseDuration: 3 * time.Second},
 		Allowed: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")},
 		Pools: []config.Pool{
-			{Name: "default", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.64/30"), netip.MustParsePrefix("2001:db8::40/126")}},
+			{Name: "default", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.64/29"), netip.MustParsePrefix("2001:db8::40/126")}},
 			{Name: "one", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.80/32")}},
 		},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -194,6 +195,36 @@ func TestWatcherAgainstAPIServer(t *testing.T) {
 	}
 	r.service(t, "full2", func(s *corev1.Service) { lb(s); s.Annotations[AnnotationPool] = "one" })
 	r.event(t, "full2", string(ReasonPoolExhausted))
+	waitUntil(t, "full2's status condition says why it has no address", func() bool {
+		s, err := r.client.CoreV1().Services("default").Get(t.Context(), "full2", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(ReasonPoolExhausted)
+	})
+	s, err := r.client.CoreV1().Services("default").Get(t.Context(), "a", metav1.GetOptions{})
+	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated); err != nil || c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("a's %s condition: %+v (%v), want True", ConditionAllocated, c, err)
+	}
+
+	// A bad edit of a's annotation is reported, and a keeps its address.
+	s, err = r.client.CoreV1().Services("default").Get(t.Context(), "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Annotations = map[string]string{AnnotationAddresses: "not-an-address"}
+	if _, err := r.client.CoreV1().Services("default").Update(t.Context(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.event(t, "a", string(ReasonInvalidRequest))
+	if got := r.ingress(t, "a"); !slices.Equal(got, a) {
+		t.Errorf("a bad annotation moved a from %v to %v", a, got)
+	}
+	r.service(t, "d", lb)
+	if d := r.ingress(t, "d"); slices.Contains(d, a[0]) {
+		t.Errorf("d got %v, a's address, while a's annotation was bad", d)
+	}
 
 	r.service(t, "dual", func(s *corev1.Service) {
 		lb(s)
