@@ -36,3 +36,29 @@ func TestPrintStatusLoadBalancers(t *testing.T) {
 		t.Errorf("a table for no load balancers:\n%s", b.String())
 	}
 }
+
+func TestPrintStatusKubernetes(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		k    *api.KubernetesStatus
+		want string
+	}{
+		{nil, ""},
+		{&api.KubernetesStatus{Node: "n1", Connected: true, Synced: true, Since: now.Add(-time.Minute), Allocator: "n2", Services: 3},
+			"kubernetes: node n1, connected (1m0s), 3 services, allocator n2"},
+		{&api.KubernetesStatus{Node: "n1", LastError: "connection refused", Since: now.Add(-2 * time.Second)},
+			"kubernetes: node n1, API server unreachable (serving the last state known): connection refused, waiting for the first list (2s), 0 services, allocator -"},
+	} {
+		var b strings.Builder
+		printStatus(&b, api.Status{Kubernetes: tc.k}, now)
+		got := ""
+		for l := range strings.Lines(b.String()) {
+			if strings.HasPrefix(l, "kubernetes:") {
+				got = strings.TrimSpace(l)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("kubernetes line %q, want %q", got, tc.want)
+		}
+	}
+}
