@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -456,5 +457,103 @@ func TestStatusShowsFastRounds(t *testing.T) {
 	}
 	if want := map[string]bool{"web": true, "dns": false}; !maps.Equal(fast, want) {
 		t.Errorf("fast rounds by service: %v, want %v", fast, want)
+	}
+}
+
+// verdictSource is a source that decides its one service's health itself,
+// as Kubernetes does, and records what the agent tells it.
+type verdictSource struct {
+	mu      sync.Mutex
+	verdict Verdict
+	told    []string
+}
+
+func (s *verdictSource) set(v Verdict) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.verdict = v
+}
+
+func (s *verdictSource) Snapshot() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Snapshot{
+		Services: []config.Service{{Name: "ns/app", VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.60")}, Interface: "lo", Bind: true}},
+		Verdicts: map[string]Verdict{"ns/app": s.verdict},
+		Refused: []Refusal{{Service: "ns/app", Addr: netip.MustParseAddr("203.0.113.1"), Reason: "address_not_allowed",
+			Detail: "203.0.113.1 is outside bgp.allowed_prefixes"}},
+	}
+}
+
+func (s *verdictSource) Announced(service string, announced bool, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.told = append(s.told, fmt.Sprintf("%s %v: %s", service, announced, why))
+}
+
+func (s *verdictSource) heard() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.told)
+}
+
+// A source's verdict decides the announcement (bound either way), the
+// operator's drain still wins, a refused address shows in status without
+// being bound, and the source hears each start and stop once.
+func TestSourceVerdicts(t *testing.T) {
+	h := newHarness(t, testConfig)
+	h.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	src := &verdictSource{verdict: Verdict{Up: false, Reason: "no_serving_endpoint", Detail: "no endpoint of ns/app is serving"}}
+	if err := h.SetSource(ctx, "kube", src); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitFor(t, 0, "bind 198.51.100.60")
+	vip := func(prefix string) api.VIPStatus {
+		for _, v := range h.Status().VIPs {
+			if v.Prefix == prefix {
+				return v
+			}
+		}
+		t.Fatalf("no %s in status", prefix)
+		return api.VIPStatus{}
+	}
+	if v := vip("198.51.100.60/32"); v.Announced || v.ReasonCode != "no_serving_endpoint" || v.Reason != "no endpoint of ns/app is serving" {
+		t.Errorf("down verdict: %+v", v)
+	}
+	if v := vip("203.0.113.1/32"); v.Announced || v.Bound || v.ReasonCode != "address_not_allowed" {
+		t.Errorf("refused address: %+v", v)
+	}
+
+	mark := h.rec.mark()
+	src.set(Verdict{Up: true, Reason: "endpoints_serving", Detail: "serving endpoints: 2"})
+	h.Wake()
+	h.rec.waitFor(t, mark, "announce 198.51.100.60/32")
+
+	if err := h.Drain(ctx, "ns/app"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitFor(t, mark, "withdraw 198.51.100.60/32")
+	if v := vip("198.51.100.60/32"); v.ReasonCode != string(ReasonDrained) {
+		t.Errorf("drained: %+v", v)
+	}
+	if err := h.Undrain(ctx, "ns/app"); err != nil {
+		t.Fatal(err)
+	}
+	h.pass(t)
+	want := []string{
+		"ns/app true: serving endpoints: 2",
+		"ns/app false: drained by operator",
+		"ns/app true: serving endpoints: 2",
+	}
+	if got := src.heard(); !slices.Equal(got, want) {
+		t.Errorf("the source heard %q, want %q", got, want)
+	}
+	events, _ := h.rec.snapshot()
+	for _, e := range events {
+		if strings.Contains(e, "203.0.113.1") {
+			t.Errorf("the refused address reached an actuator: %q", e)
+		}
 	}
 }
