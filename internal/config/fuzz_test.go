@@ -62,6 +62,11 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		}
 	}
 	must(b.ASN >= 1, "asn %d", b.ASN)
+	if k := cfg.Kubernetes; k != nil {
+		must(k.LeaseDuration >= 3*time.Second && k.LeaseDuration <= 10*time.Minute, "kubernetes.lease_duration %v", k.LeaseDuration)
+		must(k.Interface != "", "kubernetes.interface empty")
+		must(k.Kubeconfig == "" || filepath.IsAbs(k.Kubeconfig), "kubernetes.kubeconfig %q", k.Kubeconfig)
+	}
 	must(b.ListenPort == -1 || b.ListenPort >= 1, "listen_port %d", b.ListenPort)
 	must(!b.RouterID.IsValid() || b.RouterID.Is4(), "router_id %s", b.RouterID)
 	for _, p := range b.AllowedPrefixes {

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -191,4 +192,32 @@ func node(ready bool, labels ...string) *corev1.Node {
 	}
 	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status}}
 	return n
+}
+
+// FuzzRequest feeds arbitrary annotations and spec.loadBalancerIP to the
+// allocator's reader: it never panics, and what it accepts is valid.
+func FuzzRequest(f *testing.F) {
+	f.Add("192.0.2.1", "2001:db8::1, 192.0.2.2", "pool", "key")
+	f.Add("", "not-an-address", "", "")
+	f.Add("::ffff:192.0.2.1", "fe80::1%eth0", "a/b", "")
+	f.Fuzz(func(t *testing.T, lbIP, addrList, pool, share string) {
+		s := svc("x", lbIngress())
+		s.Spec.LoadBalancerIP = lbIP
+		s.Annotations = map[string]string{AnnotationAddresses: addrList, AnnotationPool: pool, AnnotationShare: share}
+		req, bad := request(s)
+		if req.Service != "ns/x" || req.Pool != pool || req.ShareKey != share {
+			t.Fatalf("request %+v lost the Service's key, pool or share key", req)
+		}
+		if bad != nil {
+			if bad.Reason != ReasonInvalidRequest || bad.Message == "" {
+				t.Fatalf("a bad request reported as %+v", bad)
+			}
+			return
+		}
+		for i, a := range req.Want {
+			if !a.IsValid() || a.Zone() != "" || a.Is4In6() || slices.Contains(req.Want[:i], a) {
+				t.Fatalf("wanted addresses %v: %s is invalid or repeated", req.Want, a)
+			}
+		}
+	})
 }
