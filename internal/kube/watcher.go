@@ -46,6 +46,7 @@ type Options struct {
 // One Watcher per cluster is elected to allocate LoadBalancer addresses.
 type Watcher struct {
 	client    kubernetes.Interface
+	events    typedcorev1.EventsGetter
 	node      string
 	namespace string
 	lease     time.Duration
@@ -61,15 +62,15 @@ type Watcher struct {
 	recorder    record.EventRecorder
 	allocWake   chan struct{}
 
-	mu       sync.Mutex
-	policy   policy
-	pools    []config.Pool
-	synced   bool
-	dirty    bool
-	planned  []Service
-	refused  map[string]bool // "service address" pairs already reported in an Event
-	conn     Connection
-	leader   string
+	mu      sync.Mutex
+	policy  policy
+	pools   []config.Pool
+	synced  bool
+	dirty   bool
+	planned []Service
+	refused map[string]bool // "service address" pairs already reported in an Event
+	conn    Connection
+	leader  string
 	// allocated is the last allocation (addresses or failure) reported
 	// for each Service, so unchanged passes record no Event.
 	allocated map[string]string
@@ -109,10 +110,20 @@ func New(opts Options) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	restCfg.UserAgent = "vipd"
+	// Events get a client, and so a rate limit, of their own: a thousand
+	// new Services make thousands of Events, which must not hold up the
+	// allocator's status writes. Events beyond the recorder's queue are
+	// dropped, as client-go does.
+	eventCfg := rest.CopyConfig(restCfg)
+	eventCfg.QPS, eventCfg.Burst = 20, 100
+	events, err := kubernetes.NewForConfig(eventCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	// The allocator writes one status per Service: the default 5 QPS would
 	// take minutes over a thousand.
-	restCfg.QPS, restCfg.Burst = 50, 100
-	restCfg.UserAgent = "vipd"
+	restCfg.QPS, restCfg.Burst = 100, 200
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -120,10 +131,10 @@ func New(opts Options) (*Watcher, error) {
 	// client-go logs through klog, a process-wide logger: send it to our
 	// structured log, once.
 	klogOnce.Do(func() { klog.SetSlogLogger(opts.Log.With("component", "client-go")) })
-	return newWatcher(client, opts)
+	return newWatcher(client, events.CoreV1(), opts)
 }
 
-func newWatcher(client kubernetes.Interface, opts Options) (*Watcher, error) {
+func newWatcher(client kubernetes.Interface, events typedcorev1.EventsGetter, opts Options) (*Watcher, error) {
 	node := opts.Config.NodeName
 	if node == "" {
 		node = os.Getenv("NODE_NAME")
@@ -146,6 +157,7 @@ func newWatcher(client kubernetes.Interface, opts Options) (*Watcher, error) {
 
 	w := &Watcher{
 		client:    client,
+		events:    events,
 		node:      node,
 		namespace: ns,
 		lease:     opts.Config.LeaseDuration,
@@ -163,9 +175,9 @@ func newWatcher(client kubernetes.Interface, opts Options) (*Watcher, error) {
 			class:         opts.Config.LoadBalancerClass,
 			allowed:       slices.Clone(opts.Allowed),
 		},
-		pools:    slices.Clone(opts.Pools),
-		dirty:    true,
-		refused:  make(map[string]bool),
+		pools:     slices.Clone(opts.Pools),
+		dirty:     true,
+		refused:   make(map[string]bool),
 		allocated: make(map[string]string),
 	}
 	if w.onChange == nil {
@@ -268,7 +280,7 @@ func (w *Watcher) watchError(_ context.Context, _ *cache.Reflector, err error) {
 // full list; after that, a lost API server leaves the last state in place.
 // It returns nil: losing the API server is not an error that stops vipd.
 func (w *Watcher) Run(ctx context.Context) error {
-	w.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: w.client.CoreV1().Events("")})
+	w.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: w.events.Events("")})
 	defer w.broadcaster.Shutdown()
 	w.factory.Start(ctx.Done())
 	w.nodeFactory.Start(ctx.Done())

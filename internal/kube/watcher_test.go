@@ -58,7 +58,7 @@ func (r *watcherRig) start(t *testing.T, node string) (*Watcher, func()) {
 	t.Helper()
 	opts := r.opts
 	opts.Config.NodeName = node
-	w, err := newWatcher(r.client, opts)
+	w, err := newWatcher(r.client, r.client.CoreV1(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
