@@ -276,8 +276,18 @@ router bgp {{.ASN}}
 {{- range $family := .Families}}
  address-family {{$family}} unicast
   maximum-paths 8
+  maximum-paths ibgp 8
 {{- range $n := $.Neighbors}}
   neighbor {{$n.Address}} activate
+{{- if $n.RRClient}}
+  neighbor {{$n.Address}} route-reflector-client
+{{- end}}
+{{- if $n.AddPaths}}
+  neighbor {{$n.Address}} addpath-tx-all-paths
+{{- end}}
+{{- if $n.NextHopSelf}}
+  neighbor {{$n.Address}} next-hop-self
+{{- end}}
 {{- end}}
  exit-address-family
 {{- end}}

@@ -93,6 +93,25 @@ type Neighbor struct {
 	Password string   // TCP-MD5; empty: none
 	Multihop bool     // eBGP multihop, TTL 255
 	BFD      *BFDSpec // nil: no BFD with this neighbour
+
+	// The rest describe router-to-router sessions of fabrics (rack.go).
+
+	// RRClient makes the router a route reflector for this iBGP
+	// neighbour: BIRD `rr client`, FRR `route-reflector-client`.
+	RRClient bool
+	// Export sends the router's BGP routes to the neighbour. Without it
+	// BIRD exports nothing; FRR sends every neighbour its best paths anyway.
+	Export bool
+	// AddPaths sends every path, not only the best (BIRD `add paths on`,
+	// which also accepts them; FRR `addpath-tx-all-paths`, FRR accepts
+	// them by default): a reflector towards its ToR, so the ToR sees every
+	// node.
+	AddPaths bool
+	// NextHopSelf makes the router the next hop of what it exports (BIRD
+	// `next hop self` and, for IPv6, `next hop address` of its LAN IPv6;
+	// FRR `next-hop-self`): without it a router on a shared LAN passes on
+	// the nodes' addresses (third-party next hop).
+	NextHopSelf bool
 }
 
 // BFDSpec turns on BFD with a neighbour. The router runs the session on
