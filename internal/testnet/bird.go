@@ -90,7 +90,9 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 			// multihop and IPv6-over-IPv4 alike.
 			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
 			IPv4: "import filter honour_graceful_shutdown; " + export + " gateway recursive;",
-			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive;",
+			// The global next hop, not the link-local one a router on the
+			// LAN sends beside it, as the FIB assertions expect.
+			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive; next hop prefer global;",
 		}
 		if n.Export || n.AddPaths || n.NextHopSelf {
 			p.IPv4, p.IPv6 = birdFabricChannels(n, h.addr6)
@@ -119,10 +121,10 @@ func birdFabricChannels(n Neighbor, addr6 netip.Addr) (ipv4, ipv6 string) {
 	if n.AddPaths {
 		common += " add paths on;"
 	}
-	ipv4, ipv6 = common, common
+	ipv4, ipv6 = common, common+" next hop prefer global;"
 	if n.NextHopSelf {
 		ipv4 += " next hop self;"
-		ipv6 += fmt.Sprintf(" next hop address %s;", addr6)
+		ipv6 += fmt.Sprintf(" next hop self; next hop address %s;", addr6)
 	}
 	return ipv4, ipv6
 }

@@ -50,8 +50,13 @@ router bgp 64700
   maximum-paths 8
   maximum-paths ibgp 8
   neighbor 10.255.255.11 activate
+  neighbor 10.255.255.11 route-map prefer-global in
   neighbor 10.255.255.12 activate
+  neighbor 10.255.255.12 route-map prefer-global in
  exit-address-family
+!
+route-map prefer-global permit 10
+ set ipv6 next-hop prefer-global
 `
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -147,7 +152,7 @@ func TestBirdConfigs(t *testing.T) {
 				}})
 		}, []string{
 			"\tdirect;\n\trr client;", "export where source = RTS_BGP; gateway recursive; add paths on;",
-			"next hop self;", "next hop address fd00:255::b;",
+			"next hop self;", "next hop self; next hop address fd00:255::b;",
 		}},
 		{"announcer", func(h *Host) (*birdDaemon, error) {
 			return newAnnouncer(&Node{Host: *h}, AnnouncerSpec{ASN: nodeASN, Peers: []Neighbor{peer, direct},

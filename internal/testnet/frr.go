@@ -246,7 +246,8 @@ type frrBGPData struct {
 
 // frrBGPTemplate is bgpd's config. No default IPv4 unicast: every
 // neighbour is activated in both families explicitly, so IPv6 prefixes
-// ride the IPv4 session.
+// ride the IPv4 session. IPv6 routes use the global next hop in the FIB,
+// not the link-local one a router on the LAN sends beside it (prefer-global).
 var frrBGPTemplate = template.Must(template.New("frr bgpd").Funcs(template.FuncMap{"bfdProfile": frrBFDProfile}).Parse(`hostname {{.Name}}
 router bgp {{.ASN}}
  bgp router-id {{.Address}}
@@ -288,7 +289,13 @@ router bgp {{.ASN}}
 {{- if $n.NextHopSelf}}
   neighbor {{$n.Address}} next-hop-self
 {{- end}}
+{{- if eq $family "ipv6"}}
+  neighbor {{$n.Address}} route-map prefer-global in
+{{- end}}
 {{- end}}
  exit-address-family
 {{- end}}
+!
+route-map prefer-global permit 10
+ set ipv6 next-hop prefer-global
 `))

@@ -1,8 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vipd/vipd/internal/testnet"
 	"github.com/vipd/vipd/internal/testnet/worldtest"
@@ -89,4 +95,140 @@ func testSingleRack(t *testing.T, kind testnet.RouterKind) {
 			t.Errorf("reflector BFD with %s: %v", n.Name(), err)
 		}
 	}
+}
+
+// TestMultiRack: the External IP design end to end. Rack 1 has two nodes,
+// rack 2 one; each node peers over iBGP with its rack's reflector, which
+// reflects to the rack's ToR; both ToRs peer over eBGP with a core router,
+// behind which sits the client. Every node announces two external IPs.
+func TestMultiRack(t *testing.T) {
+	for _, kind := range []testnet.RouterKind{testnet.BIRD, testnet.FRR} {
+		t.Run(string(kind), func(t *testing.T) { testMultiRack(t, kind) })
+	}
+}
+
+// multiRack is the two-rack fabric with every router of kind.
+func multiRack(kind testnet.RouterKind) testnet.FabricSpec {
+	return testnet.FabricSpec{
+		Core: &testnet.CoreSpec{Kind: kind, ASN: 64500},
+		Racks: []testnet.RackSpec{
+			{ASN: 64601, Nodes: 2, Reflector: kind, ToR: kind},
+			{ASN: 64602, Nodes: 1, Reflector: kind, ToR: kind},
+		},
+		NodeBFD: &testnet.BFDSpec{},
+	}
+}
+
+func testMultiRack(t *testing.T, kind testnet.RouterKind) {
+	w, layout := fabricWorld(t, multiRack(kind))
+	flag := func(n *testnet.Node) string { return filepath.Join(n.Dir(), "healthy") }
+	setHealthy := func(n *testnet.Node, healthy bool) {
+		t.Helper()
+		var err error
+		if healthy {
+			err = os.WriteFile(flag(n), nil, 0o644)
+		} else {
+			err = os.Remove(flag(n))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range w.Nodes() {
+		setHealthy(n, true)
+		serveName(t, n, 8080)
+	}
+	startFabricVipd(t, w, layout, func(n *testnet.Node) string {
+		return fmt.Sprintf(`  - name: web
+    vips: [192.168.0.16, "fda4:5ff2:8477:1755::"]
+    interval: 200ms
+    checks:
+      - exec: {command: [test, -f, %q]}
+`, flag(n))
+	})
+	core, tor1, tor2 := w.Router("core"), w.Router("tor1"), w.Router("tor2")
+	n1, n2, n3 := w.Node("n1"), w.Node("n2"), w.Node("n3")
+	waitBoth := func(r *testnet.Router, routers ...*testnet.Router) {
+		t.Helper()
+		var v4, v6 []netip.Addr
+		for _, x := range routers {
+			v4, v6 = append(v4, x.Addr4()), append(v6, x.Addr6())
+		}
+		waitFIB(t, r, vip4, v4...)
+		waitFIB(t, r, vip6, v6...)
+	}
+	waitNodes := func(r *testnet.Router, nodes ...*testnet.Node) {
+		t.Helper()
+		waitFIB(t, r, vip4, addrs4(nodes)...)
+		waitFIB(t, r, vip6, addrs6(nodes)...)
+	}
+	waitBoth(core, tor1, tor2)
+	waitNodes(tor1, n1, n2)
+	waitNodes(tor2, n3)
+
+	// Connections from the client reach all three nodes: the core spreads
+	// flows over the ToRs, ToR 1 over its two nodes.
+	seen := map[string]int{}
+	for i := 0; i < 400 && len(seen) < 3; i++ {
+		seen[dialName(t, w.Client(), "192.168.0.16:8080")]++
+	}
+	if len(seen) != 3 {
+		t.Errorf("connections from the client reached %v, want n1, n2 and n3", seen)
+	}
+
+	// A node in rack 1 fails: ToR 1 drops it, the core keeps both ToRs.
+	setHealthy(n1, false)
+	waitNodes(tor1, n2)
+	waitBoth(core, tor1, tor2)
+
+	// Rack 2's only node fails: the core drops ToR 2, and gets it back
+	// once the node heals.
+	setHealthy(n3, false)
+	waitBoth(core, tor1)
+	setHealthy(n3, true)
+	waitBoth(core, tor1, tor2)
+	setHealthy(n1, true)
+	waitNodes(tor1, n1, n2)
+}
+
+// serveName answers every TCP connection to port on node n with the
+// node's name, until the test ends.
+func serveName(t *testing.T, n *testnet.Node, port int) {
+	t.Helper()
+	l, err := n.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(n.Name()))
+			c.Close()
+		}
+	}()
+}
+
+// dialName connects from the client to address and returns what the
+// server said.
+func dialName(t *testing.T, c *testnet.Client, address string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := c.DialContext(ctx, "tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
