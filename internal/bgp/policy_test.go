@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,5 +122,29 @@ func TestPoliciesPrependOnEBGPOnly(t *testing.T) {
 		if strings.Contains(line, "prepend") {
 			t.Errorf("with only iBGP peers: %s", line)
 		}
+	}
+}
+
+// Only a kept route with another prepend count needs a re-send: new routes
+// go out through the new policy, withdrawn ones need none.
+func TestPrependChanged(t *testing.T) {
+	a := func(p netip.Prefix, n int) admitted { return admitted{route: Route{Prefix: p, Prepend: n}} }
+	current := map[netip.Prefix]admitted{vip4: a(vip4, 2)}
+	for _, tc := range []struct {
+		name    string
+		desired map[netip.Prefix]admitted
+		want    bool
+	}{
+		{"same", map[netip.Prefix]admitted{vip4: a(vip4, 2)}, false},
+		{"new route with prepends", map[netip.Prefix]admitted{vip4: a(vip4, 2), vip6: a(vip6, 3)}, false},
+		{"withdrawn", map[netip.Prefix]admitted{}, false},
+		{"kept, other count", map[netip.Prefix]admitted{vip4: a(vip4, 0)}, true},
+	} {
+		if got := prependChanged(current, tc.desired); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := prependsOf(map[netip.Prefix]admitted{vip6: a(vip6, 3), vip4: a(vip4, 3)}); len(got) != 1 || !slices.Equal(got[3], []netip.Prefix{vip4, vip6}) {
+		t.Errorf("prependsOf = %v, want 3: [vip4 vip6]", got)
 	}
 }

@@ -46,20 +46,20 @@ func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 	}
 	// Prepends live in the export policy (policy.go), installed before
 	// the routes so that new ones go out through it.
-	prepends := prependsOf(desired)
-	prependsChanged := !samePrepends(prepends, s.prepends)
-	if prependsChanged {
+	if prepends := prependsOf(desired); !samePrepends(prepends, s.prepends) {
 		if err := s.installPolicies(ctx, nil, s.external, prepends); err != nil {
 			return errors.Join(slices.Concat(errs, []error{fmt.Errorf("routes not applied: %w", err)})...)
 		}
 	}
+	resend := prependChanged(s.routes, desired)
 	announce, withdraw := diffRoutes(s.routes, desired)
 	withdrawErrs := s.withdrawAndWait(ctx, withdraw)
 	announceErrs := s.announce(ctx, announce)
-	if prependsChanged {
+	var resendErrs []error
+	if resend {
 		// A route whose prepend alone changed is the same GoBGP path, which
 		// GoBGP does not send again: re-send to the eBGP peers.
-		announceErrs = append(announceErrs, s.resend(ctx, s.external, "new AS-path prepends")...)
+		resendErrs = s.resend(ctx, s.external, "new AS-path prepends")
 	}
 	s.state.setRoutes(views)
 	signal(s.kick)
@@ -68,7 +68,7 @@ func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 		s.log.Info("routes applied", "event", "routes_applied",
 			"announced", len(announce)-len(announceErrs), "withdrawn", len(withdraw)-len(withdrawErrs), "refused", len(errs))
 	}
-	return errors.Join(slices.Concat(errs, announceErrs, withdrawErrs)...)
+	return errors.Join(slices.Concat(errs, announceErrs, withdrawErrs, resendErrs)...)
 }
 
 // admitRoutes runs the export guard on every route. It returns the admitted
@@ -101,6 +101,17 @@ func admitRoutes(allowed []netip.Prefix, routes []Route) (map[netip.Prefix]admit
 
 func samePrepends(a, b map[int][]netip.Prefix) bool {
 	return maps.EqualFunc(a, b, slices.Equal)
+}
+
+// prependChanged reports whether a route both sets hold asks for another
+// prepend count: only a re-send gets that to the eBGP peers.
+func prependChanged(current, desired map[netip.Prefix]admitted) bool {
+	for p, want := range desired {
+		if have, ok := current[p]; ok && have.route.Prepend != want.route.Prepend {
+			return true
+		}
+	}
+	return false
 }
 
 // diffRoutes returns the routes to announce (new or changed) and those to
