@@ -12,8 +12,11 @@
 //
 // No link is ever created in the host namespace, so link names need no
 // prefix; namespaces, FRR's run directories and the temp dir carry P.
-// Routers forward, hash multipath flows by L4 ports and send no redirects.
-// Nodes and the client route by default via the first router.
+// Routers forward, hash multipath flows by L4 ports (each with its own
+// seed where the kernel allows) and send no redirects. Nodes and the
+// client route by default via the first router. FabricSpec (fabric.go)
+// describes racks of nodes behind iBGP route reflectors, ToRs and a core
+// router as such a spec.
 //
 // The API takes contexts and returns errors so the lab can use it; NewT in
 // testing.go adapts it to tests. World.Close kills only the processes this
