@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,10 +26,12 @@ and a demo HTTP service on one IPv4 and one IPv6 VIP, and a client. Then
 break a node and watch the router react:
 
   vipd lab up           build it, wait until it converges, show the route
+                        (--topology multirack: two racks of nodes on iBGP route
+                        reflectors, ToRs and a core router)
   vipd lab fail n1      make n1's health check fail
   vipd lab kill n2      cut n2 off the network (BFD notices)
   vipd lab heal n1      undo fail and kill
-  vipd lab status       routes, sessions and every node's state
+  vipd lab status       routes, sessions and every node's state (--json)
   vipd lab down         remove everything the lab made`,
 	}
 	cmd.PersistentFlags().StringVar(&opts.Prefix, "prefix", lab.DefaultPrefix, "name prefix of the lab's namespaces")
@@ -61,7 +64,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newLabUpCmd(opts *lab.Options) *cobra.Command {
-	return &cobra.Command{
+	var topology string
+	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "build the lab, wait until it converges, show the route and the spread of requests",
 		Args:  exactArgs(0),
@@ -74,6 +78,7 @@ func newLabUpCmd(opts *lab.Options) *cobra.Command {
 			}
 			o := *opts
 			o.Binary = binary
+			o.Topology = topology
 			o.Progress = cmd.ErrOrStderr()
 			o.TTY = isTerminal(o.Progress)
 			out := cmd.OutOrStdout()
@@ -81,7 +86,11 @@ func newLabUpCmd(opts *lab.Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "lab %s is up.\n\nThe router's ECMP route to the VIPs (it hashes flows on L4 ports):\n", l.Prefix())
+			if topology == lab.TopologyMultirack {
+				fmt.Fprintf(out, "lab %s is up.\n\nThe ECMP routes to the VIPs of the core (over the ToRs) and of each ToR (over its rack's nodes); routers hash flows on L4 ports:\n", l.Prefix())
+			} else {
+				fmt.Fprintf(out, "lab %s is up.\n\nThe router's ECMP route to the VIPs (it hashes flows on L4 ports):\n", l.Prefix())
+			}
 			route, err := l.Route(ctx)
 			if err != nil {
 				return err
@@ -101,6 +110,9 @@ func newLabUpCmd(opts *lab.Options) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&topology, "topology", lab.TopologySingle,
+		"single: one BIRD router peering with three nodes; multirack: two racks (n1 n2 | n3), each node over iBGP to its rack's route reflector, ToRs over eBGP to a core router")
+	return cmd
 }
 
 func newLabDownCmd(opts *lab.Options) *cobra.Command {
@@ -127,18 +139,30 @@ func newLabDownCmd(opts *lab.Options) *cobra.Command {
 }
 
 func newLabStatusCmd(opts *lab.Options) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "show the router's route and sessions and every node's state",
+		Short: "show the routers' routes and sessions and every node's state",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := lab.Open(*opts)
 			if err != nil {
 				return err
 			}
-			return l.Status(cmd.Context(), cmd.OutOrStdout())
+			if !asJSON {
+				return l.Status(cmd.Context(), cmd.OutOrStdout())
+			}
+			w, err := l.Describe(cmd.Context())
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(w)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "describe the world for scripts: routers (name, role, rack, namespace, nexthops), nodes (name, rack, namespace), vips")
+	return cmd
 }
 
 // newLabChangeCmd is fail, kill or heal: run change on NODE and print how

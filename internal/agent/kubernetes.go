@@ -22,7 +22,7 @@ func (k kubeSource) Snapshot() Snapshot {
 		if len(s.Addrs) == 0 {
 			continue
 		}
-		snap.Services = append(snap.Services, config.Service{Name: s.Name, VIPs: s.Addrs, Interface: k.iface, Bind: true})
+		snap.Services = append(snap.Services, config.Service{Name: s.Name, VIPs: s.Addrs, Interface: k.iface, Bind: true, LocalPref: config.DefaultLocalPref})
 		snap.Verdicts[s.Name] = Verdict{Up: s.Announce, Reason: Reason(s.Reason), Detail: s.Detail}
 	}
 	return snap

@@ -116,6 +116,7 @@ func serviceRoute(g config.BGP, svc config.Service, in serviceInput) (*bgp.Route
 	r := &bgp.Route{
 		MED:              svc.MED,
 		Prepend:          svc.Prepend,
+		LocalPref:        svc.LocalPref,
 		Communities:      append(append([]config.Community(nil), g.Communities...), svc.Communities...),
 		LargeCommunities: append(append([]config.LargeCommunity(nil), g.LargeCommunities...), svc.LargeCommunities...),
 	}
@@ -137,7 +138,7 @@ func serviceRoute(g config.BGP, svc config.Service, in serviceInput) (*bgp.Route
 	if svc.OnDown != config.OnDownDegrade {
 		return nil, reason
 	}
-	r.MED, r.Prepend = svc.DownMED, svc.DownPrepend
+	r.MED, r.Prepend, r.LocalPref = svc.DownMED, svc.DownPrepend, svc.DownLocalPref
 	if reason == ReasonHealthDown {
 		reason = ReasonDegraded
 	}

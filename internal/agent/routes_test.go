@@ -19,10 +19,10 @@ func TestDecide(t *testing.T) {
 		BGP: config.BGP{Communities: []config.Community{64532<<16 | 100}},
 		Services: []config.Service{
 			{Name: "web", VIPs: []netip.Addr{v4, v6}, MED: 100, DownMED: 1000, Prepend: 1, DownPrepend: 3,
-				OnDown: config.OnDownWithdraw, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}},
+				LocalPref: 200, DownLocalPref: 10, OnDown: config.OnDownWithdraw, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}},
 				Communities: []config.Community{1<<16 | 2}},
 			{Name: "dns", VIPs: []netip.Addr{netip.MustParseAddr("192.168.0.17")}, MED: 5, DownMED: 50, DownPrepend: 2,
-				OnDown: config.OnDownDegrade, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}}},
+				LocalPref: 100, DownLocalPref: 50, OnDown: config.OnDownDegrade, Checks: []config.Check{{TCP: &config.TCPCheck{Address: "x:1"}}}},
 			{Name: "static", VIPs: []netip.Addr{netip.MustParseAddr("192.168.0.18")}},
 		},
 	}
@@ -39,9 +39,9 @@ func TestDecide(t *testing.T) {
 			name: "all up",
 			up:   map[string]bool{"web": true, "dns": true, "static": true},
 			want: map[string]*bgp.Route{
-				"192.168.0.16/32":           {MED: 100, Prepend: 1, Communities: webComm},
-				"fda4:5ff2:8477:1755::/128": {MED: 100, Prepend: 1, Communities: webComm},
-				"192.168.0.17/32":           {MED: 5, Communities: comm},
+				"192.168.0.16/32":           {MED: 100, Prepend: 1, LocalPref: 200, Communities: webComm},
+				"fda4:5ff2:8477:1755::/128": {MED: 100, Prepend: 1, LocalPref: 200, Communities: webComm},
+				"192.168.0.17/32":           {MED: 5, LocalPref: 100, Communities: comm},
 				"192.168.0.18/32":           {Communities: comm},
 			},
 			why: map[string]Reason{"web": ReasonHealthy, "dns": ReasonHealthy, "static": ReasonNoChecks},
@@ -52,7 +52,7 @@ func TestDecide(t *testing.T) {
 			want: map[string]*bgp.Route{
 				"192.168.0.16/32":           nil,
 				"fda4:5ff2:8477:1755::/128": nil,
-				"192.168.0.17/32":           {MED: 50, Prepend: 2, Communities: comm},
+				"192.168.0.17/32":           {MED: 50, Prepend: 2, LocalPref: 50, Communities: comm},
 				"192.168.0.18/32":           {Communities: comm},
 			},
 			why: map[string]Reason{"web": ReasonHealthDown, "dns": ReasonDegraded, "static": ReasonNoChecks},
@@ -64,7 +64,7 @@ func TestDecide(t *testing.T) {
 			want: map[string]*bgp.Route{
 				"192.168.0.16/32":           nil,
 				"fda4:5ff2:8477:1755::/128": nil,
-				"192.168.0.17/32":           {MED: 50, Prepend: 2, Communities: comm},
+				"192.168.0.17/32":           {MED: 50, Prepend: 2, LocalPref: 50, Communities: comm},
 				"192.168.0.18/32":           nil,
 			},
 			why: map[string]Reason{"web": ReasonDrained, "dns": ReasonMaintenance, "static": ReasonDrained},
@@ -126,6 +126,9 @@ func TestDecideLoadBalancer(t *testing.T) {
 		}
 		if ds[0].route != nil && !slices.Equal(ds[0].route.Communities, g.Communities) {
 			t.Errorf("communities %v, want the global ones %v", ds[0].route.Communities, g.Communities)
+		}
+		if ds[0].route != nil && ds[0].route.LocalPref != config.DefaultLocalPref {
+			t.Errorf("local pref %d, want the default %d", ds[0].route.LocalPref, config.DefaultLocalPref)
 		}
 	}
 	if addrs := desiredAddresses([]config.Service{svc}); len(addrs) != 1 || addrs[0].Addr != addr || addrs[0].Interface != "lo" {

@@ -7,8 +7,14 @@
 // export guard (guard.go) before GoBGP sees it, and GoBGP's export policy
 // repeats the check (policy.go).
 //
+// Peers in the local AS are iBGP peers. Routes carry LOCAL_PREF (GoBGP
+// strips it towards eBGP peers) and no AS-path prepends: the export policy
+// prepends on eBGP peers only, so a node that peers with a route reflector
+// and a provider at once sends each what it expects.
+//
 // IPv4 and IPv6 routes travel over one (usually IPv4) session. IPv4 routes
-// carry the session's local address as next hop; IPv6 routes need a global
+// carry the session's local address as next hop (GoBGP sets it on eBGP and
+// iBGP alike for locally originated paths); IPv6 routes need a global
 // IPv6 next hop per peer, set by a per-peer statement in GoBGP's export
 // policy (nexthop.go, policy.go). A peer without one gets no IPv6 routes, and
 // its status says why.
@@ -52,7 +58,8 @@ type Global struct {
 type Route struct {
 	Prefix           netip.Prefix            `json:"prefix"` // /32 or /128, inside Global.AllowedPrefixes
 	MED              uint32                  `json:"med"`
-	Prepend          int                     `json:"prepend"` // extra copies of our AS
+	Prepend          int                     `json:"prepend"`    // extra copies of our AS, on eBGP peers only
+	LocalPref        uint32                  `json:"local_pref"` // LOCAL_PREF, sent to iBGP peers only
 	Communities      []config.Community      `json:"communities,omitempty"`
 	LargeCommunities []config.LargeCommunity `json:"large_communities,omitempty"`
 }
@@ -114,7 +121,11 @@ type Speaker struct {
 	gobgp   *server.BgpServer          // non-nil while running
 	peers   map[netip.Addr]appliedPeer // peers GoBGP has
 	routes  map[netip.Prefix]admitted  // routes GoBGP has
-	state   *state                     // the status view; has its own lock
+	// external and prepends are what the installed export policy knows of
+	// the eBGP peers and of the routes' prepends (policy.go).
+	external []netip.Addr
+	prepends map[int][]netip.Prefix
+	state    *state // the status view; has its own lock
 	// restartUntil ends the window in which added peers are told vipd is
 	// restarting (Global.Restarting); zero when it is not.
 	restartUntil time.Time

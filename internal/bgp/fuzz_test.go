@@ -56,7 +56,7 @@ func FuzzPathAttributes(f *testing.F) {
 					Global: binary.BigEndian.Uint32(c), Local1: binary.BigEndian.Uint32(c[4:]), Local2: binary.BigEndian.Uint32(c[8:])})
 			}
 		}
-		p, err := announcePath(admitted{route: r}, 4200000000)
+		p, err := announcePath(admitted{route: r})
 		if err != nil {
 			t.Fatal(err)
 		}

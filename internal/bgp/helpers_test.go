@@ -173,13 +173,15 @@ func runningServer(t *testing.T, s *Speaker) interface {
 // pathSummary renders the attributes tests compare.
 func pathSummary(p *apiutil.Path) string {
 	var nh netip.Addr
-	med, asPath, comms, large := "-", "", "", ""
+	med, asPath, comms, large, lp := "-", "", "", "", ""
 	for _, a := range p.Attrs {
 		switch v := a.(type) {
 		case *bgp.PathAttributeNextHop:
 			nh = v.Value
 		case *bgp.PathAttributeMpReachNLRI:
 			nh = v.Nexthop
+		case *bgp.PathAttributeLocalPref:
+			lp = fmt.Sprintf(" lp=%d", v.Value)
 		case *bgp.PathAttributeMultiExitDisc:
 			med = fmt.Sprint(v.Value)
 		case *bgp.PathAttributeAsPath:
@@ -198,7 +200,7 @@ func pathSummary(p *apiutil.Path) string {
 			}
 		}
 	}
-	return fmt.Sprintf("nh=%s med=%s aspath=%s comms=%s large=%s", nh, med, asPath, comms, large)
+	return fmt.Sprintf("nh=%s med=%s aspath=%s comms=%s large=%s%s", nh, med, asPath, comms, large, lp)
 }
 
 func peerStatus(s *Speaker, addr netip.Addr) (PeerStatus, bool) {

@@ -9,9 +9,6 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// maxASPathSegment is the most ASNs one AS_PATH segment can hold.
-const maxASPathSegment = 255
-
 // familyOf returns the GoBGP address family of a prefix.
 func familyOf(p netip.Prefix) bgp.Family {
 	if p.Addr().Is4() {
@@ -25,12 +22,12 @@ func familyOf(p netip.Prefix) bgp.Family {
 // The next hop is unspecified (0.0.0.0 or ::): GoBGP replaces it with the
 // session's local address, and the export policy sets each peer's IPv6 next
 // hop (policy.go).
-func announcePath(a admitted, localASN uint32) (*apiutil.Path, error) {
+func announcePath(a admitted) (*apiutil.Path, error) {
 	nlri, err := bgp.NewIPAddrPrefix(a.route.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", a.route.Prefix, err)
 	}
-	attrs, err := pathAttributes(a.route, localASN, nlri)
+	attrs, err := pathAttributes(a.route, nlri)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", a.route.Prefix, err)
 	}
@@ -48,7 +45,7 @@ func withdrawPath(a admitted) (*apiutil.Path, error) {
 }
 
 // pathAttributes returns the attributes of an announcement of r.
-func pathAttributes(r Route, localASN uint32, nlri bgp.NLRI) ([]bgp.PathAttributeInterface, error) {
+func pathAttributes(r Route, nlri bgp.NLRI) ([]bgp.PathAttributeInterface, error) {
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
 
 	if r.Prefix.Addr().Is4() {
@@ -65,10 +62,11 @@ func pathAttributes(r Route, localASN uint32, nlri bgp.NLRI) ([]bgp.PathAttribut
 		attrs = append(attrs, mp)
 	}
 
-	if r.Prepend > 0 {
-		attrs = append(attrs, prependedASPath(localASN, r.Prepend))
-	}
+	// No AS_PATH: GoBGP sends an empty one to iBGP peers and our AS to
+	// eBGP peers, where the export policy adds r.Prepend more copies.
 	attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(r.MED))
+	// GoBGP strips LOCAL_PREF towards eBGP peers.
+	attrs = append(attrs, bgp.NewPathAttributeLocalPref(r.LocalPref))
 	if len(r.Communities) > 0 {
 		values := make([]uint32, len(r.Communities))
 		for i, c := range r.Communities {
@@ -86,18 +84,6 @@ func pathAttributes(r Route, localASN uint32, nlri bgp.NLRI) ([]bgp.PathAttribut
 	return attrs, nil
 }
 
-// prependedASPath is an AS_PATH holding n copies of asn. GoBGP adds one more
-// copy when it sends the path to an eBGP peer.
-func prependedASPath(asn uint32, n int) *bgp.PathAttributeAsPath {
-	var segments []bgp.AsPathParamInterface
-	for n > 0 {
-		size := min(n, maxASPathSegment)
-		segments = append(segments, bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, slices.Repeat([]uint32{asn}, size)))
-		n -= size
-	}
-	return bgp.NewPathAttributeAsPath(segments)
-}
-
 // nlriPrefix returns the prefix of a unicast NLRI.
 func nlriPrefix(nlri bgp.NLRI) (netip.Prefix, bool) {
 	p, ok := nlri.(*bgp.IPAddrPrefix)
@@ -110,7 +96,7 @@ func nlriPrefix(nlri bgp.NLRI) (netip.Prefix, bool) {
 // sameAttributes reports whether two routes for one prefix announce the same
 // attributes.
 func sameAttributes(a, b Route) bool {
-	return a.MED == b.MED && a.Prepend == b.Prepend &&
+	return a.MED == b.MED && a.Prepend == b.Prepend && a.LocalPref == b.LocalPref &&
 		slices.Equal(a.Communities, b.Communities) &&
 		slices.Equal(a.LargeCommunities, b.LargeCommunities)
 }

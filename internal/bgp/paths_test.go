@@ -20,26 +20,27 @@ func TestAnnouncePath(t *testing.T) {
 			name:   "v4 plain",
 			route:  Route{Prefix: vip4},
 			family: bgp.RF_IPv4_UC,
-			want:   "nh=0.0.0.0 med=0 aspath= comms= large=",
+			want:   "nh=0.0.0.0 med=0 aspath= comms= large= lp=0",
 		},
 		{
 			name: "v4 with everything",
-			route: Route{Prefix: vip4, MED: 1000, Prepend: 2,
+			route: Route{Prefix: vip4, MED: 1000, Prepend: 2, LocalPref: 100,
 				Communities:      []config.Community{64532<<16 | 100, 65535<<16 | 0},
 				LargeCommunities: []config.LargeCommunity{{Global: 4200000000, Local1: 7, Local2: 8}}},
 			family: bgp.RF_IPv4_UC,
-			want:   "nh=0.0.0.0 med=1000 aspath=65000 65000 comms=64532:100 65535:0 large=4200000000:7:8",
+			// Prepends are the export policy's, for eBGP peers only.
+			want: "nh=0.0.0.0 med=1000 aspath= comms=64532:100 65535:0 large=4200000000:7:8 lp=100",
 		},
 		{
 			name:   "v6 next hop left to the export policy",
-			route:  Route{Prefix: vip6, MED: 5},
+			route:  Route{Prefix: vip6, MED: 5, LocalPref: 50},
 			family: bgp.RF_IPv6_UC,
-			want:   "nh=:: med=5 aspath= comms= large=",
+			want:   "nh=:: med=5 aspath= comms= large= lp=50",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := announcePath(admitted{route: tt.route}, 65000)
+			p, err := announcePath(admitted{route: tt.route})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,16 +57,6 @@ func TestAnnouncePath(t *testing.T) {
 				t.Errorf("first attribute %v, want ORIGIN IGP", p.Attrs[0])
 			}
 		})
-	}
-}
-
-func TestPrependSplitsLongASPaths(t *testing.T) {
-	attr := prependedASPath(65000, 300)
-	if len(attr.Value) != 2 || len(attr.Value[0].GetAS()) != 255 || len(attr.Value[1].GetAS()) != 45 {
-		t.Fatalf("segments = %v, want 255 + 45 ASNs", attr.Value)
-	}
-	if _, err := attr.Serialize(); err != nil {
-		t.Errorf("serialize: %v", err)
 	}
 }
 

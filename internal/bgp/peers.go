@@ -50,7 +50,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	// sessions come up, and changed ones before routes are re-sent.
 	toAdd := slices.Concat(plan.add, plan.recreate)
 	hops, changed := s.nextHopChanges(plan.keep, toAdd, desired)
-	policyErr := s.installPolicies(ctx, hops)
+	policyErr := s.installPolicies(ctx, hops, externalPeers(s.global.ASN, desired), s.prepends)
 	if policyErr != nil {
 		errs = append(errs, policyErr)
 		changed = nil
@@ -141,9 +141,25 @@ func (s *Speaker) ipv6Route(p config.Peer) ipv6Route {
 	return ipv6Route{nextHop: nh, reason: reason}
 }
 
+// externalPeers lists the eBGP peers of peers: those in another AS.
+func externalPeers(localASN uint32, peers map[netip.Addr]config.Peer) []netip.Addr {
+	var out []netip.Addr
+	for addr, p := range peers {
+		if p.ASN != localASN {
+			out = append(out, addr)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
 // installPolicies installs the routing policy for the applied peers, with
-// the next hops in extra replacing or adding to theirs.
-func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6Route) error {
+// the next hops in extra replacing or adding to theirs, external as the
+// eBGP peers and prepends as the routes to prepend. On success it records
+// external and prepends as installed.
+func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6Route,
+	external []netip.Addr, prepends map[int][]netip.Prefix,
+) error {
 	var rules []nextHopRule
 	add := func(addr netip.Addr, r ipv6Route) {
 		if r.nextHop.IsValid() {
@@ -158,7 +174,12 @@ func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6
 	for addr, r := range extra {
 		add(addr, r)
 	}
-	return installPolicies(ctx, s.gobgp, s.global.AllowedPrefixes, rules)
+	in := policyInput{asn: s.global.ASN, allowed: s.global.AllowedPrefixes, nextHops: rules, external: external, prepends: prepends}
+	if err := installPolicies(ctx, s.gobgp, in); err != nil {
+		return err
+	}
+	s.external, s.prepends = external, prepends
+	return nil
 }
 
 func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) error {
@@ -189,16 +210,28 @@ func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 // outbound soft reset: the session stays up). The policy must already hold
 // the new next hops.
 func (s *Speaker) resendIPv6(ctx context.Context, peers []netip.Addr) []error {
-	var errs []error
+	errs := s.resend(ctx, peers, "new IPv6 next hop")
 	for _, addr := range peers {
 		p := s.peers[addr]
-		req := &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}
-		if err := s.gobgp.ResetPeer(ctx, req); err != nil {
-			errs = append(errs, fmt.Errorf("peer %s: re-send routes for new IPv6 next hop: %w", peerName(p.cfg), err))
-			continue
-		}
 		s.log.Info("bgp peer ipv6 next hop changed", "event", "peer_next_hop", "peer", peerName(p.cfg), "address", p.cfg.Address,
 			"next_hop", p.nextHop.nextHop, "reason", p.nextHop.reason)
+	}
+	return errs
+}
+
+// resend re-sends every route to the configured ones of peers through the
+// installed policy (an outbound soft reset: the sessions stay up).
+func (s *Speaker) resend(ctx context.Context, peers []netip.Addr, why string) []error {
+	var errs []error
+	for _, addr := range peers {
+		p, ok := s.peers[addr]
+		if !ok {
+			continue
+		}
+		req := &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}
+		if err := s.gobgp.ResetPeer(ctx, req); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: re-send routes for %s: %w", peerName(p.cfg), why, err))
+		}
 	}
 	return errs
 }
@@ -220,7 +253,7 @@ func (s *Speaker) refreshNextHops(ctx context.Context) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	if err := s.installPolicies(ctx, changed); err != nil {
+	if err := s.installPolicies(ctx, changed, s.external, s.prepends); err != nil {
 		return err
 	}
 	addrs := make([]netip.Addr, 0, len(changed))

@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -17,6 +18,7 @@ const (
 	anyPeerSet   = "vipd-any-peer"
 	allowedV4Set = "vipd-allowed-v4"
 	allowedV6Set = "vipd-allowed-v6"
+	externalSet  = "vipd-ebgp-peers"
 )
 
 func ipv4Unicast() *api.Family {
@@ -32,16 +34,31 @@ type nextHopRule struct {
 	nextHop netip.Addr
 }
 
+// policyInput is everything vipd's GoBGP policy is built from.
+type policyInput struct {
+	asn      uint32 // the local AS, the one prepended
+	allowed  []netip.Prefix
+	nextHops []nextHopRule
+	// external are the eBGP peers (another AS): AS-path prepends go to
+	// them only. iBGP peers get the path without prepends.
+	external []netip.Addr
+	// prepends lists, per prepend count, the routes that ask for it.
+	prepends map[int][]netip.Prefix
+}
+
 // policies returns vipd's complete GoBGP routing policy:
 //
 //   - import: reject every path learned from a peer. Locally originated paths
 //     have no source address, match no neighbor set and pass, which a plain
 //     default-reject would not allow.
 //   - export: reject what the export guard would (a second line of defence),
-//     set each peer's IPv6 next hop, and reject IPv6 paths for peers without
-//     one (GoBGP would send the IPv4 session address, which routers reject).
+//     prepend our AS to the routes that ask for it on eBGP peers only
+//     (statements without a route action, so evaluation goes on), set each
+//     peer's IPv6 next hop, and reject IPv6 paths for peers without one
+//     (GoBGP would send the IPv4 session address, which routers reject).
 //     Everything else is accepted by the default action.
-func policies(allowed []netip.Prefix, rules []nextHopRule) *api.SetPoliciesRequest {
+func policies(in policyInput) *api.SetPoliciesRequest {
+	allowed, rules := in.allowed, in.nextHops
 	req := &api.SetPoliciesRequest{
 		DefinedSets: []*api.DefinedSet{{
 			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
@@ -73,6 +90,10 @@ func policies(allowed []netip.Prefix, rules []nextHopRule) *api.SetPoliciesReque
 		export = append(export, statement("vipd-guard-"+g.set, cond, reject()))
 	}
 
+	sets, prepend := prependStatements(in)
+	req.DefinedSets = append(req.DefinedSets, sets...)
+	export = append(export, prepend...)
+
 	for _, r := range sortedRules(rules) {
 		set := "vipd-peer-" + r.peer.String()
 		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{
@@ -88,6 +109,64 @@ func policies(allowed []netip.Prefix, rules []nextHopRule) *api.SetPoliciesReque
 		&api.Conditions{AfiSafiIn: []*api.Family{ipv6Unicast()}}, reject()))
 	req.Policies = append(req.Policies, &api.Policy{Name: exportPolicy, Statements: export})
 	return req
+}
+
+// prependStatements returns the defined sets and export statements that
+// prepend in.asn to routes sent to eBGP peers: one statement per prepend
+// count and family. GoBGP prepends one more copy itself on eBGP, and none
+// on iBGP, where AS-path length is not ours to lengthen.
+func prependStatements(in policyInput) ([]*api.DefinedSet, []*api.Statement) {
+	if len(in.external) == 0 || len(in.prepends) == 0 {
+		return nil, nil
+	}
+	peers := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: externalSet}
+	for _, a := range slices.SortedFunc(slices.Values(in.external), netip.Addr.Compare) {
+		peers.List = append(peers.List, netip.PrefixFrom(a, a.BitLen()).String())
+	}
+	sets := []*api.DefinedSet{peers}
+	var stmts []*api.Statement
+	for _, n := range slices.Sorted(maps.Keys(in.prepends)) {
+		for _, is4 := range []bool{true, false} {
+			name := fmt.Sprintf("vipd-prepend-%d-v6", n)
+			if is4 {
+				name = fmt.Sprintf("vipd-prepend-%d-v4", n)
+			}
+			set := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name}
+			for _, p := range in.prepends[n] {
+				if p.Addr().Is4() != is4 {
+					continue
+				}
+				bits := uint32(p.Bits())
+				set.Prefixes = append(set.Prefixes, &api.Prefix{IpPrefix: p.String(), MaskLengthMin: bits, MaskLengthMax: bits})
+			}
+			if n <= 0 || len(set.Prefixes) == 0 {
+				continue
+			}
+			sets = append(sets, set)
+			stmts = append(stmts, statement(name,
+				&api.Conditions{NeighborSet: matchAny(externalSet), PrefixSet: matchAny(name)},
+				&api.Actions{AsPrepend: &api.AsPrependAction{Asn: in.asn, Repeat: uint32(n)}}))
+		}
+	}
+	if len(stmts) == 0 {
+		return nil, nil
+	}
+	return sets, stmts
+}
+
+// prependsOf groups the routes that ask for prepends by their count, each
+// list sorted.
+func prependsOf(routes map[netip.Prefix]admitted) map[int][]netip.Prefix {
+	out := make(map[int][]netip.Prefix)
+	for p, a := range routes {
+		if a.route.Prepend > 0 {
+			out[a.route.Prepend] = append(out[a.route.Prepend], p)
+		}
+	}
+	for _, ps := range out {
+		slices.SortFunc(ps, comparePrefix)
+	}
+	return out
 }
 
 func statement(name string, c *api.Conditions, a *api.Actions) *api.Statement {
@@ -127,8 +206,8 @@ func sortedRules(rules []nextHopRule) []nextHopRule {
 // installPolicies replaces GoBGP's routing policy. SetPolicies keeps the
 // global assignments (they name the policies), so this is all a change of
 // next hops needs.
-func installPolicies(ctx context.Context, bs *server.BgpServer, allowed []netip.Prefix, rules []nextHopRule) error {
-	if err := bs.SetPolicies(ctx, policies(allowed, rules)); err != nil {
+func installPolicies(ctx context.Context, bs *server.BgpServer, in policyInput) error {
+	if err := bs.SetPolicies(ctx, policies(in)); err != nil {
 		return fmt.Errorf("install routing policy: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -43,9 +44,23 @@ func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 	if s.gobgp == nil {
 		return ErrNotRunning
 	}
+	// Prepends live in the export policy (policy.go), installed before
+	// the routes so that new ones go out through it.
+	if prepends := prependsOf(desired); !samePrepends(prepends, s.prepends) {
+		if err := s.installPolicies(ctx, nil, s.external, prepends); err != nil {
+			return errors.Join(slices.Concat(errs, []error{fmt.Errorf("routes not applied: %w", err)})...)
+		}
+	}
+	resend := prependChanged(s.routes, desired)
 	announce, withdraw := diffRoutes(s.routes, desired)
 	withdrawErrs := s.withdrawAndWait(ctx, withdraw)
 	announceErrs := s.announce(ctx, announce)
+	var resendErrs []error
+	if resend {
+		// A route whose prepend alone changed is the same GoBGP path, which
+		// GoBGP does not send again: re-send to the eBGP peers.
+		resendErrs = s.resend(ctx, s.external, "new AS-path prepends")
+	}
 	s.state.setRoutes(views)
 	signal(s.kick)
 
@@ -53,7 +68,7 @@ func (s *Speaker) SetRoutes(ctx context.Context, routes []Route) error {
 		s.log.Info("routes applied", "event", "routes_applied",
 			"announced", len(announce)-len(announceErrs), "withdrawn", len(withdraw)-len(withdrawErrs), "refused", len(errs))
 	}
-	return errors.Join(slices.Concat(errs, announceErrs, withdrawErrs)...)
+	return errors.Join(slices.Concat(errs, announceErrs, withdrawErrs, resendErrs)...)
 }
 
 // admitRoutes runs the export guard on every route. It returns the admitted
@@ -84,6 +99,21 @@ func admitRoutes(allowed []netip.Prefix, routes []Route) (map[netip.Prefix]admit
 	return desired, views, errs
 }
 
+func samePrepends(a, b map[int][]netip.Prefix) bool {
+	return maps.EqualFunc(a, b, slices.Equal)
+}
+
+// prependChanged reports whether a route both sets hold asks for another
+// prepend count: only a re-send gets that to the eBGP peers.
+func prependChanged(current, desired map[netip.Prefix]admitted) bool {
+	for p, want := range desired {
+		if have, ok := current[p]; ok && have.route.Prepend != want.route.Prepend {
+			return true
+		}
+	}
+	return false
+}
+
 // diffRoutes returns the routes to announce (new or changed) and those to
 // withdraw, each sorted by prefix.
 func diffRoutes(current, desired map[netip.Prefix]admitted) (announce, withdraw []admitted) {
@@ -105,7 +135,7 @@ func diffRoutes(current, desired map[netip.Prefix]admitted) (announce, withdraw 
 
 // announce hands routes to GoBGP, recording each one that succeeded.
 func (s *Speaker) announce(ctx context.Context, routes []admitted) []error {
-	return s.inBatches(ctx, routes, announcePathOf(s.global.ASN),
+	return s.inBatches(ctx, routes, announcePath,
 		func(paths []*apiutil.Path) error {
 			_, err := s.gobgp.AddPath(apiutil.AddPathRequest{Paths: paths})
 			return err
@@ -190,10 +220,6 @@ func (s *Speaker) Announced(prefix netip.Prefix) bool {
 	defer s.applyMu.Unlock()
 	_, ok := s.routes[prefix]
 	return ok
-}
-
-func announcePathOf(asn uint32) func(admitted) (*apiutil.Path, error) {
-	return func(a admitted) (*apiutil.Path, error) { return announcePath(a, asn) }
 }
 
 // inBatches builds a path per route and sends them to GoBGP pathBatch at a

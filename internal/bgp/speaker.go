@@ -107,7 +107,7 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 	}})
 	if err != nil {
 		err = fmt.Errorf("start: %w", err)
-	} else if err = installPolicies(ctx, bs, s.global.AllowedPrefixes, nil); err == nil {
+	} else if err = installPolicies(ctx, bs, policyInput{asn: s.global.ASN, allowed: s.global.AllowedPrefixes}); err == nil {
 		err = assignPolicies(ctx, bs)
 	}
 	if err != nil {

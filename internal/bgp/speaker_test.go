@@ -288,7 +288,7 @@ func TestExportPolicyIsSecondGuard(t *testing.T) {
 
 	var paths []*apiutil.Path
 	for _, p := range []string{"192.0.2.18/32", "192.0.2.16/31", "2001:db8:2::1/128"} {
-		path, err := announcePath(admitted{route: Route{Prefix: netip.MustParsePrefix(p)}}, senderASN)
+		path, err := announcePath(admitted{route: Route{Prefix: netip.MustParsePrefix(p)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestExportPolicyIsSecondGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path, err := announcePath(a, senderASN)
+		path, err := announcePath(a)
 		if err != nil {
 			t.Fatal(err)
 		}

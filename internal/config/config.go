@@ -122,6 +122,13 @@ func (t BFDAuthType) MaxKeyLen() int {
 	return 0
 }
 
+// DefaultLocalPref is the LOCAL_PREF of a service (or load balancer) that
+// sets none, as on most routers.
+const DefaultLocalPref = 100
+
+// Internal reports whether p is an iBGP peer: one in the local AS.
+func (b BGP) Internal(p Peer) bool { return p.ASN == b.ASN }
+
 // OnDown says what a service does with its routes while its checks fail.
 type OnDown string
 
@@ -140,15 +147,20 @@ type Service struct {
 	Interval  time.Duration // default 1s
 	// FastInterval is the time between rounds until the first decision
 	// and while a round disagrees with the state; default min(1s, Interval).
-	FastInterval     time.Duration
-	Timeout          time.Duration // default min(1s, FastInterval)
-	Rise             int           // default 2
-	Fall             int           // default 2
-	OnDown           OnDown        // default withdraw
-	MED              uint32
-	DownMED          uint32
-	Prepend          int
-	DownPrepend      int
+	FastInterval time.Duration
+	Timeout      time.Duration // default min(1s, FastInterval)
+	Rise         int           // default 2
+	Fall         int           // default 2
+	OnDown       OnDown        // default withdraw
+	MED          uint32
+	DownMED      uint32
+	Prepend      int // sent to eBGP peers only
+	DownPrepend  int
+	// LocalPref is the LOCAL_PREF sent to iBGP peers (a peer whose ASN
+	// is BGP.ASN); default DefaultLocalPref. DownLocalPref is the one of
+	// on_down: degrade; default LocalPref.
+	LocalPref        uint32
+	DownLocalPref    uint32
 	Communities      []Community // added to BGP.Communities
 	LargeCommunities []LargeCommunity
 	MaintenanceFile  string

@@ -13,7 +13,8 @@ import (
 
 func (d *decoder) service(s *Service) field {
 	return func(v *yaml.Node, path string) {
-		*s = Service{Interface: defaultInterface, Bind: true, Rise: defaultRiseFall, Fall: defaultRiseFall, OnDown: OnDownWithdraw}
+		*s = Service{Interface: defaultInterface, Bind: true, Rise: defaultRiseFall, Fall: defaultRiseFall, OnDown: OnDownWithdraw,
+			LocalPref: DefaultLocalPref}
 		set := d.object(v, path, map[string]field{
 			"name":              text(d, &s.Name, "a name", parseName),
 			"vips":              listOf(d, &s.VIPs, d.vip),
@@ -30,6 +31,8 @@ func (d *decoder) service(s *Service) field {
 			"down_med":          intField(d, &s.DownMED, 0, math.MaxUint32),
 			"prepend":           intField(d, &s.Prepend, 0, maxPrepend),
 			"down_prepend":      intField(d, &s.DownPrepend, 0, maxPrepend),
+			"local_pref":        intField(d, &s.LocalPref, 0, math.MaxUint32),
+			"down_local_pref":   intField(d, &s.DownLocalPref, 0, math.MaxUint32),
 			"communities":       listOf(d, &s.Communities, d.community),
 			"large_communities": listOf(d, &s.LargeCommunities, d.largeCommunity),
 			"maintenance_file":  text(d, &s.MaintenanceFile, "an absolute path", parseAbsPath),
@@ -39,6 +42,9 @@ func (d *decoder) service(s *Service) field {
 			return
 		}
 		d.require(path, set, "name", "vips")
+		if !set.has("down_local_pref") {
+			s.DownLocalPref = s.LocalPref
+		}
 		if set.ok("vips") && len(s.VIPs) == 0 {
 			d.errorf(joinPath(path, "vips"), "must list at least one address")
 		}

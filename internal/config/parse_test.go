@@ -82,6 +82,8 @@ func TestParseExample(t *testing.T) {
 			MED:             100,
 			DownMED:         1000,
 			DownPrepend:     3,
+			LocalPref:       100,
+			DownLocalPref:   100,
 			MaintenanceFile: "/etc/vipd/maintenance/web",
 		}},
 		Pools:    []Pool{{Name: "default", Prefixes: []netip.Prefix{prefix("198.51.100.0/28")}}},
@@ -124,7 +126,7 @@ func defaultPeer(address string, asn uint32) Peer {
 // defaultService is a service with only name and vips set.
 func defaultService(name string, vips ...string) Service {
 	s := Service{Name: name, Interface: "lo", Bind: true, Interval: time.Second, FastInterval: time.Second,
-		Timeout: time.Second, Rise: 2, Fall: 2, OnDown: OnDownWithdraw}
+		Timeout: time.Second, Rise: 2, Fall: 2, OnDown: OnDownWithdraw, LocalPref: 100, DownLocalPref: 100}
 	for _, v := range vips {
 		s.VIPs = append(s.VIPs, addr(v))
 	}
@@ -220,6 +222,23 @@ var validCases = []struct {
 	{"degrade", head + "services: [{name: a, vips: [192.0.2.1], on_down: degrade, down_med: 4294967295, down_prepend: 32}]\n", func(c *Config) {
 		s := defaultService("a", "192.0.2.1")
 		s.OnDown, s.DownMED, s.DownPrepend = OnDownDegrade, 4294967295, 32
+		c.Services = []Service{s}
+	}},
+	{"local_pref, down_local_pref defaults to it", head + "services: [{name: a, vips: [192.0.2.1], on_down: degrade, local_pref: 200}]\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.OnDown, s.LocalPref, s.DownLocalPref = OnDownDegrade, 200, 200
+		c.Services = []Service{s}
+	}},
+	{"down_local_pref", head + "services: [{name: a, vips: [192.0.2.1], on_down: degrade, down_local_pref: 0}]\n", func(c *Config) {
+		s := defaultService("a", "192.0.2.1")
+		s.OnDown, s.DownLocalPref = OnDownDegrade, 0
+		c.Services = []Service{s}
+	}},
+	{"prepend beside an iBGP peer when one peer is eBGP", head + "  peers: [{address: 10.0.0.1, asn: 64532}, {address: 10.0.0.2, asn: 65000}]\n" +
+		"services: [{name: a, vips: [192.0.2.1], prepend: 2}]\n", func(c *Config) {
+		c.BGP.Peers = []Peer{defaultPeer("10.0.0.1", 64532), defaultPeer("10.0.0.2", 65000)}
+		s := defaultService("a", "192.0.2.1")
+		s.Prepend = 2
 		c.Services = []Service{s}
 	}},
 	{"empty metrics listen disables", head + "metrics: {listen: \"\"}\n", func(c *Config) {

@@ -11,6 +11,7 @@ import (
 // are zero here and skipped: they have been reported already.
 func validate(d *decoder, cfg *Config) {
 	d.checkPeers(cfg.BGP.Peers)
+	d.checkPrepends(cfg)
 	owners := d.checkServices(cfg)
 	if id := cfg.BGP.RouterID; id.IsValid() {
 		if i, ok := owners[id]; ok {
@@ -41,6 +42,26 @@ func (d *decoder) checkPeers(peers []Peer) {
 		}
 		if j, dup := names.claim(p.Name, i); dup && p.Name != "" {
 			d.errorf(joinPath(path, "name"), "%q is also the name of bgp.peers[%d]", p.Name, j)
+		}
+	}
+}
+
+// checkPrepends refuses AS-path prepends when every peer is iBGP: they are
+// sent to eBGP peers only, so they could have no effect.
+func (d *decoder) checkPrepends(cfg *Config) {
+	if len(cfg.BGP.Peers) == 0 || slices.ContainsFunc(cfg.BGP.Peers, func(p Peer) bool { return !cfg.BGP.Internal(p) }) {
+		return
+	}
+	for i, s := range cfg.Services {
+		path := indexPath("services", i)
+		for _, f := range []struct {
+			key string
+			n   int
+		}{{"prepend", s.Prepend}, {"down_prepend", s.DownPrepend}} {
+			if f.n > 0 {
+				d.errorf(joinPath(path, f.key), "has no effect: every bgp peer is iBGP (asn %d, as bgp.asn), and AS-path prepends go to eBGP peers only; "+
+					"on iBGP use local_pref and down_local_pref", cfg.BGP.ASN)
+			}
 		}
 	}
 }

@@ -35,6 +35,7 @@ var cutRules = strings.Join([]string{
 // follow, per VIP.
 type Change struct {
 	Node    string
+	Router  string // whose FIB was timed: the node's edge router
 	Did     string // what happened to the node, in words
 	Restore bool   // the nexthops were to come back (Heal), not to go
 	Timings []Timing
@@ -136,7 +137,7 @@ func isCut(ctx context.Context, n *testnet.Node) (bool, error) {
 // change runs act on node n and times the router's FIB until n's nexthop
 // for each VIP is there (restore) or gone.
 func (l *Lab) change(ctx context.Context, n *testnet.Node, restore bool, did string, act func() error) (Change, error) {
-	c := Change{Node: n.Name(), Did: did, Restore: restore, Timings: make([]Timing, len(vips))}
+	c := Change{Node: n.Name(), Router: l.edgeRouter(n).Name(), Did: did, Restore: restore, Timings: make([]Timing, len(vips))}
 	before := make([]bool, len(vips))
 	for i, vip := range vips {
 		has, err := l.hasNexthop(ctx, n, vip)
@@ -200,11 +201,11 @@ func (c Change) Write(w io.Writer) {
 	for _, t := range c.Timings {
 		switch {
 		case t.Err != nil:
-			fmt.Fprintf(w, "  %-16s router %s has not %s %s's nexthop: %v\n", t.VIP, routerName, verb, c.Node, t.Err)
+			fmt.Fprintf(w, "  %-16s router %s has not %s %s's nexthop: %v\n", t.VIP, c.router(), verb, c.Node, t.Err)
 		case t.Already:
 			fmt.Fprintf(w, "  %-16s %s's nexthop %s\n", t.VIP, c.Node, missing)
 		default:
-			fmt.Fprintf(w, "  %-16s router %s %s %s's nexthop after %v\n", t.VIP, routerName, verb, c.Node, t.After.Round(time.Millisecond))
+			fmt.Fprintf(w, "  %-16s router %s %s %s's nexthop after %v\n", t.VIP, c.router(), verb, c.Node, t.After.Round(time.Millisecond))
 		}
 	}
 }
@@ -213,8 +214,16 @@ func (c Change) Write(w io.Writer) {
 func (c Change) Err() error {
 	for _, t := range c.Timings {
 		if t.Err != nil {
-			return fmt.Errorf("%s: router %s FIB for %s: %w", c.Node, routerName, t.VIP, t.Err)
+			return fmt.Errorf("%s: router %s FIB for %s: %w", c.Node, c.router(), t.VIP, t.Err)
 		}
 	}
 	return nil
+}
+
+// router names the router whose FIB was timed.
+func (c Change) router() string {
+	if c.Router == "" {
+		return routerName
+	}
+	return c.Router
 }

@@ -86,6 +86,9 @@ type Options struct {
 	// terminal (TTY), a line per change otherwise.
 	Progress io.Writer
 	TTY      bool
+	// Topology is the world Up builds: TopologySingle (the default) or
+	// TopologyMultirack. Open recognises it from the record.
+	Topology string
 }
 
 func (o Options) withDefaults() Options {
@@ -105,6 +108,7 @@ func (o Options) record() string { return filepath.Join(o.StateDir, o.Prefix+".j
 type Lab struct {
 	opts  Options
 	world *testnet.World
+	topo  topology
 }
 
 // spec is the lab's world: single-hop BGP with BFD between the router and
@@ -128,28 +132,6 @@ func spec(prefix, record string) testnet.Spec {
 	}
 }
 
-// nodeConfig is every node's vipd config, without the runtime keys.
-func nodeConfig() string {
-	return fmt.Sprintf(`# written by vipd lab up
-bgp:
-  asn: %d
-  allowed_prefixes: [%s, "%s"]
-  peers:
-    - name: %s
-      address: %s
-      asn: %d
-      bfd: {enabled: true, min_tx: 300ms, min_rx: 300ms, multiplier: 3}
-services:
-  - name: %s
-    vips: [%s, "%s"]
-    interval: 500ms
-    rise: 2
-    fall: 2
-    checks:
-      - http: {url: "http://127.0.0.1:%d/healthz"}
-`, nodeASN, allowed4, allowed6, routerName, routerAddr, routerASN, serviceName, VIP4, VIP6, servicePort)
-}
-
 // failFile is the file whose existence makes a node's demo server fail
 // its health check.
 func failFile(n *testnet.Node) string { return filepath.Join(n.Dir(), "fail") }
@@ -165,16 +147,24 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.Binary == "" {
 		return nil, errors.New("lab: no vipd binary to run on the nodes")
 	}
+	topo, err := newTopology(opts.Topology)
+	if err != nil {
+		return nil, err
+	}
 	if err := claim(opts); err != nil {
 		return nil, err
 	}
-	s := spec(opts.Prefix, opts.record())
+	s := topo.worldSpec(opts.Prefix, opts.record())
 	if err := missing(s); err != nil {
 		return nil, errors.Join(err, removeIfExists(opts.record()))
 	}
 	if opts.Progress != nil {
-		fmt.Fprintf(opts.Progress, "building lab %s: BIRD router %s, vipd nodes %s, %s\n",
-			opts.Prefix, routerName, strings.Join(nodeNames, " "), clientName)
+		var routers []string
+		for _, r := range topo.layout.Routers {
+			routers = append(routers, r.Name)
+		}
+		fmt.Fprintf(opts.Progress, "building lab %s (%s): BIRD routers %s, vipd nodes %s, %s\n",
+			opts.Prefix, topo.name, strings.Join(routers, " "), strings.Join(nodeNames, " "), clientName)
 	}
 	w, err := testnet.New(ctx, s)
 	if err != nil {
@@ -184,7 +174,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 		// New removes the record with the rest, unless it failed before writing it.
 		return nil, errors.Join(err, removeIfExists(opts.record()))
 	}
-	l := &Lab{opts: opts, world: w}
+	l := &Lab{opts: opts, world: w, topo: topo}
 	if err := l.start(ctx); err != nil {
 		err = fmt.Errorf("lab %s: %w\n\nlast lines of its logs:\n%s", opts.Prefix, err, w.LogTails(15))
 		return nil, errors.Join(err, w.Close())
@@ -239,44 +229,26 @@ func (l *Lab) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := n.StartVipd(ctx, l.opts.Binary, nodeConfig()+n.RuntimeYAML()); err != nil {
+		if _, err := n.StartVipd(ctx, l.opts.Binary, l.topo.config(n.Name())+n.RuntimeYAML()); err != nil {
 			return err
 		}
 	}
 	return l.waitConverged(ctx)
 }
 
-// waitConverged waits until every node's BGP session and BFD session with
-// the router are up and the router routes both VIPs to all nodes.
+// waitConverged waits until every node's BGP and BFD sessions with its
+// peer router are up and its edge router routes both VIPs to it; in the
+// multirack world, also until the core routes them to every ToR.
 func (l *Lab) waitConverged(ctx context.Context) error {
 	p := newProgress(l.opts.Progress, l.opts.TTY)
-	r := l.router()
-	want := len(l.world.Nodes())
 	err := testnet.WaitFor(ctx, convergeTimeout, func(ctx context.Context) error {
-		sessions, err := r.Sessions(ctx)
+		c, err := l.convergence(ctx)
 		if err != nil {
 			return err
 		}
-		bfd, err := r.BFDSessions(ctx)
-		if err != nil {
-			return err
-		}
-		via4, err := l.nexthops(ctx, VIP4)
-		if err != nil {
-			return err
-		}
-		via6, err := l.nexthops(ctx, VIP6)
-		if err != nil {
-			return err
-		}
-		bgpUp := countFunc(sessions, func(s testnet.Session) bool { return s.State == testnet.Established })
-		bfdUp := countFunc(bfd, func(s testnet.BFDSession) bool { return s.State == testnet.BFDUp })
-		// Short enough for one line of a terminal, where it is redrawn.
-		state := fmt.Sprintf("BGP %d/%d up, BFD %d/%d up, nexthops IPv4 %d/%d, IPv6 %d/%d",
-			bgpUp, want, bfdUp, want, len(via4), want, len(via6), want)
-		p.update("converging: " + state)
-		if bgpUp < want || bfdUp < want || len(via4) < want || len(via6) < want {
-			return errors.New(state)
+		p.update("converging: " + c.String())
+		if !c.done() {
+			return errors.New(c.String())
 		}
 		return nil
 	})
@@ -285,6 +257,67 @@ func (l *Lab) waitConverged(ctx context.Context) error {
 		return fmt.Errorf("the lab did not converge: %w", err)
 	}
 	return nil
+}
+
+// convergence counts what is up of what the lab waits for.
+type convergence struct {
+	nodes, bgpUp, bfdUp, via4, via6 int
+	racks, core4, core6             int
+}
+
+// String is short enough for one line of a terminal, where it is redrawn.
+func (c convergence) String() string {
+	s := fmt.Sprintf("BGP %d/%d up, BFD %d/%d up, nexthops IPv4 %d/%d, IPv6 %d/%d",
+		c.bgpUp, c.nodes, c.bfdUp, c.nodes, c.via4, c.nodes, c.via6, c.nodes)
+	if c.racks > 0 {
+		s += fmt.Sprintf(", core %d/%d, %d/%d", c.core4, c.racks, c.core6, c.racks)
+	}
+	return s
+}
+
+func (c convergence) done() bool {
+	return c.bgpUp == c.nodes && c.bfdUp == c.nodes && c.via4 == c.nodes && c.via6 == c.nodes &&
+		c.core4 == c.racks && c.core6 == c.racks
+}
+
+func (l *Lab) convergence(ctx context.Context) (convergence, error) {
+	c := convergence{nodes: len(l.world.Nodes()), racks: l.topo.racks()}
+	for _, n := range l.world.Nodes() {
+		r := l.peerRouter(n)
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return c, err
+		}
+		bfd, err := r.BFDSessions(ctx)
+		if err != nil {
+			return c, err
+		}
+		c.bgpUp += countFunc(sessions, func(s testnet.Session) bool { return s.Neighbor == n.Addr4() && s.State == testnet.Established })
+		c.bfdUp += countFunc(bfd, func(s testnet.BFDSession) bool { return s.Neighbor == n.Addr4() && s.State == testnet.BFDUp })
+		for _, vip := range vips {
+			has, err := l.hasNexthop(ctx, n, vip)
+			if err != nil {
+				return c, err
+			}
+			if has && vip.Is4() {
+				c.via4++
+			} else if has {
+				c.via6++
+			}
+		}
+	}
+	if c.racks > 0 {
+		via4, err := l.nexthops(ctx, VIP4)
+		if err != nil {
+			return c, err
+		}
+		via6, err := l.nexthops(ctx, VIP6)
+		if err != nil {
+			return c, err
+		}
+		c.core4, c.core6 = len(via4), len(via6)
+	}
+	return c, nil
 }
 
 func countFunc[T any](s []T, f func(T) bool) int {
@@ -316,7 +349,7 @@ func Open(opts Options) (*Lab, error) {
 	case err != nil:
 		return nil, err
 	}
-	return &Lab{opts: opts, world: w}, nil
+	return &Lab{opts: opts, world: w, topo: topologyOf(w)}, nil
 }
 
 // leftovers lists the namespaces named like the lab's.
@@ -348,7 +381,18 @@ func (l *Lab) Down() error {
 // Prefix is the lab's namespace name prefix.
 func (l *Lab) Prefix() string { return l.opts.Prefix }
 
-func (l *Lab) router() *testnet.Router { return l.world.Router(routerName) }
+// router is the router nearest the client: the single router, or the core.
+func (l *Lab) router() *testnet.Router { return l.world.Router(l.topo.top()) }
+
+// edgeRouter is the router that routes the VIPs to node n.
+func (l *Lab) edgeRouter(n *testnet.Node) *testnet.Router {
+	return l.world.Router(l.topo.edge(n.Name()))
+}
+
+// peerRouter is the router node n's vipd peers with.
+func (l *Lab) peerRouter(n *testnet.Node) *testnet.Router {
+	return l.world.Router(l.topo.peer(n.Name()))
+}
 
 // node returns the node called name, or an error that lists the nodes.
 func (l *Lab) node(name string) (*testnet.Node, error) {
@@ -358,7 +402,8 @@ func (l *Lab) node(name string) (*testnet.Node, error) {
 	return nil, fmt.Errorf("lab %s has no node %q: its nodes are %s", l.opts.Prefix, name, strings.Join(nodeNames, ", "))
 }
 
-// nexthops returns the router's kernel nexthops for vip.
+// nexthops returns the kernel nexthops for vip of the router nearest the
+// client.
 func (l *Lab) nexthops(ctx context.Context, vip netip.Addr) ([]netip.Addr, error) {
 	return l.router().FIB(ctx, netip.PrefixFrom(vip, vip.BitLen()))
 }
@@ -374,8 +419,8 @@ func nodeAddr(n *testnet.Node, vip netip.Addr) netip.Addr {
 // vips are the demo service's addresses in the order the lab shows them.
 var vips = []netip.Addr{VIP4, VIP6}
 
-// hasNexthop reports whether the router routes vip via node n.
+// hasNexthop reports whether n's edge router routes vip via node n.
 func (l *Lab) hasNexthop(ctx context.Context, n *testnet.Node, vip netip.Addr) (bool, error) {
-	hops, err := l.nexthops(ctx, vip)
+	hops, err := l.edgeRouter(n).FIB(ctx, netip.PrefixFrom(vip, vip.BitLen()))
 	return slices.Contains(hops, nodeAddr(n, vip)), err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -218,4 +219,83 @@ func hasLine(text string, want []string) bool {
 		}
 	}
 	return false
+}
+
+// TestLabMultirack: the multirack lab converges (the core over both ToRs,
+// each ToR over its rack's nodes), describes itself for scripts, and a
+// failing node in rack 1 is timed at its ToR while the core keeps both.
+func TestLabMultirack(t *testing.T) {
+	skipUnlessLab(t)
+	opts := Options{Prefix: fmt.Sprintf("vt%d-mr", os.Getpid()), StateDir: t.TempDir(), Binary: buildVipd(t), Topology: TopologyMultirack}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	up, err := Up(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab logs:\n%s", up.world.LogTails(40))
+		}
+		if err := up.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	l, err := Open(Options{Prefix: opts.Prefix, StateDir: opts.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Topology != TopologyMultirack || len(w.Routers) != 5 || len(w.Nodes) != 3 || len(w.VIPs) != 2 {
+		t.Fatalf("described %+v: want multirack, 5 routers, 3 nodes, 2 VIPs", w)
+	}
+	roles := map[string]string{}
+	for _, r := range w.Routers {
+		roles[r.Name] = fmt.Sprintf("%s/%d", r.Role, r.Rack)
+		if !strings.HasPrefix(r.Namespace, opts.Prefix+"-") {
+			t.Errorf("router %s namespace %q", r.Name, r.Namespace)
+		}
+	}
+	if want := map[string]string{"core": "core/0", "tor1": "tor/1", "rr1": "rr/1", "tor2": "tor/2", "rr2": "rr/2"}; !maps.Equal(roles, want) {
+		t.Errorf("roles %v, want %v", roles, want)
+	}
+	for _, n := range w.Nodes {
+		if wantRack := map[string]int{"n1": 1, "n2": 1, "n3": 2}[n.Name]; n.Rack != wantRack || n.Lab != "healthy" {
+			t.Errorf("node %+v: want rack %d, healthy", n, wantRack)
+		}
+	}
+	for _, vip := range vips {
+		if got := w.Routers[0].Nexthops[vip.String()]; len(got) != 2 {
+			t.Errorf("core nexthops for %s: %v, want the two ToRs", vip, got)
+		}
+	}
+
+	c, err := l.Fail(ctx, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Err(); err != nil || c.Router != "tor1" {
+		t.Errorf("fail n1: router %s, %v; want timed at tor1", c.Router, err)
+	}
+	for _, vip := range vips {
+		if got, err := l.nexthops(ctx, vip); err != nil || len(got) != 2 {
+			t.Errorf("core nexthops for %s after n1 failed: %v, %v; want both ToRs", vip, got, err)
+		}
+	}
+	var status strings.Builder
+	if err := l.Status(ctx, &status); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]string{
+		{"n1", "rr1", "10.255.255.31", "Established"},
+		{"n1", "failed", "0/2", "VIPs", "0/2", "VIPs"},
+		{"$", "ip", "-n", opts.Prefix + "-tor2", "-4", "route", "show"},
+	} {
+		if !hasLine(status.String(), want) {
+			t.Errorf("status lacks a line of %q:\n%s", want, status.String())
+		}
+	}
 }

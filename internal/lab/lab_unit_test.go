@@ -67,6 +67,54 @@ func TestSpec(t *testing.T) {
 	}
 }
 
+// TestTopologies: each topology's world is one the testnet accepts, every
+// node's config parses and names the node's peer router, and each node
+// is watched at its edge router.
+func TestTopologies(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		peer, edge map[string]string
+		asn        map[string]uint32
+	}{
+		{TopologySingle, map[string]string{"n1": "r1", "n3": "r1"}, map[string]string{"n1": "r1", "n3": "r1"}, map[string]uint32{"n1": nodeASN}},
+		{TopologyMultirack, map[string]string{"n1": "rr1", "n2": "rr1", "n3": "rr2"}, map[string]string{"n1": "tor1", "n3": "tor2"},
+			map[string]uint32{"n1": rack1ASN, "n3": rack2ASN}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := newTopology(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(topo.spec.Nodes) != 3 || topo.spec.Client == nil {
+				t.Fatalf("spec %+v: want three nodes and a client", topo.spec)
+			}
+			for node, want := range tc.peer {
+				if got := topo.peer(node); got != want {
+					t.Errorf("peer of %s: %s, want %s", node, got, want)
+				}
+				c, err := config.Parse([]byte(topo.config(node) + "state_dir: /tmp/x\napi:\n  socket: /tmp/x/vipd.sock\nmetrics:\n  listen: \"\"\n"))
+				if err != nil {
+					t.Fatalf("%s config: %v", node, err)
+				}
+				if p := c.BGP.Peers[0]; p.Name != want || !p.BFD.Enabled {
+					t.Errorf("%s's peer %+v, want %s with BFD", node, p, want)
+				}
+				if wantASN, ok := tc.asn[node]; ok && c.BGP.ASN != wantASN {
+					t.Errorf("%s's asn %d, want %d", node, c.BGP.ASN, wantASN)
+				}
+			}
+			for node, want := range tc.edge {
+				if got := topo.edge(node); got != want {
+					t.Errorf("edge of %s: %s, want %s", node, got, want)
+				}
+			}
+		})
+	}
+	if _, err := newTopology("mesh"); err == nil || !strings.Contains(err.Error(), "multirack") {
+		t.Errorf("unknown topology: %v, want an error naming the known ones", err)
+	}
+}
+
 func TestNotRoot(t *testing.T) {
 	asUID(t, 1000)
 	dir := t.TempDir()

@@ -26,24 +26,27 @@ const (
 // SpreadRequests is how many requests Spread sends to each VIP.
 const SpreadRequests = 100
 
-// Route returns the router's routes to the VIPs as `ip route` shows them,
-// each after the command that shows it.
+// Route returns the routes to the VIPs, as `ip route` shows them, of the
+// router nearest the client and (multirack) of each ToR, each after the
+// command that shows it.
 func (l *Lab) Route(ctx context.Context) (string, error) {
-	r := l.router()
 	var b strings.Builder
-	for _, vip := range vips {
-		family := "-4"
-		if vip.Is6() {
-			family = "-6"
+	for _, name := range l.topo.shown() {
+		r := l.world.Router(name)
+		for _, vip := range vips {
+			family := "-4"
+			if vip.Is6() {
+				family = "-6"
+			}
+			out, err := r.Exec(ctx, "ip", family, "route", "show", vip.String())
+			if err != nil {
+				return "", err
+			}
+			if out == "" {
+				out = "(no route)\n"
+			}
+			fmt.Fprintf(&b, "$ ip -n %s %s route show %s\n%s", r.Namespace(), family, vip, out)
 		}
-		out, err := r.Exec(ctx, "ip", family, "route", "show", vip.String())
-		if err != nil {
-			return "", err
-		}
-		if out == "" {
-			out = "(no route)\n"
-		}
-		fmt.Fprintf(&b, "$ ip -n %s %s route show %s\n%s", r.Namespace(), family, vip, out)
 	}
 	return b.String(), nil
 }
@@ -148,8 +151,13 @@ func WriteSpread(w io.Writer, spreads []Spread, count int) {
 // Status prints the lab: the router's routes, its BGP and BFD sessions,
 // and each node's state as the lab and its vipd see it.
 func (l *Lab) Status(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "lab %s: router %s (BIRD, AS %d), nodes %s (AS %d), %s; files and logs in %s\n\n",
-		l.opts.Prefix, routerName, routerASN, strings.Join(nodeNames, " "), nodeASN, clientName, l.world.Dir())
+	if l.topo.name == TopologyMultirack {
+		fmt.Fprintf(w, "lab %s (multirack): core (AS %d); rack 1: tor1, rr1, n1 n2 (AS %d); rack 2: tor2, rr2, n3 (AS %d); %s; files and logs in %s\n\n",
+			l.opts.Prefix, coreASN, rack1ASN, rack2ASN, clientName, l.world.Dir())
+	} else {
+		fmt.Fprintf(w, "lab %s: router %s (BIRD, AS %d), nodes %s (AS %d), %s; files and logs in %s\n\n",
+			l.opts.Prefix, routerName, routerASN, strings.Join(nodeNames, " "), nodeASN, clientName, l.world.Dir())
+	}
 	route, err := l.Route(ctx)
 	if err != nil {
 		return err
@@ -162,22 +170,22 @@ func (l *Lab) Status(ctx context.Context, w io.Writer) error {
 	return l.writeNodes(ctx, w)
 }
 
-// writeSessions prints the router's side of each node's sessions.
+// writeSessions prints the peer router's side of each node's sessions.
 func (l *Lab) writeSessions(ctx context.Context, w io.Writer) error {
-	r := l.router()
-	sessions, err := r.Sessions(ctx)
-	if err != nil {
-		return err
-	}
-	bfd, err := r.BFDSessions(ctx)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	fmt.Fprintf(w, "router %s (birdc show protocols, show bfd sessions):\n", routerName)
+	fmt.Fprintln(w, "sessions at each node's peer router (birdc show protocols, show bfd sessions):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNEIGHBOR\tBGP\tSINCE\tBFD\tINFO")
+	fmt.Fprintln(tw, "NODE\tROUTER\tNEIGHBOR\tBGP\tSINCE\tBFD\tINFO")
 	for _, n := range l.world.Nodes() {
+		r := l.peerRouter(n)
+		sessions, err := r.Sessions(ctx)
+		if err != nil {
+			return err
+		}
+		bfd, err := r.BFDSessions(ctx)
+		if err != nil {
+			return err
+		}
 		bgpState, since, info := "-", "-", ""
 		for _, s := range sessions {
 			if s.Neighbor == n.Addr4() {
@@ -193,7 +201,7 @@ func (l *Lab) writeSessions(ctx context.Context, w io.Writer) error {
 				bfdState = s.State
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name(), n.Addr4(), bgpState, since, bfdState, info)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name(), r.Name(), n.Addr4(), bgpState, since, bfdState, info)
 	}
 	return tw.Flush()
 }
@@ -202,23 +210,14 @@ func (l *Lab) writeSessions(ctx context.Context, w io.Writer) error {
 func (l *Lab) writeNodes(ctx context.Context, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	// WANTED is what the node's vipd offers to BGP; AT ROUTER is what the
-	// router routes to the node. They differ while a session is down: a
+	// node's edge router (the single router, or its rack's ToR) routes to
+	// the node. They differ while a session is down: a
 	// killed node still wants its VIPs announced.
 	fmt.Fprintln(tw, "NODE\tLAB\tVIPD\tPEER\tBFD\tSERVICE\tWANTED\tAT ROUTER")
 	for _, n := range l.world.Nodes() {
-		cut, err := isCut(ctx, n)
+		lab, err := l.labState(ctx, n)
 		if err != nil {
 			return err
-		}
-		var lab []string
-		if exists(failFile(n)) {
-			lab = append(lab, "failed")
-		}
-		if cut {
-			lab = append(lab, "killed")
-		}
-		if len(lab) == 0 {
-			lab = append(lab, "healthy")
 		}
 		atRouter := 0
 		for _, vip := range vips {
@@ -230,7 +229,7 @@ func (l *Lab) writeNodes(ctx context.Context, w io.Writer) error {
 				atRouter++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d VIPs\n", n.Name(), strings.Join(lab, ","), vipdState(ctx, l.world, n), atRouter, len(vips))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d VIPs\n", n.Name(), lab, vipdState(ctx, l.world, n), atRouter, len(vips))
 	}
 	return tw.Flush()
 }

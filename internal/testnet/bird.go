@@ -90,7 +90,12 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 			// multihop and IPv6-over-IPv4 alike.
 			// Routers honour GRACEFUL_SHUTDOWN (RFC 8326) as the README asks.
 			IPv4: "import filter honour_graceful_shutdown; " + export + " gateway recursive;",
-			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive;",
+			// The global next hop, not the link-local one a router on the
+			// LAN sends beside it, as the FIB assertions expect.
+			IPv6: "import filter honour_graceful_shutdown; export none; gateway recursive; next hop prefer global;",
+		}
+		if n.Export || n.AddPaths || n.NextHopSelf {
+			p.IPv4, p.IPv6 = birdFabricChannels(n, h.addr6)
 		}
 		if n.BFD != nil && n.Multihop && !p.Source.IsValid() {
 			p.Source = bfdLocal(h, spec, n.Address) // BIRD insists on one
@@ -103,6 +108,25 @@ func newBirdRouter(h *Host, spec RouterSpec) (*birdDaemon, error) {
 		return nil, err
 	}
 	return newBird(h, "bird", config, peers), nil
+}
+
+// birdFabricChannels are the channel bodies of a router-to-router
+// session: BGP routes exported, every path if asked, next hop self if asked.
+func birdFabricChannels(n Neighbor, addr6 netip.Addr) (ipv4, ipv6 string) {
+	export := "export none;"
+	if n.Export {
+		export = "export where source = RTS_BGP;"
+	}
+	common := "import filter honour_graceful_shutdown; " + export + " gateway recursive;"
+	if n.AddPaths {
+		common += " add paths on;"
+	}
+	ipv4, ipv6 = common, common+" next hop prefer global;"
+	if n.NextHopSelf {
+		ipv4 += " next hop self;"
+		ipv6 += fmt.Sprintf(" next hop self; next hop address %s;", addr6)
+	}
+	return ipv4, ipv6
 }
 
 func (d *birdDaemon) start(ctx context.Context) error {
@@ -214,6 +238,11 @@ protocol bgp {{.Name}} {
 	neighbor {{.Neighbor.Address}} as {{.Neighbor.ASN}};
 {{- if .Neighbor.Multihop}}
 	multihop;
+{{- else if eq .Neighbor.ASN .LocalASN}}
+	direct;
+{{- end}}
+{{- if .Neighbor.RRClient}}
+	rr client;
 {{- end}}
 {{- with .Neighbor.Password}}
 	password "{{.}}";

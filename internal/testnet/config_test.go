@@ -42,14 +42,21 @@ router bgp 64700
  neighbor 10.255.255.12 update-source 169.254.169.254
  address-family ipv4 unicast
   maximum-paths 8
+  maximum-paths ibgp 8
   neighbor 10.255.255.11 activate
   neighbor 10.255.255.12 activate
  exit-address-family
  address-family ipv6 unicast
   maximum-paths 8
+  maximum-paths ibgp 8
   neighbor 10.255.255.11 activate
+  neighbor 10.255.255.11 route-map prefer-global in
   neighbor 10.255.255.12 activate
+  neighbor 10.255.255.12 route-map prefer-global in
  exit-address-family
+!
+route-map prefer-global permit 10
+ set ipv6 next-hop prefer-global
 `
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -89,6 +96,34 @@ func checkFRRConfig(t *testing.T, daemon, config string) {
 	}
 }
 
+// A route reflector's and a ToR's sessions: iBGP clients, every path to
+// the ToR, next hop self towards the core.
+func TestFRRFabricConfig(t *testing.T) {
+	spec := RouterSpec{
+		Name: "rr1", Kind: FRR, ASN: 64601, Address: addr("10.255.255.3"),
+		Neighbors: []Neighbor{
+			{Address: n1v4, ASN: 64601, RRClient: true},
+			{Address: addr("10.255.255.2"), ASN: 64601, Export: true, AddPaths: true},
+			{Address: addr("10.255.255.1"), ASN: 64700, Export: true, NextHopSelf: true},
+		},
+	}
+	got, err := render(frrBGPTemplate, frrBGPData{RouterSpec: spec, Families: []string{"ipv4", "ipv6"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"  neighbor 10.255.255.11 route-reflector-client\n",
+		"  neighbor 10.255.255.2 addpath-tx-all-paths\n",
+		"  neighbor 10.255.255.1 next-hop-self\n",
+		"  maximum-paths ibgp 8\n",
+	} {
+		if strings.Count(got, line) != 2 { // both families
+			t.Errorf("config has %q %d times, want 2:\n%s", line, strings.Count(got, line), got)
+		}
+	}
+	checkFRRConfig(t, "bgpd", got)
+}
+
 func TestBirdConfigs(t *testing.T) {
 	peer := Neighbor{Address: n1v4, ASN: nodeASN, Password: "s3cret", Multihop: true}
 	direct := Neighbor{Address: n2v4, ASN: nodeASN}
@@ -108,6 +143,17 @@ func TestBirdConfigs(t *testing.T) {
 			return newBirdRouter(h, RouterSpec{Name: "r1", Kind: BIRD, ASN: 65535, Address: addr("10.255.255.1"),
 				Neighbors: []Neighbor{direct}})
 		}, []string{"\tlocal as 65535;", "\tneighbor 10.255.255.12 as 4200000000;"}},
+		{"reflector and ToR sessions", func(h *Host) (*birdDaemon, error) {
+			return newBirdRouter(h, RouterSpec{Name: "rr1", Kind: BIRD, ASN: 64601, Address: addr("10.255.255.3"),
+				Neighbors: []Neighbor{
+					{Address: n2v4, ASN: 64601, RRClient: true},
+					{Address: addr("10.255.255.2"), ASN: 64601, Export: true, AddPaths: true},
+					{Address: addr("10.255.255.1"), ASN: 64700, Export: true, NextHopSelf: true},
+				}})
+		}, []string{
+			"\tdirect;\n\trr client;", "export where source = RTS_BGP; gateway recursive; add paths on;",
+			"next hop self;", "next hop self; next hop address fd00:255::b;",
+		}},
 		{"announcer", func(h *Host) (*birdDaemon, error) {
 			return newAnnouncer(&Node{Host: *h}, AnnouncerSpec{ASN: nodeASN, Peers: []Neighbor{peer, direct},
 				Prefixes: []netip.Prefix{vip4, vip6}, MED: 7, Communities: []string{"1:2"}, LargeCommunities: []string{"1:2:3"}})

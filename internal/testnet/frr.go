@@ -246,7 +246,8 @@ type frrBGPData struct {
 
 // frrBGPTemplate is bgpd's config. No default IPv4 unicast: every
 // neighbour is activated in both families explicitly, so IPv6 prefixes
-// ride the IPv4 session.
+// ride the IPv4 session. IPv6 routes use the global next hop in the FIB,
+// not the link-local one a router on the LAN sends beside it (prefer-global).
 var frrBGPTemplate = template.Must(template.New("frr bgpd").Funcs(template.FuncMap{"bfdProfile": frrBFDProfile}).Parse(`hostname {{.Name}}
 router bgp {{.ASN}}
  bgp router-id {{.Address}}
@@ -276,9 +277,25 @@ router bgp {{.ASN}}
 {{- range $family := .Families}}
  address-family {{$family}} unicast
   maximum-paths 8
+  maximum-paths ibgp 8
 {{- range $n := $.Neighbors}}
   neighbor {{$n.Address}} activate
+{{- if $n.RRClient}}
+  neighbor {{$n.Address}} route-reflector-client
+{{- end}}
+{{- if $n.AddPaths}}
+  neighbor {{$n.Address}} addpath-tx-all-paths
+{{- end}}
+{{- if $n.NextHopSelf}}
+  neighbor {{$n.Address}} next-hop-self
+{{- end}}
+{{- if eq $family "ipv6"}}
+  neighbor {{$n.Address}} route-map prefer-global in
+{{- end}}
 {{- end}}
  exit-address-family
 {{- end}}
+!
+route-map prefer-global permit 10
+ set ipv6 next-hop prefer-global
 `))

@@ -2,9 +2,11 @@ package testnet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +54,9 @@ func (w *World) addRouter(ctx context.Context, spec RouterSpec) (*Router, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := multipathSeed(ctx, h.ns, spec.Address); err != nil {
+		return nil, err
+	}
 	if spec.PeerAddress.IsValid() {
 		bits := spec.PeerAddress.BitLen()
 		if err := ipBatch(ctx, h.ns, []string{fmt.Sprintf("addr add %s/%d dev lo", spec.PeerAddress, bits)}); err != nil {
@@ -63,6 +68,32 @@ func (w *World) addRouter(ctx context.Context, spec RouterSpec) (*Router, error)
 		return nil, err
 	}
 	return r, r.daemon.prepare()
+}
+
+// multipathSeedPath is the sysctl (Linux 6.11+) that seeds the multipath
+// hash of a namespace.
+const multipathSeedPath = "/proc/sys/net/ipv4/fib_multipath_hash_seed"
+
+// multipathSeed makes the router hash each flow its own way: its own seed,
+// from its address, over the same five-tuple as policy 1 but through policy
+// 3 (custom fields, 0x37: addresses, protocol, ports). Policy 1 reuses the
+// hash a packet already carries, which the client's socket set and veths
+// keep, so every router would pick alike and a ToR behind a core would send
+// all it gets to one node (ECMP polarisation); policy 3 hashes afresh with
+// the namespace's seed. Older kernels lack the sysctls and keep policy 1.
+func multipathSeed(ctx context.Context, ns string, addr netip.Addr) error {
+	if _, err := os.Stat(multipathSeedPath); err != nil {
+		return nil
+	}
+	a := addr.As4()
+	seed := binary.BigEndian.Uint32(a[:]) | 1 // 0 would mean the shared seed
+	return sysctl(ctx, ns,
+		fmt.Sprintf("net.ipv4.fib_multipath_hash_seed=%d", seed),
+		"net.ipv4.fib_multipath_hash_fields=0x0037",
+		"net.ipv4.fib_multipath_hash_policy=3",
+		"net.ipv6.fib_multipath_hash_fields=0x0037",
+		"net.ipv6.fib_multipath_hash_policy=3",
+	)
 }
 
 // newRouter describes the router spec in member h, without side effects.

@@ -12,8 +12,11 @@
 //
 // No link is ever created in the host namespace, so link names need no
 // prefix; namespaces, FRR's run directories and the temp dir carry P.
-// Routers forward, hash multipath flows by L4 ports and send no redirects.
-// Nodes and the client route by default via the first router.
+// Routers forward, hash multipath flows by L4 ports (each with its own
+// seed where the kernel allows) and send no redirects. Nodes and the
+// client route by default via the first router. FabricSpec (fabric.go)
+// describes racks of nodes behind iBGP route reflectors, ToRs and a core
+// router as such a spec.
 //
 // The API takes contexts and returns errors so the lab can use it; NewT in
 // testing.go adapts it to tests. World.Close kills only the processes this
@@ -93,6 +96,25 @@ type Neighbor struct {
 	Password string   // TCP-MD5; empty: none
 	Multihop bool     // eBGP multihop, TTL 255
 	BFD      *BFDSpec // nil: no BFD with this neighbour
+
+	// The rest describe router-to-router sessions of fabrics (rack.go).
+
+	// RRClient makes the router a route reflector for this iBGP
+	// neighbour: BIRD `rr client`, FRR `route-reflector-client`.
+	RRClient bool
+	// Export sends the router's BGP routes to the neighbour. Without it
+	// BIRD exports nothing; FRR sends every neighbour its best paths anyway.
+	Export bool
+	// AddPaths sends every path, not only the best (BIRD `add paths on`,
+	// which also accepts them; FRR `addpath-tx-all-paths`, FRR accepts
+	// them by default): a reflector towards its ToR, so the ToR sees every
+	// node.
+	AddPaths bool
+	// NextHopSelf makes the router the next hop of what it exports (BIRD
+	// `next hop self` and, for IPv6, `next hop address` of its LAN IPv6;
+	// FRR `next-hop-self`): without it a router on a shared LAN passes on
+	// the nodes' addresses (third-party next hop).
+	NextHopSelf bool
 }
 
 // BFDSpec turns on BFD with a neighbour. The router runs the session on
