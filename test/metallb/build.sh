@@ -62,6 +62,11 @@ echo "metallb: building MetalLB $version controller and speaker into $dir" >&2
 mkdir "$tmp/crds"
 cp "$src"/config/crd/bases/*.yaml "$tmp/crds/"
 chmod -R u+w "$tmp/crds" # the module cache is read-only
+# MetalLB's CRDs give 4-byte ASNs (myASN, peerASN) `format: int32` with
+# `maximum: 4294967295`; kube-apiserver 1.37 refuses such a schema at
+# every write ("Maximum boundary value must be of type integer with format
+# int32"). int64 holds every ASN and is what the bound means.
+sed -i '/format: int32/{N;s/format: int32\(\n *maximum: 4294967295\)/format: int64\1/}' "$tmp"/crds/*.yaml
 echo "MetalLB $version" >"$tmp/VERSION"
 chmod 755 "$tmp" # mktemp made it 0700; tests may run as another user
 rm -rf "$dir" # a partial directory left by hand; ours are never partial
