@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -413,6 +412,17 @@ func (kb *kubeBench) createService(ctx context.Context, name string, edit func(*
 	return nil
 }
 
+// cleanupService deletes the Service when the (sub)test ends, if it is
+// still there: a failed row's Service must not confuse the next row.
+func (kb *kubeBench) cleanupService(t *testing.T, name string) {
+	t.Cleanup(func() {
+		err := kb.admin.CoreV1().Services(appNamespace).Delete(context.Background(), name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete Service %s: %v", name, err)
+		}
+	})
+}
+
 func (kb *kubeBench) deleteService(t *testing.T, name string) {
 	t.Helper()
 	err := kb.admin.CoreV1().Services(appNamespace).Delete(t.Context(), name, metav1.DeleteOptions{})
@@ -470,6 +480,7 @@ func ptrTo[T any](v T) *T { return &v }
 func (kb *kubeBench) benchCreated(t *testing.T) (ecmp, status []time.Duration) {
 	for i := range kubeBenchTrials {
 		name := fmt.Sprintf("created%d", i)
+		kb.cleanupService(t, name)
 		kb.endpointSlice(t, name, kb.nodeNames(), nil)
 		addressed := kb.watchAddressed(t, name)
 		start := time.Now()
@@ -497,7 +508,18 @@ func (kb *kubeBench) benchCreated(t *testing.T) (ecmp, status []time.Duration) {
 func (kb *kubeBench) watchAddressed(t *testing.T, name string) <-chan time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), convergeTimeout)
-	w, err := kb.admin.CoreV1().Services(appNamespace).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	// A watch without a resource version asks the API server's watch
+	// cache to catch up with etcd first; with etcd 3.4 (no progress
+	// notifications) it times out when only other kinds changed. Start
+	// from a list's version, as informers do.
+	sel := metav1.ListOptions{FieldSelector: "metadata.name=" + name}
+	list, err := kb.admin.CoreV1().Services(appNamespace).List(ctx, sel)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sel.ResourceVersion = list.ResourceVersion
+	w, err := kb.admin.CoreV1().Services(appNamespace).Watch(ctx, sel)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -524,14 +546,11 @@ func (kb *kubeBench) benchUnready(t *testing.T) []time.Duration {
 	const name = "local"
 	nodes := kb.nodeNames()
 	kb.endpointSlice(t, name, nodes, nil)
+	kb.cleanupService(t, name)
 	kb.lbService(t, name, func(s *corev1.Service) {
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	})
-	routes, err := kb.waitPoolRoutes(t.Context(), 1, convergeTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := slices.Collect(maps.Keys(routes))[0]
+	prefix := kb.address(t, name)
 	var trials []time.Duration
 	for i := range kubeBenchTrials {
 		if err := kb.r.WaitFIB(t.Context(), prefix, kb.hops, convergeTimeout); err != nil {
@@ -634,13 +653,9 @@ func parallel(ctx context.Context, workers int, items []string, do func(context.
 func (kb *kubeBench) benchNodeLoss(t *testing.T, trials int) []time.Duration {
 	const name = "steady"
 	kb.endpointSlice(t, name, kb.nodeNames(), nil)
+	kb.cleanupService(t, name)
 	kb.lbService(t, name, nil)
-	defer kb.deleteService(t, name)
-	routes, err := kb.waitPoolRoutes(t.Context(), 1, kubeRecoverTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := slices.Collect(maps.Keys(routes))[0]
+	prefix := kb.address(t, name)
 	var out []time.Duration
 	for i := range trials {
 		if err := kb.r.WaitFIB(t.Context(), prefix, kb.hops, kubeRecoverTimeout); err != nil {
@@ -659,6 +674,30 @@ func (kb *kubeBench) benchNodeLoss(t *testing.T, trials int) []time.Duration {
 		}
 	}
 	return out
+}
+
+// address waits (bounded) for the Service's address in its status and
+// returns it as a host route.
+func (kb *kubeBench) address(t *testing.T, name string) netip.Prefix {
+	t.Helper()
+	var got netip.Addr
+	err := poll(t.Context(), convergeTimeout, 100*time.Millisecond, func(ctx context.Context) error {
+		svc, err := kb.admin.CoreV1().Services(appNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				got = a
+				return nil
+			}
+		}
+		return fmt.Errorf("Service %s has no address in its status", name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.PrefixFrom(got, got.BitLen())
 }
 
 // pollHopGone polls the router's FIB every 10 ms (bounded) until hop has
