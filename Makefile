@@ -20,6 +20,12 @@ TEST_PACKAGES := bird2 frr nftables iproute2 procps gcc libc6-dev etcd-server
 # which builds them on first use (8-10 minutes) and caches them.
 kube-assets = $${VIPD_KUBE_ASSETS:-$$(GO=$(GO) test/kubeassets/build.sh)}
 
+# MetalLB's controller, speaker and CRDs, which the Kubernetes benchmark
+# runs beside vipd: the directory in VIPD_METALLB if set, else the one
+# test/metallb/build.sh prints, which builds them from the module proxy on
+# first use and caches them. Only `make bench` needs it.
+metallb = $${VIPD_METALLB:-$$(GO=$(GO) test/metallb/build.sh)}
+
 # apt-install installs $(1) with the packages' services kept from starting
 # (a policy-rc.d that says no, removed again if it was ours): the tests and
 # the lab run their own BIRD and FRR inside namespaces.
@@ -68,11 +74,12 @@ test-short: go-check
 	$(GO) test -race -short ./...
 
 # Benchmarks against real routers and peers (ExaBGP, gobgpd), installed
-# with apt if missing (their packaged services kept from starting): tables
-# on stdout, JSON in bench/results/. About 20 minutes.
+# with apt if missing (their packaged services kept from starting), and
+# MetalLB (built from the module proxy on first use): tables on stdout,
+# JSON in bench/results/. About 45 minutes.
 bench: go-check
 	@command -v exabgp >/dev/null 2>&1 && command -v gobgpd >/dev/null 2>&1 || { $(call apt-install,exabgp gobgpd curl); }
-	a=$(kube-assets) && VIPD_KUBE_ASSETS=$$a VIPD_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestBench' -v ./test/e2e/
+	a=$(kube-assets) && m=$(metallb) && VIPD_KUBE_ASSETS=$$a VIPD_METALLB=$$m VIPD_BENCH=1 $(GO) test -count=1 -timeout 90m -run '^TestBench' -v ./test/e2e/
 
 # Run every fuzz target for FUZZTIME each.
 fuzz: go-check
