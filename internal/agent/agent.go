@@ -71,6 +71,11 @@ type Agent struct {
 	lbs       *lb.Registry       // changed only inside the loop
 	dataPlane dataPlane          // owned by the loop; host settings read by Status
 	addresses []vip.Address      // the last set handed to the binder; owned by the loop
+	// withdrawnAt is when each address that is going was first seen
+	// withdrawn; removals fires when the first of them may go. Both are
+	// owned by the loop.
+	withdrawnAt map[netip.Prefix]time.Time
+	removals    *time.Timer
 }
 
 // New returns an agent for cfg, loaded from path. It has no side effects;

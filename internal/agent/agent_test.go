@@ -88,8 +88,8 @@ func TestReloadRemovesAfterWithdrawal(t *testing.T) {
 	if err := h.reloadWith(t, strings.Replace(testConfig, "vips: [198.51.100.1, 198.51.100.2]", "vips: [198.51.100.1]", 1)); err != nil {
 		t.Fatal(err)
 	}
-	events, _ := h.rec.snapshot()
-	events = events[mark:]
+	// The address and rules go removalDelay after the withdrawal.
+	events := h.rec.waitFor(t, mark, "unbind 198.51.100.2", "rules -filter 198.51.100.2")
 	before(t, events, "withdraw 198.51.100.2/32", "unbind 198.51.100.2")
 	before(t, events, "withdraw 198.51.100.2/32", "rules -filter 198.51.100.2")
 	if find(events, "withdraw 198.51.100.1/32") >= 0 || find(events, "unbind 198.51.100.1") >= 0 {
@@ -102,8 +102,7 @@ func TestReloadRemovesAfterWithdrawal(t *testing.T) {
 	if err := h.reloadWith(t, withoutDNS); err != nil {
 		t.Fatal(err)
 	}
-	events, _ = h.rec.snapshot()
-	events = events[mark:]
+	events = h.rec.waitFor(t, mark, "unbind 198.51.100.3")
 	before(t, events, "withdraw 198.51.100.3/32", "unbind 198.51.100.3")
 }
 
@@ -389,8 +388,8 @@ func TestSourceRemovedWithdrawsThenUnbinds(t *testing.T) {
 	if err := h.SetSource(ctx, "ext", nil); err != nil {
 		t.Fatal(err)
 	}
-	events, _ = h.rec.snapshot()
-	before(t, events[mark:], "withdraw 198.51.100.50/32", "unbind 198.51.100.50")
+	events = h.rec.waitFor(t, mark, "unbind 198.51.100.50")
+	before(t, events, "withdraw 198.51.100.50/32", "unbind 198.51.100.50")
 	if slices.ContainsFunc(h.Status().Services, func(s api.ServiceStatus) bool { return s.Name == "ext" }) {
 		t.Error("status still lists the removed source's service")
 	}

@@ -79,23 +79,23 @@ func unionState(want, had dataplane.State) dataplane.State {
 	}
 }
 
-// stillAnnounced returns the load balancers and filters of had that want
-// lacks but whose address is still announced: they must stay.
-func stillAnnounced(had, want dataplane.State, announced func(netip.Prefix) bool) dataplane.State {
-	var keep dataplane.State
+// leaving returns the load balancers and filters of had that want lacks
+// and whose address keep holds.
+func leaving(had, want dataplane.State, keep func(netip.Prefix) bool) dataplane.State {
+	var out dataplane.State
 	for _, l := range had.LoadBalancers {
 		wanted := slices.ContainsFunc(want.LoadBalancers, func(w dataplane.LoadBalancer) bool { return w.ID == l.ID })
-		if !wanted && announced(hostPrefix(l.Address)) {
-			keep.LoadBalancers = append(keep.LoadBalancers, l)
+		if !wanted && keep(hostPrefix(l.Address)) {
+			out.LoadBalancers = append(out.LoadBalancers, l)
 		}
 	}
 	for _, f := range had.Filters {
 		wanted := slices.ContainsFunc(want.Filters, func(w dataplane.PortFilter) bool { return w.Address == f.Address })
-		if !wanted && announced(hostPrefix(f.Address)) {
-			keep.Filters = append(keep.Filters, f)
+		if !wanted && keep(hostPrefix(f.Address)) {
+			out.Filters = append(out.Filters, f)
 		}
 	}
-	return keep
+	return out
 }
 
 // unionBy returns want with the elements of had whose key want lacks.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/lb"
@@ -50,10 +51,23 @@ func (a *Agent) LoadBalancer(id string) (api.LoadBalancer, error) {
 // route is withdrawn, the data plane rules are gone and the address is
 // released.
 func (a *Agent) DeleteLoadBalancer(ctx context.Context, id string) error {
-	return a.do(ctx, func(context.Context) error {
+	err := a.do(ctx, func(context.Context) error {
 		_, err := a.deleteLB(id)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// The pass withdrew the route; the address and rules go removalDelay
+	// later, in a pass of their own. Wait for it here, not in the loop.
+	t := time.NewTimer(removalDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	return a.do(ctx, func(context.Context) error { return nil })
 }
 
 // AddBackend implements api.LoadBalancers.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/dataplane"
 	"github.com/vipd/vipd/internal/vip"
 )
 
@@ -50,6 +52,9 @@ func (a *Agent) loop(ctx context.Context) error {
 	defer retry.Stop()
 	poll := time.NewTicker(maintenancePoll)
 	defer poll.Stop()
+	a.removals = time.NewTimer(time.Hour)
+	a.removals.Stop()
+	defer a.removals.Stop()
 	backoff := minRetry
 	for {
 		var reply func() // answers an op after the pass
@@ -61,6 +66,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			reply = func() { o.done <- err }
 		case <-a.wake:
 		case <-retry.C:
+		case <-a.removals.C:
 		case <-poll.C:
 			if !a.maintenanceChanged() {
 				continue
@@ -152,19 +158,16 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	}
 
 	// 3. Removals, but not of what is still announced (a withdrawal
-	// failed): the next pass retries those.
-	announced := a.speaker.Announced
-	keepAddrs := slices.DeleteFunc(minus(hadAddrs, wantAddrs), func(v vip.Address) bool {
-		return !announced(hostPrefix(v.Addr))
-	})
+	// failed: the next pass retries those) nor of what was withdrawn less
+	// than removalDelay ago: a timer brings the pass that removes those,
+	// so the loop never waits and other changes go ahead meanwhile.
+	held := a.heldForRemoval(hadAddrs, wantAddrs, hadDP, wantDP)
+	keepAddrs := slices.DeleteFunc(minus(hadAddrs, wantAddrs), func(v vip.Address) bool { return !held(hostPrefix(v.Addr)) })
 	finalAddrs := append(slices.Clone(wantAddrs), keepAddrs...)
-	finalDP := unionState(wantDP, stillAnnounced(hadDP, wantDP, announced))
+	finalDP := unionState(wantDP, leaving(hadDP, wantDP, held))
 	removeDP := dpErr == nil && !a.dataPlane.applied(finalDP)
 	if len(a.addresses) == len(finalAddrs) && !removeDP {
 		return errors.Join(errs...)
-	}
-	if err := sleep(ctx, removalDelay); err != nil {
-		return err
 	}
 	if err := a.bind(ctx, finalAddrs); err != nil {
 		errs = append(errs, fmt.Errorf("unbind: %w", err))
@@ -175,6 +178,48 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// heldForRemoval returns whether an address that is going must stay for
+// now: its route is still announced, or was withdrawn less than
+// removalDelay ago. It notes when each going address was first seen
+// withdrawn, and sets the timer for the pass that removes it.
+func (a *Agent) heldForRemoval(hadAddrs, wantAddrs []vip.Address, hadDP, wantDP dataplane.State) func(netip.Prefix) bool {
+	now := time.Now()
+	going := make(map[netip.Prefix]bool)
+	for _, v := range minus(hadAddrs, wantAddrs) {
+		going[hostPrefix(v.Addr)] = true
+	}
+	gone := leaving(hadDP, wantDP, func(netip.Prefix) bool { return true })
+	for _, l := range gone.LoadBalancers {
+		going[hostPrefix(l.Address)] = true
+	}
+	for _, f := range gone.Filters {
+		going[hostPrefix(f.Address)] = true
+	}
+	withdrawnAt := make(map[netip.Prefix]time.Time, len(going))
+	var next time.Duration
+	for p := range going {
+		if a.speaker.Announced(p) {
+			continue
+		}
+		at, ok := a.withdrawnAt[p]
+		if !ok {
+			at = now
+		}
+		withdrawnAt[p] = at
+		if wait := at.Add(removalDelay).Sub(now); wait > 0 && (next == 0 || wait < next) {
+			next = wait
+		}
+	}
+	a.withdrawnAt = withdrawnAt
+	if next > 0 {
+		a.removals.Reset(next)
+	}
+	return func(p netip.Prefix) bool {
+		at, withdrawn := withdrawnAt[p]
+		return !withdrawn || now.Sub(at) < removalDelay
+	}
 }
 
 // bind hands addrs to the binder and remembers them, so the next pass
@@ -199,17 +244,6 @@ func minus[T comparable](a, b []T) []T {
 		}
 	}
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (a *Agent) serviceInput(name string) serviceInput {
