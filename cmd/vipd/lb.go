@@ -85,6 +85,7 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 		req        api.LoadBalancerRequest
 		ports      []uint
 		masquerade bool
+		localPref  uint32
 		check      checkFlags
 	)
 	cmd := &cobra.Command{
@@ -98,6 +99,9 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 			}
 			if cmd.Flags().Changed("masquerade") {
 				req.Masquerade = &masquerade
+			}
+			if cmd.Flags().Changed("local-pref") {
+				req.LocalPref = &localPref
 			}
 			for _, p := range ports {
 				if p > 65535 {
@@ -138,6 +142,7 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 	fl.UintSliceVar(&ports, "ports", nil, "the only other ports on which the address takes traffic, e.g. 80,443")
 	fl.BoolVar(&masquerade, "masquerade", true, "nat mode: source-NAT to this host, so backends need no route back")
 	fl.StringVar(&req.OnEmpty, "on-empty", "", "while no backend is up: withdraw (default) or announce")
+	fl.Uint32Var(&localPref, "local-pref", 100, "LOCAL_PREF of the address towards iBGP peers")
 	fl.StringVar(&check.check.Type, "check", "", "backend health check: tcp or http (default: none)")
 	fl.StringVar(&check.check.Path, "check-path", "", `http check path (default "/")`)
 	fl.StringVar(&check.check.ExpectStatus, "check-status", "", `http check status: "204" or "200-299" (default)`)

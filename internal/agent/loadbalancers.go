@@ -108,7 +108,7 @@ func (a *Agent) loadBalancers() []lb.LoadBalancer {
 func lbService(l lb.LoadBalancer) config.Service {
 	return config.Service{
 		Name: lbServicePrefix + l.Spec.Name, VIPs: []netip.Addr{l.Address()},
-		Interface: "lo", Bind: true, OnDown: config.OnDownWithdraw, LocalPref: config.DefaultLocalPref,
+		Interface: "lo", Bind: true, OnDown: config.OnDownWithdraw, LocalPref: l.Spec.LocalPrefOrDefault(),
 	}
 }
 

@@ -131,6 +131,12 @@ func TestDecideLoadBalancer(t *testing.T) {
 			t.Errorf("local pref %d, want the default %d", ds[0].route.LocalPref, config.DefaultLocalPref)
 		}
 	}
+	pref := uint32(250)
+	l.Spec.LocalPref = &pref
+	ds := decide(g, []config.Service{lbService(l)}, func(string) serviceInput { return serviceInput{up: true, upReason: ReasonBackendsUp} })
+	if len(ds) != 1 || ds[0].route == nil || ds[0].route.LocalPref != 250 {
+		t.Errorf("a load balancer with local_pref 250: %+v, want its route with LOCAL_PREF 250", ds)
+	}
 	if addrs := desiredAddresses([]config.Service{svc}); len(addrs) != 1 || addrs[0].Addr != addr || addrs[0].Interface != "lo" {
 		t.Errorf("desiredAddresses = %+v, want %s on lo", addrs, addr)
 	}

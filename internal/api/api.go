@@ -165,7 +165,8 @@ type LoadBalancer struct {
 	Ports      []uint16              `json:"ports"`
 	Masquerade bool                  `json:"masquerade"`
 	OnEmpty    string                `json:"on_empty"`
-	Check      *Check                `json:"check"` // null: no backend checks
+	LocalPref  uint32                `json:"local_pref"` // to iBGP peers
+	Check      *Check                `json:"check"`      // null: no backend checks
 	Backends   []LoadBalancerBackend `json:"backends"`
 	Announced  bool                  `json:"announced"`
 	Reason     string                `json:"reason"` // why it is or isn't announced
@@ -209,6 +210,7 @@ type LoadBalancerRequest struct {
 	Ports      []uint16 `json:"ports,omitempty"`
 	Masquerade *bool    `json:"masquerade,omitempty"`
 	OnEmpty    string   `json:"on_empty,omitempty"`
+	LocalPref  *uint32  `json:"local_pref,omitempty"`
 }
 
 // BackendRequest is the body of POST /loadbalancer/{uuid}/backend.

@@ -90,6 +90,7 @@ func (req *LoadBalancerRequest) spec() (lb.Spec, error) {
 		Ports:      req.Ports,
 		Masquerade: req.Masquerade,
 		OnEmpty:    lb.OnEmpty(req.OnEmpty),
+		LocalPref:  req.LocalPref,
 	}
 	var err error
 	if spec.Address, err = parseAddr("address", req.Address); err != nil {
@@ -172,6 +173,7 @@ func NewLoadBalancer(l lb.LoadBalancer, state func(lb.Backend) lb.BackendState, 
 		Ports:      append([]uint16{}, l.Spec.Ports...),
 		Masquerade: l.Spec.Masquerade != nil && *l.Spec.Masquerade,
 		OnEmpty:    string(l.Spec.OnEmpty),
+		LocalPref:  l.Spec.LocalPrefOrDefault(),
 		Backends:   make([]LoadBalancerBackend, 0, len(l.Backends)),
 		Announced:  announced,
 		Reason:     reason,

@@ -195,7 +195,7 @@ func TestNewLoadBalancer(t *testing.T) {
 	}
 	got := NewLoadBalancer(l, state, false, "no backend up")
 	want := LoadBalancer{UUID: "u", Name: "n", EIP: "198.51.100.7", Port: 80, Protocol: "tcp", Mode: "nat", Pool: "p",
-		Ports: []uint16{}, Masquerade: true, OnEmpty: "withdraw",
+		Ports: []uint16{}, Masquerade: true, OnEmpty: "withdraw", LocalPref: 100,
 		Check: &Check{Type: "tcp", Interval: "1s", Timeout: "1s", Rise: 2, Fall: 2},
 		Backends: []LoadBalancerBackend{{UUID: "b1", IP: "10.0.0.1", Port: 8080, Weight: 1, State: "up"},
 			{UUID: "b2", IP: "10.0.0.2", Port: 8080, Weight: 2, State: "down"}},

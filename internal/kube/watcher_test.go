@@ -42,7 +42,7 @@ func newRig(t *testing.T) *watcherRig {
 		t.Fatal(err)
 	}
 	return &watcherRig{client: client, opts: Options{
-		Config: config.Kubernetes{Namespace: "vipd", ExternalIPs: true, LoadBalancers: true, LeaseDuration: 3 * time.Second},
+		Config:  config.Kubernetes{Namespace: "vipd", ExternalIPs: true, LoadBalancers: true, LeaseDuration: 3 * time.Second},
 		Allowed: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")},
 		Pools: []config.Pool{
 			{Name: "default", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.64/29"), netip.MustParsePrefix("2001:db8::40/126")}},

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // Protocol is the transport a load balancer forwards.
@@ -79,6 +81,18 @@ type Spec struct {
 	Ports      []uint16
 	Masquerade *bool // nat mode; default true
 	OnEmpty    OnEmpty
+	// LocalPref is the LOCAL_PREF its address carries to iBGP peers;
+	// default config.DefaultLocalPref.
+	LocalPref *uint32
+}
+
+// LocalPrefOrDefault is LocalPref, or the default for a load balancer
+// stored before it had one.
+func (s Spec) LocalPrefOrDefault() uint32 {
+	if s.LocalPref == nil {
+		return config.DefaultLocalPref
+	}
+	return *s.LocalPref
 }
 
 // BackendSpec is what a client asks for when it adds a backend.

@@ -41,6 +41,10 @@ func (s Spec) WithDefaults() Spec {
 	if s.OnEmpty == "" {
 		s.OnEmpty = OnEmptyWithdraw
 	}
+	if s.LocalPref == nil {
+		pref := uint32(config.DefaultLocalPref)
+		s.LocalPref = &pref
+	}
 	if s.Check != nil {
 		c := s.Check.withDefaults()
 		s.Check = &c

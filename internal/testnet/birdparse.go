@@ -101,6 +101,10 @@ func parseBirdAttr(r *RouteInfo, line string) (bool, error) {
 		var med uint64
 		med, err = strconv.ParseUint(value, 10, 32)
 		r.MED = uint32(med)
+	case "BGP.local_pref":
+		var pref uint64
+		pref, err = strconv.ParseUint(value, 10, 32)
+		r.LocalPref = uint32(pref)
 	case "BGP.as_path":
 		r.ASPath, err = parseASPath(strings.NewReplacer("{", " ", "}", " ").Replace(value))
 	case "BGP.community":

@@ -32,6 +32,7 @@ type frrRoute struct {
 			} `json:"segments"`
 		} `json:"aspath"`
 		MED            uint32                  `json:"metric"`
+		LocalPref      uint32                  `json:"locPrf"`
 		Community      *frrStrList             `json:"community"`
 		LargeCommunity *frrStrList             `json:"largeCommunity"`
 		Nexthops       []frrNexthop            `json:"nexthops"`
@@ -64,7 +65,7 @@ func parseFRRRoutes(data []byte, prefix netip.Prefix) ([]RouteInfo, error) {
 	}
 	var routes []RouteInfo
 	for _, p := range route.Paths {
-		r := RouteInfo{MED: p.MED, Best: p.Bestpath != nil && p.Bestpath.Overall}
+		r := RouteInfo{MED: p.MED, LocalPref: p.LocalPref, Best: p.Bestpath != nil && p.Bestpath.Overall}
 		var err error
 		if r.FromPeer, err = netip.ParseAddr(p.Peer.PeerID); err != nil {
 			return nil, fmt.Errorf("path peer: %w", err)

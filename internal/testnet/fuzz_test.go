@@ -122,6 +122,9 @@ func FuzzParseBirdRoutes(f *testing.F) {
 		if two {
 			want = append(want, routeFrom(n2v4, med+1, attrs, false))
 		}
+		for i := range want {
+			want[i].LocalPref = 100 // what renderBirdRoutes writes
+		}
 		got, err := parseBirdRoutes(renderBirdRoutes(vip4, want), vip4, birdPeers)
 		if err != nil {
 			t.Fatal(err)

@@ -39,14 +39,22 @@ func announced(from, nextHop netip.Addr, best bool) RouteInfo {
 	}
 }
 
+// birdAnnounced is announced as BIRD shows it: BIRD gives a route from
+// an eBGP peer its default LOCAL_PREF, 100.
+func birdAnnounced(from, nextHop netip.Addr, best bool) RouteInfo {
+	r := announced(from, nextHop, best)
+	r.LocalPref = 100
+	return r
+}
+
 func TestParseBirdRoutes(t *testing.T) {
 	tests := []struct {
 		file   string
 		prefix netip.Prefix
 		want   []RouteInfo
 	}{
-		{"bird_route4.txt", vip4, []RouteInfo{announced(n1v4, n1v4, true), announced(n2v4, n2v4, false)}},
-		{"bird_route6.txt", vip6, []RouteInfo{announced(n1v4, n1v6, true), announced(n2v4, n2v6, false)}},
+		{"bird_route4.txt", vip4, []RouteInfo{birdAnnounced(n1v4, n1v4, true), birdAnnounced(n2v4, n2v4, false)}},
+		{"bird_route6.txt", vip6, []RouteInfo{birdAnnounced(n1v4, n1v6, true), birdAnnounced(n2v4, n2v6, false)}},
 		{"bird_route_absent.txt", netip.MustParsePrefix("192.168.0.99/32"), nil},
 		// Another prefix's routes are not this prefix's.
 		{"bird_route4.txt", netip.MustParsePrefix("192.168.0.17/32"), nil},

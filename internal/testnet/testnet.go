@@ -174,6 +174,7 @@ type RouteInfo struct {
 	NextHop          netip.Addr // BGP NEXT_HOP (the global one for IPv6)
 	FromPeer         netip.Addr // the neighbour it came from
 	MED              uint32     // 0 when absent
+	LocalPref        uint32     // as the router holds it: BIRD gives eBGP routes 100, FRR shows none (0)
 	ASPath           []uint32   // AS_SET members are flattened in order
 	Communities      []string   // "65535:0"; well-known names as numbers
 	LargeCommunities []string   // "1:2:3"

@@ -146,10 +146,14 @@ func checkRoutes(ctx context.Context, t *testing.T, r *Router, prefix netip.Pref
 	}
 	var want []RouteInfo
 	for _, n := range nodes {
-		want = append(want, RouteInfo{
+		rt := RouteInfo{
 			NextHop: nextHop(n), FromPeer: n.Addr4(), MED: 100, ASPath: []uint32{nodeASN},
 			Communities: []string{"64532:100", "65535:65281"}, LargeCommunities: []string{"4200000000:1:2"},
-		})
+		}
+		if r.Kind() == BIRD {
+			rt.LocalPref = 100 // BIRD's default for a route from an eBGP peer
+		}
+		want = append(want, rt)
 	}
 	slices.SortFunc(got, func(a, b RouteInfo) int { return a.FromPeer.Compare(b.FromPeer) })
 	bests := 0

@@ -85,6 +85,9 @@ func testSingleRack(t *testing.T, kind testnet.RouterKind) {
 		t.Errorf("reflector: %d paths for %s, want 3: %+v", len(routes), vip4, routes)
 	}
 	for _, rt := range routes {
+		if rt.LocalPref != 200 {
+			t.Errorf("reflector: path from %s has LOCAL_PREF %d, want the service's local_pref 200", rt.FromPeer, rt.LocalPref)
+		}
 		if rt.NextHop != rt.FromPeer || len(rt.ASPath) != 0 {
 			t.Errorf("reflector: path from %s has next hop %s and AS path %v; want the node's own address and an empty path",
 				rt.FromPeer, rt.NextHop, rt.ASPath)
