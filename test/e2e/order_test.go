@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
 )
 
 // A load balancer deleted and a service removed by reload: their routes
@@ -41,9 +44,32 @@ func TestRemovalWithdrawsBeforeUnbinding(t *testing.T) {
 	if _, err := lbClient(n1).Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The addresses go in a pass of their own, removalDelay after their
+	// withdrawal: wait for both before the first look ends the records.
+	waitUnbound(t, &n1.Host, lbAddr, svcVIP)
 	routeBeforeAddress(t, "load balancer", fib, addresses, lbAddr)
 	routeBeforeAddress(t, "service VIP", fib, addresses, svcVIP)
 	waitStatus(t, n1, "the service gone from status", func(st api.Status) bool { return len(st.Services) == 0 })
+}
+
+// waitUnbound waits until none of addrs is on any of h's interfaces.
+func waitUnbound(t *testing.T, h *testnet.Host, addrs ...netip.Addr) {
+	t.Helper()
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		out, err := h.Exec(ctx, "ip", "-o", "addr", "show")
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if strings.Contains(out, " "+netip.PrefixFrom(a, a.BitLen()).String()+" ") {
+				return fmt.Errorf("%s still on %s", a, h.Name())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // routeBeforeAddress checks that the router's route to a went before the
