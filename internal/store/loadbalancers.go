@@ -27,6 +27,7 @@ type lbRecord struct {
 	Mode       lb.Mode         `json:"mode"`
 	Masquerade bool            `json:"masquerade"`
 	OnEmpty    lb.OnEmpty      `json:"on_empty"`
+	LocalPref  *uint32         `json:"local_pref,omitempty"`
 	Ports      []uint16        `json:"ports,omitempty"`
 	Check      *checkRecord    `json:"check,omitempty"`
 	Backends   []backendRecord `json:"backends"`
@@ -108,7 +109,7 @@ func toRecord(l lb.LoadBalancer) lbRecord {
 	s := l.Spec
 	r := lbRecord{
 		Name: s.Name, Address: s.Address, Pool: s.Pool, Port: s.Port, Protocol: s.Protocol, Mode: s.Mode,
-		Masquerade: s.Masquerade != nil && *s.Masquerade, OnEmpty: s.OnEmpty, Ports: s.Ports,
+		Masquerade: s.Masquerade != nil && *s.Masquerade, OnEmpty: s.OnEmpty, LocalPref: s.LocalPref, Ports: s.Ports,
 		Backends: make([]backendRecord, len(l.Backends)), Created: l.Created,
 	}
 	if c := s.Check; c != nil {
@@ -130,8 +131,12 @@ func decodeLB(id string, v []byte) (lb.LoadBalancer, error) {
 	}
 	l := lb.LoadBalancer{UUID: id, Created: r.Created, Spec: lb.Spec{
 		Name: r.Name, Address: r.Address, Pool: r.Pool, Port: r.Port, Protocol: r.Protocol, Mode: r.Mode,
-		Masquerade: &r.Masquerade, OnEmpty: r.OnEmpty,
+		Masquerade: &r.Masquerade, OnEmpty: r.OnEmpty, LocalPref: r.LocalPref,
 	}}
+	if l.Spec.LocalPref == nil { // an older record: the default
+		pref := uint32(config.DefaultLocalPref)
+		l.Spec.LocalPref = &pref
+	}
 	if len(r.Ports) > 0 {
 		l.Spec.Ports = r.Ports
 	}

@@ -16,7 +16,7 @@ import (
 func testLB(id, name, addr string) lb.LoadBalancer {
 	spec := lb.Spec{
 		Name: name, Port: 80, Pool: "default", Address: netip.MustParseAddr(addr), Ports: []uint16{443},
-		Check: &lb.Check{Type: lb.CheckHTTP, Path: "/healthz"},
+		Check: &lb.Check{Type: lb.CheckHTTP, Path: "/healthz"}, LocalPref: new(uint32(250)),
 	}.WithDefaults()
 	return lb.LoadBalancer{
 		UUID: id, Spec: spec, Created: time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC),
@@ -162,5 +162,9 @@ func TestOldCheckRecordGetsFastInterval(t *testing.T) {
 	}
 	if got := lbs[0].Spec.Check.FastInterval; got != time.Second {
 		t.Errorf("fast interval %v, want 1s", got)
+	}
+	// Records from before local_pref get the default.
+	if got := lbs[0].Spec.LocalPref; got == nil || *got != 100 {
+		t.Errorf("local pref %v, want 100", got)
 	}
 }
