@@ -184,15 +184,8 @@ func newKubeBench(t *testing.T, tool kubeTool, metallbDir string) *kubeBench {
 	})
 	kb := &kubeBench{World: w, tool: tool, cp: cp, admin: admin, r: w.Router("r1"), hops: addrs4(w.Nodes()), pool: mustPrefix(kubeBenchPool)}
 	for _, n := range w.Nodes() {
-		kb.createNode(t, n.Name())
-		l, err := n.Listen("tcp", kubeAPIPort)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = kubeapi.Forward(fctx, l, cp.Addr()) }()
-		t.Cleanup(func() { cancel(); <-done })
+		createReadyNode(t, admin, n.Name())
+		forwardKubeAPI(t, n, cp)
 	}
 	switch tool {
 	case toolVipd:
@@ -220,21 +213,6 @@ func (kb *kubeBench) nodeNames() []string {
 		out = append(out, n.Name())
 	}
 	return out
-}
-
-// createNode registers a Ready Node, as a kubelet would.
-func (kb *kubeBench) createNode(t *testing.T, name string) {
-	t.Helper()
-	ctx := t.Context()
-	n, err := kb.admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "KubeletReady"}}
-	if _, err := kb.admin.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // startVipd runs the non-race vipd on every node under the DaemonSet's

@@ -71,15 +71,8 @@ func newKubeWorld(t *testing.T) *kubeWorld {
 	})
 	kw := &kubeWorld{World: w, cp: cp, admin: admin, vipd: map[string]*testnet.Process{}, conf: map[string]string{}}
 	for _, n := range w.Nodes() {
-		kw.createNode(t, n.Name())
-		l, err := n.Listen("tcp", kubeAPIPort)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = kubeapi.Forward(fctx, l, cp.Addr()) }()
-		t.Cleanup(func() { cancel(); <-done })
+		createReadyNode(t, admin, n.Name())
+		forwardKubeAPI(t, n, cp)
 
 		kubeconfig, err := cp.ServiceAccountKubeconfig(ctx, kubeNamespace, "vipd", "https://"+kubeAPIPort)
 		if err != nil {
@@ -109,19 +102,33 @@ kubernetes:
 	return kw
 }
 
-// createNode registers a Ready Node, as a kubelet would.
-func (kw *kubeWorld) createNode(t *testing.T, name string) {
+// forwardKubeAPI relays kubeAPIPort on the node's loopback to the API
+// server on the host's, until the test ends.
+func forwardKubeAPI(t *testing.T, n *testnet.Node, cp *kubeapi.ControlPlane) {
 	t.Helper()
-	if _, err := kw.admin.CoreV1().Nodes().Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+	l, err := n.Listen("tcp", kubeAPIPort)
+	if err != nil {
 		t.Fatal(err)
 	}
-	kw.setReady(t, name, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = kubeapi.Forward(ctx, l, cp.Addr()) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
-// setReady sets the Node's Ready condition, as its kubelet would.
-func (kw *kubeWorld) setReady(t *testing.T, name string, ready bool) {
+// createReadyNode registers a Ready Node, as a kubelet would.
+func createReadyNode(t *testing.T, admin kubernetes.Interface, name string) {
 	t.Helper()
-	n, err := kw.admin.CoreV1().Nodes().Get(t.Context(), name, metav1.GetOptions{})
+	if _, err := admin.CoreV1().Nodes().Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setNodeReady(t, admin, name, true)
+}
+
+// setNodeReady sets the Node's Ready condition, as its kubelet would.
+func setNodeReady(t *testing.T, admin kubernetes.Interface, name string, ready bool) {
+	t.Helper()
+	n, err := admin.CoreV1().Nodes().Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +138,7 @@ func (kw *kubeWorld) setReady(t *testing.T, name string, ready bool) {
 	}
 	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status,
 		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "E2E"}}
-	if _, err := kw.admin.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{}); err != nil {
+	if _, err := admin.CoreV1().Nodes().UpdateStatus(t.Context(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -502,9 +509,9 @@ func TestKubernetes(t *testing.T) {
 		}
 		kw.waitRoutes(t, slices.Concat(lb1, lb2), nodes...)
 
-		kw.setReady(t, "n3", false)
+		setNodeReady(t, kw.admin, "n3", false)
 		kw.waitRoutes(t, slices.Concat(lb1, lb2), "n1", "n2")
-		kw.setReady(t, "n3", true)
+		setNodeReady(t, kw.admin, "n3", true)
 		kw.waitRoutes(t, slices.Concat(lb1, lb2), nodes...)
 	})
 
