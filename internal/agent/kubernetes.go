@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"reflect"
-
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kube"
 )
@@ -50,14 +48,4 @@ func (a *Agent) newKubernetes() error {
 	a.kube = w
 	a.setSource("kubernetes", kubeSource{w: w, iface: k.Interface})
 	return nil
-}
-
-// kubeRestartOnly reports whether the kubernetes section changed; the
-// watcher keeps the running one until restart, as it does the listeners.
-func kubeRestartOnly(cfg, running *config.Config) bool {
-	if reflect.DeepEqual(cfg.Kubernetes, running.Kubernetes) {
-		return false
-	}
-	cfg.Kubernetes = running.Kubernetes
-	return true
 }

@@ -192,8 +192,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		names = append(names, "metrics")
 		cfg.Metrics = running.Metrics
 	}
-	if kubeRestartOnly(cfg, running) {
+	if !reflect.DeepEqual(cfg.Kubernetes, running.Kubernetes) {
 		names = append(names, "kubernetes")
+		cfg.Kubernetes = running.Kubernetes
 	}
 	return names
 }

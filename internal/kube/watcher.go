@@ -433,27 +433,25 @@ func (w *Watcher) service(key string) *corev1.Service {
 }
 
 // Announced records an Event on the Service when this node starts or
-// stops announcing it. It does not block: the agent calls it from its loop.
+// stops announcing the addresses it serves of it (refused ones are not
+// among them). It does not block: the agent calls it from its loop.
 func (w *Watcher) Announced(service string, announced bool, why string) {
 	svc := w.service(service)
 	if svc == nil {
 		return
 	}
+	w.mu.Lock()
+	i := slices.IndexFunc(w.planned, func(s Service) bool { return s.Name == service })
+	var addrs []netip.Addr
+	if i >= 0 {
+		addrs = w.planned[i].Addrs
+	}
+	w.mu.Unlock()
 	if announced {
-		w.recorder.Eventf(svc, corev1.EventTypeNormal, "Announced", "node %s announces %s: %s", w.node, svcAddrs(svc), why)
+		w.recorder.Eventf(svc, corev1.EventTypeNormal, "Announced", "node %s announces %s: %s", w.node, addrString(addrs), why)
 		return
 	}
-	w.recorder.Eventf(svc, corev1.EventTypeNormal, "Withdrawn", "node %s withdrew %s: %s", w.node, svcAddrs(svc), why)
-}
-
-func svcAddrs(svc *corev1.Service) string {
-	addrs := slices.Clone(svc.Spec.ExternalIPs)
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if ing.IP != "" && !slices.Contains(addrs, ing.IP) {
-			addrs = append(addrs, ing.IP)
-		}
-	}
-	return fmt.Sprint(addrs)
+	w.recorder.Eventf(svc, corev1.EventTypeNormal, "Withdrawn", "node %s withdrew %s: %s", w.node, addrString(addrs), why)
 }
 
 // SetPolicy applies a reloaded config's allowed prefixes and pools.
