@@ -143,6 +143,7 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 	fl.BoolVar(&masquerade, "masquerade", true, "nat mode: source-NAT to this host, so backends need no route back")
 	fl.StringVar(&req.OnEmpty, "on-empty", "", "while no backend is up: withdraw (default) or announce")
 	fl.Uint32Var(&localPref, "local-pref", 100, "LOCAL_PREF of the address towards iBGP peers")
+	fl.StringSliceVar(&req.Nodes, "nodes", nil, "in a cluster, the nodes that serve it: node names and labels as key=value (default: every node)")
 	fl.StringVar(&check.check.Type, "check", "", "backend health check: tcp or http (default: none)")
 	fl.StringVar(&check.check.Path, "check-path", "", `http check path (default "/")`)
 	fl.StringVar(&check.check.ExpectStatus, "check-status", "", `http check status: "204" or "200-299" (default)`)
@@ -364,13 +365,33 @@ func printLB(w io.Writer, l api.LoadBalancer) {
 		}
 		fmt.Fprintf(tw, "other ports:\t%s\n", strings.Join(ports, ","))
 	}
+	if len(l.Nodes) > 0 {
+		fmt.Fprintf(tw, "nodes:\t%s\n", strings.Join(l.Nodes, ", "))
+	}
 	fmt.Fprintf(tw, "check:\t%s\non empty:\t%s\nannounced:\t%s (%s)\ncreated:\t%s\n",
 		describeCheck(l.Check), l.OnEmpty, yesNo(l.Announced), dash(l.Reason), l.Created.Format(time.RFC3339))
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "BACKEND\tUUID\tWEIGHT\tSTATE")
+	header := "BACKEND\tUUID\tWEIGHT\tSTATE"
+	for _, n := range l.PerNode {
+		header += "\t" + n.Node
+	}
+	fmt.Fprintln(tw, header)
 	for _, b := range l.Backends {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", hostPort(b.IP, b.Port), b.UUID, b.Weight, b.State)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s", hostPort(b.IP, b.Port), b.UUID, b.Weight, b.State)
+		for _, n := range l.PerNode {
+			fmt.Fprintf(tw, "\t%s", dash(n.Backends[b.UUID]))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	if len(l.PerNode) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "NODE\tANNOUNCED\tREASON")
+	for _, n := range l.PerNode {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Node, yesNo(n.Announced), dash(n.Reason))
 	}
 	tw.Flush()
 }

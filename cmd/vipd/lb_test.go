@@ -35,6 +35,7 @@ func (d *lbDaemon) Status() api.Status                               { return ap
 func (d *lbDaemon) Reload(context.Context) (api.ReloadResult, error) { return api.ReloadResult{}, nil }
 func (d *lbDaemon) Drain(context.Context, string) error              { return nil }
 func (d *lbDaemon) Undrain(context.Context, string) error            { return nil }
+func (d *lbDaemon) Cluster() (api.ClusterStatus, error)              { return api.ClusterStatus{}, api.ErrNotFound }
 
 func (d *lbDaemon) CreateLoadBalancer(_ context.Context, spec lb.Spec) (api.LoadBalancer, bool, error) {
 	d.mu.Lock()

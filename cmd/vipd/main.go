@@ -91,6 +91,7 @@ func newRootCmd() *cobra.Command {
 		newDrainCmd(&g, true),
 		newDrainCmd(&g, false),
 		newLBCmd(&g),
+		newClusterCmd(&g),
 		newVersionCmd(),
 		newLabCmd(),
 	)

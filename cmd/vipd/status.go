@@ -64,6 +64,9 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		fmt.Fprintf(w, "kubernetes: node %s, %s (%s), %d services, allocator %s\n\n",
 			k.Node, conn, since(k.Since, now), k.Services, dash(k.Allocator))
 	}
+	if c := st.Cluster; c != nil {
+		printCluster(w, *c, now)
+	}
 
 	if len(st.BFD) > 0 {
 		fmt.Fprintln(tw, "BFD PEER\tREMOTE\tMODE\tSTATE\tSINCE\tDISCR (LOCAL/REMOTE)\tTX/RX\tDETECT\tLAST DIAG\tINFO")

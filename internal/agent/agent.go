@@ -1,5 +1,6 @@
 // Package agent wires vipd together: sources of desired state (the config
-// file, the stored load balancers) and health in; the data plane, the
+// file, the stored load balancers or the cluster store's, Kubernetes) and
+// health in; the data plane, the
 // addresses and the BGP routes out.
 //
 // One goroutine, the loop, owns every change: sources and health
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kube"
 	"github.com/vipd/vipd/internal/lb"
@@ -67,6 +69,7 @@ type Agent struct {
 	services  []config.Service   // the last pass's, from every source, load balancers' excepted
 	verdicts  map[string]Verdict // the last pass's, for the services whose source decides
 	kube      *kube.Watcher      // nil without a kubernetes section
+	cluster   *cluster.Store     // nil without a cluster section
 	decisions []decision         // the last pass's, for status
 	lbs       *lb.Registry       // changed only inside the loop
 	dataPlane dataPlane          // owned by the loop; host settings read by Status
@@ -121,6 +124,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if err := a.newKubernetes(); err != nil {
+		return err
+	}
+	if err := a.newCluster(); err != nil {
 		return err
 	}
 	if a.hash, err = a.cfg.Hash(); err != nil {
@@ -213,6 +219,9 @@ func (a *Agent) serve(ctx context.Context, ls *listeners) error {
 	g.Go(func() error { return a.watchdog(ctx, a.notify) })
 	if a.kube != nil {
 		g.Go(func() error { return a.kube.Run(ctx) })
+	}
+	if a.cluster != nil {
+		g.Go(func() error { return a.cluster.Run(ctx) })
 	}
 	if err := a.notify.Ready(); err != nil {
 		a.log.Warn("sd_notify", "event", "start", "err", err)

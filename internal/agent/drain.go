@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
@@ -21,11 +22,19 @@ func (a *Agent) Undrain(ctx context.Context, name string) error {
 }
 
 func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error {
+	// A load balancer of the cluster store is drained there, on every node.
+	if lbName, isLB := strings.CutPrefix(name, lbServicePrefix); isLB && a.cluster != nil {
+		err := a.clusterWrite(ctx, func() (int64, error) { return a.cluster.SetDrained(ctx, lbName, drained) })
+		if err == nil {
+			a.log.Info("load balancer drain", "event", "drain", "service", name, "drained", drained, "cluster", true)
+		}
+		return err
+	}
 	return a.do(ctx, func(context.Context) error {
 		svc := a.cfg.Service(name)
-		// Other sources' services (Kubernetes' namespace/name) can be
-		// drained too, while they exist.
-		if svc == nil && !slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) {
+		// Other sources' services (Kubernetes' namespace/name, load
+		// balancers' lb/name) can be drained too, while they exist.
+		if svc == nil && !a.serving(name) {
 			return fmt.Errorf("service %q: %w", name, api.ErrNotFound)
 		}
 		if err := a.store.SetDrained(name, drained); err != nil {
@@ -45,4 +54,13 @@ func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error
 		}
 		return nil
 	})
+}
+
+// serving reports whether the last pass had a service called name, from
+// any source (load balancers' included).
+func (a *Agent) serving(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) ||
+		slices.ContainsFunc(a.decisions, func(d decision) bool { return d.service == name })
 }

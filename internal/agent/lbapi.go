@@ -16,19 +16,34 @@ var _ api.LoadBalancers = (*Agent)(nil)
 func (a *Agent) CreateLoadBalancer(ctx context.Context, spec lb.Spec) (api.LoadBalancer, bool, error) {
 	var l lb.LoadBalancer
 	var created bool
-	err := a.do(ctx, func(context.Context) (err error) {
-		l, created, err = a.createLB(spec)
-		return err
-	})
+	var err error
+	if a.cluster != nil {
+		err = a.clusterWrite(ctx, func() (rev int64, err error) {
+			l, created, rev, err = a.cluster.Create(ctx, spec)
+			return rev, err
+		})
+		if created {
+			a.logCreated(l)
+		}
+	} else {
+		err = a.do(ctx, func(context.Context) (err error) {
+			l, created, err = a.createLB(spec)
+			return err
+		})
+	}
 	if err != nil {
 		return api.LoadBalancer{}, false, err
 	}
 	return a.lbView(l), created, nil
 }
 
-// LoadBalancers implements api.LoadBalancers.
+// LoadBalancers implements api.LoadBalancers: in a cluster, every one of
+// the cluster's, served here or not.
 func (a *Agent) LoadBalancers() []api.LoadBalancer {
 	lbs := a.loadBalancers()
+	if a.cluster != nil {
+		lbs = a.cluster.LoadBalancers()
+	}
 	out := make([]api.LoadBalancer, len(lbs))
 	for i, l := range lbs {
 		out[i] = a.lbView(l)
@@ -38,9 +53,15 @@ func (a *Agent) LoadBalancers() []api.LoadBalancer {
 
 // LoadBalancer implements api.LoadBalancers.
 func (a *Agent) LoadBalancer(id string) (api.LoadBalancer, error) {
-	a.mu.Lock()
-	l, err := a.lbs.Get(id)
-	a.mu.Unlock()
+	var l lb.LoadBalancer
+	var err error
+	if a.cluster != nil {
+		l, err = a.cluster.Get(id)
+	} else {
+		a.mu.Lock()
+		l, err = a.lbs.Get(id)
+		a.mu.Unlock()
+	}
 	if err != nil {
 		return api.LoadBalancer{}, err
 	}
@@ -51,10 +72,21 @@ func (a *Agent) LoadBalancer(id string) (api.LoadBalancer, error) {
 // route is withdrawn, the data plane rules are gone and the address is
 // released.
 func (a *Agent) DeleteLoadBalancer(ctx context.Context, id string) error {
-	err := a.do(ctx, func(context.Context) error {
-		_, err := a.deleteLB(id)
-		return err
-	})
+	var err error
+	if a.cluster != nil {
+		err = a.clusterWrite(ctx, func() (int64, error) {
+			l, rev, err := a.cluster.Delete(ctx, id)
+			if err == nil {
+				a.logDeleted(l)
+			}
+			return rev, err
+		})
+	} else {
+		err = a.do(ctx, func(context.Context) error {
+			_, err := a.deleteLB(id)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -72,11 +104,17 @@ func (a *Agent) DeleteLoadBalancer(ctx context.Context, id string) error {
 
 // AddBackend implements api.LoadBalancers.
 func (a *Agent) AddBackend(ctx context.Context, id string, b lb.BackendSpec) (api.LoadBalancer, error) {
+	if a.cluster != nil {
+		return a.changeClusterLB(ctx, func() (lb.LoadBalancer, int64, error) { return a.cluster.AddBackend(ctx, id, b) })
+	}
 	return a.changeLB(ctx, func() (lb.LoadBalancer, error) { return a.addBackend(id, b) })
 }
 
 // RemoveBackend implements api.LoadBalancers.
 func (a *Agent) RemoveBackend(ctx context.Context, id, backendID string) (api.LoadBalancer, error) {
+	if a.cluster != nil {
+		return a.changeClusterLB(ctx, func() (lb.LoadBalancer, int64, error) { return a.cluster.RemoveBackend(ctx, id, backendID) })
+	}
 	return a.changeLB(ctx, func() (lb.LoadBalancer, error) { return a.removeBackend(id, backendID) })
 }
 
@@ -92,12 +130,30 @@ func (a *Agent) changeLB(ctx context.Context, change func() (lb.LoadBalancer, er
 	return a.lbView(l), nil
 }
 
+func (a *Agent) changeClusterLB(ctx context.Context, change func() (lb.LoadBalancer, int64, error)) (api.LoadBalancer, error) {
+	var l lb.LoadBalancer
+	err := a.clusterWrite(ctx, func() (rev int64, err error) {
+		l, rev, err = change()
+		return rev, err
+	})
+	if err != nil {
+		return api.LoadBalancer{}, err
+	}
+	a.log.Info("load balancer changed", "event", "lb_backend", "lb", l.Spec.Name, "backends", len(l.Backends), "cluster", true)
+	return a.lbView(l), nil
+}
+
 // lbView renders l with its backends' health and what the last pass
 // decided for its address.
 func (a *Agent) lbView(l lb.LoadBalancer) api.LoadBalancer {
 	announced, reason := a.lbDecision(l)
 	state := func(b lb.Backend) lb.BackendState { return a.backendState(l, b) }
-	return api.NewLoadBalancer(l, state, announced, string(reason))
+	if a.cluster != nil && !a.cluster.Selects(l) {
+		reason = ReasonNotSelected
+	}
+	v := api.NewLoadBalancer(l, state, announced, string(reason))
+	v.PerNode = a.perNode(l)
+	return v
 }
 
 // lbDecision is what the last pass decided for l's address.

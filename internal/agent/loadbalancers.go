@@ -40,9 +40,17 @@ func (a *Agent) createLB(spec lb.Spec) (l lb.LoadBalancer, created bool, err err
 	if err := a.commitLB(l); err != nil {
 		return l, false, err
 	}
-	a.log.Info("load balancer created", "event", "lb_create", "lb", l.Spec.Name, "uuid", l.UUID,
-		"address", l.Address(), "port", l.Spec.Port, "protocol", l.Spec.Protocol, "mode", l.Spec.Mode)
+	a.logCreated(l)
 	return l, true, nil
+}
+
+func (a *Agent) logCreated(l lb.LoadBalancer) {
+	a.log.Info("load balancer created", "event", "lb_create", "lb", l.Spec.Name, "uuid", l.UUID,
+		"address", l.Address(), "port", l.Spec.Port, "protocol", l.Spec.Protocol, "mode", l.Spec.Mode, "cluster", a.cluster != nil)
+}
+
+func (a *Agent) logDeleted(l lb.LoadBalancer) {
+	a.log.Info("load balancer deleted", "event", "lb_delete", "lb", l.Spec.Name, "uuid", l.UUID, "address", l.Address(), "cluster", a.cluster != nil)
 }
 
 func (a *Agent) deleteLB(id string) (lb.LoadBalancer, error) {
@@ -56,7 +64,7 @@ func (a *Agent) deleteLB(id string) (lb.LoadBalancer, error) {
 	a.mu.Lock()
 	a.lbs.Remove(id)
 	a.mu.Unlock()
-	a.log.Info("load balancer deleted", "event", "lb_delete", "lb", l.Spec.Name, "uuid", id, "address", l.Address())
+	a.logDeleted(l)
 	return l, nil
 }
 
@@ -96,8 +104,12 @@ func (a *Agent) commitLB(l lb.LoadBalancer) error {
 	return nil
 }
 
-// loadBalancers returns the registered load balancers; safe from any goroutine.
+// loadBalancers returns the load balancers this node serves; safe from
+// any goroutine.
 func (a *Agent) loadBalancers() []lb.LoadBalancer {
+	if a.cluster != nil {
+		return a.cluster.Serving()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lbs.List()

@@ -143,7 +143,11 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		case dpErr != nil:
 			return serviceInput{downReason: ReasonNoDataplane}
 		}
-		return a.lbInput(l)
+		in := a.lbInput(l)
+		if d.drained[name] || a.drained[name] {
+			in.drain = ReasonDrained
+		}
+		return in
 	})
 	ds = append(ds, d.refused...)
 	a.logChanges(ds)
@@ -156,6 +160,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	} else {
 		a.tellObservers(sources, prev, ds)
 	}
+	a.reportToCluster(d)
 
 	// 3. Removals, but not of what is still announced (a withdrawal
 	// failed: the next pass retries those) nor of what was withdrawn less

@@ -61,5 +61,10 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		snap.Kubernetes = &metrics.Kubernetes{Connected: ks.Connection.Connected, Synced: ks.Synced,
 			Allocator: ks.IsLeader, Services: ks.Services}
 	}
+	if a.cluster != nil {
+		cs := a.cluster.Status()
+		snap.Cluster = &metrics.Cluster{Connected: cs.Connected, Synced: cs.Synced, Members: len(cs.Members),
+			LoadBalancers: cs.LoadBalancers, Serving: cs.Serving}
+	}
 	return snap
 }

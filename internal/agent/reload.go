@@ -128,6 +128,9 @@ func (a *Agent) apply(ctx context.Context, cfg *config.Config, hash string) (api
 	a.mu.Lock()
 	a.cfg, a.hash, a.routerID = cfg, hash, routerID
 	_ = a.lbs.SetPools(cfg.Pools) // CheckPools passed above, and only the loop changes a.lbs
+	if a.cluster != nil {
+		a.cluster.SetPools(cfg.Pools)
+	}
 	kw := a.kube
 	a.mu.Unlock()
 	if kw != nil {
@@ -195,6 +198,10 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	if !reflect.DeepEqual(cfg.Kubernetes, running.Kubernetes) {
 		names = append(names, "kubernetes")
 		cfg.Kubernetes = running.Kubernetes
+	}
+	if !reflect.DeepEqual(cfg.Cluster, running.Cluster) {
+		names = append(names, "cluster")
+		cfg.Cluster = running.Cluster
 	}
 	return names
 }

@@ -24,6 +24,8 @@ const (
 	ReasonNoBackend      Reason = "no_backend"
 	ReasonAnnounceNoneUp Reason = "no_backend_announced"
 	ReasonNoDataplane    Reason = "dataplane_failed"
+	// A cluster load balancer whose nodes selector leaves this node out.
+	ReasonNotSelected Reason = "node_not_selected"
 	// Two sources claim one VIP or service name; the earlier one has it.
 	ReasonConflict Reason = "conflict"
 )
@@ -40,6 +42,7 @@ var reasonText = map[Reason]string{
 	ReasonAnnounceNoneUp: "no healthy backend; announced anyway (on_empty: announce)",
 	ReasonNoDataplane:    "its nftables rules could not be written (see the log)",
 	ReasonConflict:       "claimed by another service",
+	ReasonNotSelected:    "its nodes selector leaves this node out",
 }
 
 // Text says what r means, for people.

@@ -29,6 +29,9 @@ type Snapshot struct {
 	// Refused are addresses a source asked for that no node may serve:
 	// status shows why; nothing binds or announces them.
 	Refused []Refusal
+	// Drained names services drained where the source keeps them (the
+	// cluster store: on every node), besides the operator's drains here.
+	Drained []string
 }
 
 // Verdict is a source's own decision on one of its services.

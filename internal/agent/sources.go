@@ -53,6 +53,8 @@ type desired struct {
 	lbByService map[string]lb.LoadBalancer
 	// verdicts decide the services whose health a source decides.
 	verdicts map[string]Verdict
+	// drained are the services the sources say are drained.
+	drained map[string]bool
 	// refused are VIPs a later source claimed after an earlier one, and
 	// those a source itself refused; they are neither bound nor announced
 	// for that source.
@@ -63,7 +65,7 @@ type desired struct {
 // name or a VIP that a later one also claims: the config file is first,
 // so nothing can take an operator's VIP away.
 func merge(sources []namedSource) desired {
-	d := desired{lbByService: make(map[string]lb.LoadBalancer), verdicts: make(map[string]Verdict)}
+	d := desired{lbByService: make(map[string]lb.LoadBalancer), verdicts: make(map[string]Verdict), drained: make(map[string]bool)}
 	names := make(map[string]bool)
 	owner := make(map[netip.Addr]string)
 	add := func(to *[]config.Service, svc config.Service) {
@@ -99,6 +101,9 @@ func merge(sources []namedSource) desired {
 			d.refused = append(d.refused, decision{service: r.Service, prefix: hostPrefix(r.Addr), reason: r.Reason, detail: r.Detail})
 		}
 		lbs = append(lbs, snap.LoadBalancers...)
+		for _, name := range snap.Drained {
+			d.drained[name] = true
+		}
 	}
 	// Load balancers come after every configured service, so a service's
 	// VIP wins over a load balancer's address.

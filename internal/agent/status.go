@@ -40,6 +40,9 @@ func (a *Agent) Status() api.Status {
 		st.Kubernetes = &api.KubernetesStatus{Node: ks.Node, Connected: ks.Connection.Connected, Since: ks.Connection.Since,
 			LastError: ks.Connection.Error, Synced: ks.Synced, Allocator: ks.Leader, Services: ks.Services}
 	}
+	if cs, err := a.Cluster(); err == nil {
+		st.Cluster = &cs
+	}
 	return st
 }
 

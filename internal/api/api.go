@@ -22,6 +22,34 @@ type Status struct {
 	HostSettings []HostSetting `json:"host_settings"`
 	// Kubernetes is the Kubernetes source, if configured.
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+	// Cluster is the cluster store, if configured.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is the cluster store as this node sees it (GET /cluster).
+type ClusterStatus struct {
+	Node      string    `json:"node"`      // this node's name
+	Connected bool      `json:"connected"` // etcd answers with a quorum; if not, the last state known is served and writes get 503
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	Synced    bool      `json:"synced"`   // the cache holds a full list
+	Revision  int64     `json:"revision"` // the etcd revision this node has applied
+	// LoadBalancers counts the cluster's load balancers; Serving those
+	// whose nodes selector picks this node.
+	LoadBalancers int           `json:"load_balancers"`
+	Serving       int           `json:"serving"`
+	Nodes         []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one member of the cluster, as it reports itself.
+type ClusterNode struct {
+	Name    string            `json:"name"`
+	Version string            `json:"version"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Started time.Time         `json:"started"`
+	Health  string            `json:"health"` // ok, or what keeps it from serving
+	// Announcing names the load balancers whose address it announces.
+	Announcing []string `json:"announcing"`
 }
 
 // KubernetesStatus is the Kubernetes source's health.
@@ -171,6 +199,19 @@ type LoadBalancer struct {
 	Announced  bool                  `json:"announced"`
 	Reason     string                `json:"reason"` // why it is or isn't announced
 	Created    time.Time             `json:"created"`
+	// Nodes is its nodes selector ([]: every node of a cluster).
+	Nodes []string `json:"nodes"`
+	// PerNode is, in a cluster, each member's view: whether it announces
+	// the address and how its own checks see the backends.
+	PerNode []LoadBalancerNode `json:"per_node,omitempty"`
+}
+
+// LoadBalancerNode is one cluster member's view of a load balancer.
+type LoadBalancerNode struct {
+	Node      string            `json:"node"`
+	Announced bool              `json:"announced"`
+	Reason    string            `json:"reason,omitempty"`
+	Backends  map[string]string `json:"backends"` // state by backend UUID
 }
 
 // LoadBalancerBackend is one backend of a load balancer.
@@ -211,6 +252,7 @@ type LoadBalancerRequest struct {
 	Masquerade *bool    `json:"masquerade,omitempty"`
 	OnEmpty    string   `json:"on_empty,omitempty"`
 	LocalPref  *uint32  `json:"local_pref,omitempty"`
+	Nodes      []string `json:"nodes,omitempty"`
 }
 
 // BackendRequest is the body of POST /loadbalancer/{uuid}/backend.

@@ -102,6 +102,13 @@ func (c *Client) CreateLoadBalancer(ctx context.Context, req LoadBalancerRequest
 	return l, code == http.StatusCreated, err
 }
 
+// Cluster fetches the cluster store's state (GET /cluster).
+func (c *Client) Cluster(ctx context.Context) (ClusterStatus, error) {
+	var st ClusterStatus
+	_, err := c.do(ctx, http.MethodGet, "/cluster", nil, &st)
+	return st, err
+}
+
 // LoadBalancers lists every load balancer (GET /loadbalancers).
 func (c *Client) LoadBalancers(ctx context.Context) ([]LoadBalancer, error) {
 	var list []LoadBalancer

@@ -58,6 +58,15 @@ func (f *fakeLBs) add(spec lb.Spec) *lb.LoadBalancer {
 	return &f.lbs[len(f.lbs)-1]
 }
 
+// Cluster plays a backend with a cluster section when the fixed status
+// has one.
+func (f *fakeLBs) Cluster() (ClusterStatus, error) {
+	if f.fixedBackend.Cluster == nil {
+		return ClusterStatus{}, fmt.Errorf("no cluster section: %w", ErrNotFound)
+	}
+	return *f.fixedBackend.Cluster, nil
+}
+
 func render(l lb.LoadBalancer) LoadBalancer {
 	return NewLoadBalancer(l, func(lb.Backend) lb.BackendState { return lb.BackendUp }, true, "backends up")
 }

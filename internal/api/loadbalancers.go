@@ -30,6 +30,14 @@ func (s *Server) createLoadBalancer(w http.ResponseWriter, r *http.Request) erro
 	return writeJSON(w, http.StatusCreated, l)
 }
 
+func (s *Server) cluster(w http.ResponseWriter, _ *http.Request) error {
+	st, err := s.backend.Cluster()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
 func (s *Server) listLoadBalancers(w http.ResponseWriter, _ *http.Request) error {
 	list := s.backend.LoadBalancers()
 	if list == nil {
@@ -91,6 +99,7 @@ func (req *LoadBalancerRequest) spec() (lb.Spec, error) {
 		Masquerade: req.Masquerade,
 		OnEmpty:    lb.OnEmpty(req.OnEmpty),
 		LocalPref:  req.LocalPref,
+		Nodes:      req.Nodes,
 	}
 	var err error
 	if spec.Address, err = parseAddr("address", req.Address); err != nil {
@@ -178,6 +187,7 @@ func NewLoadBalancer(l lb.LoadBalancer, state func(lb.Backend) lb.BackendState, 
 		Announced:  announced,
 		Reason:     reason,
 		Created:    l.Created,
+		Nodes:      append([]string{}, l.Spec.Nodes...),
 	}
 	if c := l.Spec.Check; c != nil {
 		out.Check = &Check{Type: string(c.Type), Path: c.Path, ExpectStatus: statusRange(c.StatusMin, c.StatusMax),

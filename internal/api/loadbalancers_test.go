@@ -199,7 +199,7 @@ func TestNewLoadBalancer(t *testing.T) {
 		Check: &Check{Type: "tcp", Interval: "1s", Timeout: "1s", Rise: 2, Fall: 2},
 		Backends: []LoadBalancerBackend{{UUID: "b1", IP: "10.0.0.1", Port: 8080, Weight: 1, State: "up"},
 			{UUID: "b2", IP: "10.0.0.2", Port: 8080, Weight: 2, State: "down"}},
-		Reason: "no backend up", Created: l.Created}
+		Reason: "no backend up", Created: l.Created, Nodes: []string{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("NewLoadBalancer (-want +got):\n%s", diff)
 	}

@@ -22,6 +22,9 @@ type schema struct {
 	Items      *schema            `json:"items"`
 	Properties map[string]*schema `json:"properties"`
 	Required   []string           `json:"required"`
+	// AdditionalProperties is false on a struct's schema, and a map's
+	// value schema on a map's.
+	AdditionalProperties json.RawMessage `json:"additionalProperties"`
 }
 
 type parameter struct {
@@ -136,6 +139,9 @@ var wireTypes = map[string]reflect.Type{
 	"VIPStatus":           reflect.TypeFor[VIPStatus](),
 	"HostSetting":         reflect.TypeFor[HostSetting](),
 	"KubernetesStatus":    reflect.TypeFor[KubernetesStatus](),
+	"ClusterStatus":       reflect.TypeFor[ClusterStatus](),
+	"ClusterNode":         reflect.TypeFor[ClusterNode](),
+	"LoadBalancerNode":    reflect.TypeFor[LoadBalancerNode](),
 	"Check":               reflect.TypeFor[Check](),
 	"LoadBalancerRequest": reflect.TypeFor[LoadBalancerRequest](),
 	"BackendRequest":      reflect.TypeFor[BackendRequest](),
@@ -201,6 +207,12 @@ func matchType(s *schema, t reflect.Type) string {
 		ok = t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
 	case "boolean":
 		ok = t.Kind() == reflect.Bool
+	case "object":
+		var values schema
+		if t.Kind() != reflect.Map || t.Key().Kind() != reflect.String || json.Unmarshal(s.AdditionalProperties, &values) != nil {
+			return "object of values, but " + t.String()
+		}
+		return matchType(&values, t.Elem())
 	case "array":
 		if t.Kind() != reflect.Slice || s.Items == nil {
 			return "array, but " + t.String()

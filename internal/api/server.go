@@ -25,6 +25,9 @@ type Backend interface {
 	Reload(ctx context.Context) (ReloadResult, error)
 	Drain(ctx context.Context, service string) error
 	Undrain(ctx context.Context, service string) error
+	// Cluster is the cluster store's state; without a cluster section it
+	// wraps ErrNotFound.
+	Cluster() (ClusterStatus, error)
 	LoadBalancers
 }
 
@@ -47,6 +50,9 @@ type LoadBalancers interface {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: what the request needs is out of reach for now (the
+	// cluster store); 503.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Server serves the REST API.
@@ -73,6 +79,7 @@ func (s *Server) endpoints() []endpoint {
 		{http.MethodPost, "/services/{name}/drain", s.drain(true)},
 		{http.MethodPost, "/services/{name}/undrain", s.drain(false)},
 		{http.MethodGet, "/healthz", healthz},
+		{http.MethodGet, "/cluster", s.cluster},
 		{http.MethodGet, "/openapi.json", serveOpenAPI},
 		{http.MethodPost, "/loadbalancer", s.createLoadBalancer},
 		{http.MethodGet, "/loadbalancers", s.listLoadBalancers},
@@ -260,6 +267,8 @@ func errorReply(err error) (int, Error) {
 		return http.StatusNotFound, Error{Message: err.Error()}
 	case errors.Is(err, ErrConflict), errors.Is(err, lb.ErrConflict):
 		return http.StatusConflict, Error{Message: err.Error()}
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, Error{Message: err.Error()}
 	default:
 		return http.StatusInternalServerError, Error{Message: err.Error()}
 	}

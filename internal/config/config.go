@@ -22,6 +22,9 @@ type Config struct {
 	Metrics  Metrics
 	// Kubernetes, if set, makes Services one more source of VIPs.
 	Kubernetes *Kubernetes
+	// Cluster, if set, keeps the load balancers in etcd, shared by every
+	// node, instead of in state_dir.
+	Cluster *Cluster
 }
 
 // BGP is the speaker's global configuration.
@@ -230,6 +233,32 @@ type Kubernetes struct {
 	LoadBalancerClass string
 	Interface         string        // default lo
 	LeaseDuration     time.Duration // default 15s
+}
+
+// Cluster configures the cluster store: the load balancers, their
+// backends, address allocations and drains live in etcd, and every node
+// serves them. What is node-local (the addresses this node added, the
+// lock) stays in state_dir.
+type Cluster struct {
+	NodeName string            // default: the host name
+	Labels   map[string]string // what a load balancer's nodes selector matches, besides the name
+	// MemberTTL is how long this node's membership outlives its last
+	// contact with etcd (an etcd lease); default 10s.
+	MemberTTL time.Duration
+	Etcd      Etcd
+}
+
+// Etcd is how to reach the etcd cluster.
+type Etcd struct {
+	Endpoints []string // client URLs, http:// or https://
+	Prefix    string   // every key lives under it; default /vipd
+	CAFile    string   // verify the servers with this CA (https); default: the system's
+	CertFile  string   // client certificate (both or neither)
+	KeyFile   string
+	Username  string
+	// PasswordFile holds the user's password; Load reads it into Password.
+	PasswordFile string
+	Password     Secret
 }
 
 // DefaultLoadBalancerClass is the spec.loadBalancerClass vipd serves

@@ -150,6 +150,13 @@ func changed(t *testing.T, path string, v reflect.Value) reflect.Value {
 	case time.Duration:
 		n.SetInt(int64(x) + int64(time.Millisecond))
 		return n
+	case map[string]string:
+		m := map[string]string{"changed": "yes"}
+		for k, v := range x {
+			m[k] = v
+		}
+		n.Set(reflect.ValueOf(m))
+		return n
 	}
 	switch v.Kind() {
 	case reflect.String:

@@ -30,8 +30,8 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// readFiles fills in Password for every peer with a password_file, and
-// checks the API token file.
+// readFiles fills in Password for every peer with a password_file and
+// for the cluster's etcd user, and checks the API token file.
 func readFiles(cfg *Config, lines map[string]int) error {
 	var errs []*FieldError
 	if file := cfg.API.TokenFile; file != "" {
@@ -39,6 +39,14 @@ func readFiles(cfg *Config, lines map[string]int) error {
 			const path = "api.token_file"
 			errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: err.Error(), Err: err})
 		}
+	}
+	if c := cfg.Cluster; c != nil && c.Etcd.PasswordFile != "" {
+		pw, err := readSecret(c.Etcd.PasswordFile, "etcd password", maxEtcdPassword)
+		if err != nil {
+			const path = "cluster.etcd.password_file"
+			errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: err.Error(), Err: err})
+		}
+		c.Etcd.Password = Secret(pw)
 	}
 	for i := range cfg.BGP.Peers {
 		p := &cfg.BGP.Peers[i]
@@ -66,6 +74,9 @@ func readFiles(cfg *Config, lines map[string]int) error {
 	}
 	return nil
 }
+
+// maxEtcdPassword is generous: etcd sets no limit of its own.
+const maxEtcdPassword = 1024
 
 // readSecret reads a key (what, at most max bytes) from file, without the
 // trailing newline editors add.

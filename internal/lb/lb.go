@@ -11,6 +11,7 @@ package lb
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
@@ -84,6 +85,28 @@ type Spec struct {
 	// LocalPref is the LOCAL_PREF its address carries to iBGP peers;
 	// default config.DefaultLocalPref.
 	LocalPref *uint32
+	// Nodes limits, in a cluster, which nodes serve it: each entry is a
+	// node name or a label as key=value, and a node that matches any of
+	// them serves it. Empty: every node.
+	Nodes []string
+}
+
+// Selects reports whether a node with name and labels serves the load
+// balancer.
+func (s Spec) Selects(name string, labels map[string]string) bool {
+	if len(s.Nodes) == 0 {
+		return true
+	}
+	for _, n := range s.Nodes {
+		if key, value, isLabel := strings.Cut(n, "="); isLabel {
+			if v, ok := labels[key]; ok && v == value {
+				return true
+			}
+		} else if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // LocalPrefOrDefault is LocalPref, or the default for a load balancer

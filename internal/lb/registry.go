@@ -62,6 +62,18 @@ func NewRegistry(pools []config.Pool, lbs []LoadBalancer) (*Registry, error) {
 	return r, nil
 }
 
+// NewView returns a registry over lbs that another store keeps
+// consistent, to plan changes against: the cluster store, whose nodes may
+// each configure other pools, and whose transactions confirm each plan.
+// Nothing is checked.
+func NewView(pools []config.Pool, lbs []LoadBalancer) *Registry {
+	r := &Registry{byUUID: make(map[string]*LoadBalancer, len(lbs)), now: time.Now, pools: slices.Clone(pools)}
+	for i := range lbs {
+		r.byUUID[lbs[i].UUID] = &lbs[i]
+	}
+	return r
+}
+
 // CheckPools reports, naming each, the load balancers whose address pools
 // would orphan.
 func (r *Registry) CheckPools(pools []config.Pool) error {

@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -48,6 +50,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.Check != nil {
 		c := s.Check.withDefaults()
 		s.Check = &c
+	}
+	if len(s.Nodes) == 0 {
+		s.Nodes = nil // every node, however the request said it
 	}
 	return s
 }
@@ -128,6 +133,9 @@ func (s Spec) Validate() error {
 		}
 	}
 	if err := checkPorts(s.Ports); err != nil {
+		return err
+	}
+	if err := checkNodes(s.Nodes); err != nil {
 		return err
 	}
 	if s.Check != nil {
@@ -262,6 +270,38 @@ func (l *LoadBalancer) Validate() error {
 			}
 			return err
 		}
+	}
+	return nil
+}
+
+// MaxNodes bounds a nodes selector; a cluster with more nodes than this
+// selects them by label.
+const MaxNodes = 64
+
+// checkNodes checks a nodes selector: node names and key=value labels,
+// by Kubernetes' rules, which config applies to cluster.node_name and
+// cluster.labels.
+func checkNodes(nodes []string) error {
+	if len(nodes) > MaxNodes {
+		return fieldErrorf("nodes", "at most %d entries (select many nodes by a label), got %d", MaxNodes, len(nodes))
+	}
+	seen := make(map[string]bool, len(nodes))
+	for i, n := range nodes {
+		field := fmt.Sprintf("nodes[%d]", i)
+		if key, value, isLabel := strings.Cut(n, "="); isLabel {
+			if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+				return fieldErrorf(field, "want a node name or a label as key=value, got %q: label name: %s", n, errs[0])
+			}
+			if errs := validation.IsValidLabelValue(value); len(errs) > 0 {
+				return fieldErrorf(field, "want a node name or a label as key=value, got %q: label value: %s", n, errs[0])
+			}
+		} else if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			return fieldErrorf(field, "want a node name or a label as key=value, got %q: %s", n, errs[0])
+		}
+		if seen[n] {
+			return fieldErrorf(field, "%q is listed twice", n)
+		}
+		seen[n] = true
 	}
 	return nil
 }

@@ -55,6 +55,15 @@ var (
 	descKubeServices = prometheus.NewDesc("vipd_kubernetes_services",
 		"Kubernetes Services with an address this node serves (announced or not).", nil, nil)
 
+	descClusterConnected = prometheus.NewDesc("vipd_cluster_connected",
+		"1 if etcd answers with a quorum, else 0 (vipd then serves the last state it knew and refuses writes with 503).", nil, nil)
+	descClusterSynced = prometheus.NewDesc("vipd_cluster_synced",
+		"1 once the cluster store's cache holds a full list.", nil, nil)
+	descClusterMembers = prometheus.NewDesc("vipd_cluster_members",
+		"Nodes with a live membership key in the cluster store.", nil, nil)
+	descClusterLBs = prometheus.NewDesc("vipd_cluster_load_balancers",
+		"Load balancers in the cluster store, by whether this node serves them (serving: true, false).", []string{"serving"}, nil)
+
 	descConfigHash = prometheus.NewDesc("vipd_config_hash_info",
 		"Always 1; the hash label identifies the running config.", []string{"hash"}, nil)
 	descConfigLastSuccess = prometheus.NewDesc("vipd_config_last_reload_success_timestamp_seconds",
@@ -74,12 +83,14 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
 		descKubeConnected, descKubeSynced, descKubeAllocator, descKubeServices,
+		descClusterConnected, descClusterSynced, descClusterMembers, descClusterLBs,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
 		descBuildInfo,
 	} {
 		ch <- d
 	}
 	m.checkDuration.Describe(ch)
+	m.clusterWrites.Describe(ch)
 	m.reloads.Describe(ch)
 }
 
@@ -95,8 +106,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectServices(ch, snap.Services)
 	collectLoadBalancers(ch, snap.LoadBalancers)
 	collectKubernetes(ch, snap.Kubernetes)
+	collectCluster(ch, snap.Cluster)
 	m.forgetChecksExcept(snap)
 	m.checkDuration.Collect(ch)
+	m.clusterWrites.Collect(ch)
 	m.reloads.Collect(ch)
 	m.collectConfig(ch)
 	ch <- m.build
@@ -149,6 +162,17 @@ func collectKubernetes(ch chan<- prometheus.Metric, k *Kubernetes) {
 	ch <- constMetric(descKubeSynced, prometheus.GaugeValue, boolValue(k.Synced))
 	ch <- constMetric(descKubeAllocator, prometheus.GaugeValue, boolValue(k.Allocator))
 	ch <- constMetric(descKubeServices, prometheus.GaugeValue, float64(k.Services))
+}
+
+func collectCluster(ch chan<- prometheus.Metric, c *Cluster) {
+	if c == nil {
+		return
+	}
+	ch <- constMetric(descClusterConnected, prometheus.GaugeValue, boolValue(c.Connected))
+	ch <- constMetric(descClusterSynced, prometheus.GaugeValue, boolValue(c.Synced))
+	ch <- constMetric(descClusterMembers, prometheus.GaugeValue, float64(c.Members))
+	ch <- constMetric(descClusterLBs, prometheus.GaugeValue, float64(c.Serving), "true")
+	ch <- constMetric(descClusterLBs, prometheus.GaugeValue, float64(c.LoadBalancers-c.Serving), "false")
 }
 
 // forgetChecksExcept drops the check-duration series of services and

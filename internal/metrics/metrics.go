@@ -40,6 +40,16 @@ type Snapshot struct {
 	Services      []Service
 	LoadBalancers []LoadBalancer
 	Kubernetes    *Kubernetes // nil without a kubernetes section
+	Cluster       *Cluster    // nil without a cluster section
+}
+
+// Cluster is the cluster store as this node sees it.
+type Cluster struct {
+	Connected     bool // etcd answers with a quorum
+	Synced        bool // the cache holds a full list
+	Members       int  // nodes with a live membership key
+	LoadBalancers int  // load balancers in the cluster
+	Serving       int  // those this node serves
 }
 
 // Kubernetes is the Kubernetes source's health.
@@ -133,6 +143,7 @@ type Metrics struct {
 	src           Source
 	build         prometheus.Metric
 	checkDuration *prometheus.HistogramVec
+	clusterWrites *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
 	now           func() time.Time
 
@@ -160,6 +171,11 @@ func New(reg prometheus.Registerer, src Source, build BuildInfo) (*Metrics, erro
 			Help:    "Duration of single health checks, by service and check kind (http, tcp, exec, listen, process).",
 			Buckets: checkBuckets,
 		}, []string{"service", "kind"}),
+		clusterWrites: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vipd_cluster_write_duration_seconds",
+			Help:    "Duration of writes to the cluster store (etcd transactions, retries included), by result (success, failure).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"result"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vipd_config_reloads_total",
 			Help: "Config reloads, by result (success, failure).",
@@ -173,6 +189,16 @@ func New(reg prometheus.Registerer, src Source, build BuildInfo) (*Metrics, erro
 		return nil, fmt.Errorf("metrics: register: %w", err)
 	}
 	return m, nil
+}
+
+// ObserveClusterWrite records how long a write to the cluster store took,
+// and whether it succeeded.
+func (m *Metrics) ObserveClusterWrite(took time.Duration, err error) {
+	result := resultSuccess
+	if err != nil {
+		result = resultFailure
+	}
+	m.clusterWrites.WithLabelValues(result).Observe(took.Seconds())
 }
 
 // ObserveCheck records how long one check of service took. kind is the

@@ -30,6 +30,7 @@ func snapshotA() Snapshot {
 			{Address: "[2001:db8::1]:80", Up: false},
 		}}},
 		Kubernetes: &Kubernetes{Connected: false, Synced: true, Allocator: true, Services: 4},
+		Cluster:    &Cluster{Connected: true, Synced: true, Members: 3, LoadBalancers: 5, Serving: 2},
 	}
 }
 
@@ -67,6 +68,11 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_kubernetes_synced", nil, 1},
 		{"vipd_kubernetes_allocator", nil, 1},
 		{"vipd_kubernetes_services", nil, 4},
+		{"vipd_cluster_connected", nil, 1},
+		{"vipd_cluster_synced", nil, 1},
+		{"vipd_cluster_members", nil, 3},
+		{"vipd_cluster_load_balancers", []string{"serving", "true"}, 2},
+		{"vipd_cluster_load_balancers", []string{"serving", "false"}, 3},
 		{"vipd_config_reloads_total", []string{"result", "success"}, 0},
 		{"vipd_config_reloads_total", []string{"result", "failure"}, 0},
 		{"vipd_build_info", []string{"version", "1.2.3", "goversion", "go1.26", "revision", "abc123"}, 1},

@@ -29,6 +29,7 @@ type lbRecord struct {
 	OnEmpty    lb.OnEmpty      `json:"on_empty"`
 	LocalPref  *uint32         `json:"local_pref,omitempty"`
 	Ports      []uint16        `json:"ports,omitempty"`
+	Nodes      []string        `json:"nodes,omitempty"`
 	Check      *checkRecord    `json:"check,omitempty"`
 	Backends   []backendRecord `json:"backends"`
 	Created    time.Time       `json:"created"`
@@ -60,7 +61,7 @@ func (s *Store) LoadBalancers() ([]lb.LoadBalancer, error) {
 	var out []lb.LoadBalancer
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLoadBalancers).ForEach(func(k, v []byte) error {
-			l, err := decodeLB(string(k), v)
+			l, err := UnmarshalLoadBalancer(string(k), v)
 			if err != nil {
 				return err
 			}
@@ -80,9 +81,9 @@ func (s *Store) PutLoadBalancer(l lb.LoadBalancer) error {
 	if l.UUID == "" {
 		return errors.New("state db: load balancer without a UUID")
 	}
-	v, err := json.Marshal(toRecord(l))
+	v, err := MarshalLoadBalancer(l)
 	if err != nil {
-		return fmt.Errorf("state db: load balancer %s: %w", l.UUID, err)
+		return fmt.Errorf("state db: %w", err)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLoadBalancers).Put([]byte(l.UUID), v)
@@ -105,12 +106,23 @@ func (s *Store) DeleteLoadBalancer(id string) error {
 	return nil
 }
 
+// MarshalLoadBalancer encodes l as its record: the same JSON in the state
+// file and in the cluster store, so `vipd cluster import` copies records
+// as they are.
+func MarshalLoadBalancer(l lb.LoadBalancer) ([]byte, error) {
+	v, err := json.Marshal(toRecord(l))
+	if err != nil {
+		return nil, fmt.Errorf("load balancer %s: %w", l.UUID, err)
+	}
+	return v, nil
+}
+
 func toRecord(l lb.LoadBalancer) lbRecord {
 	s := l.Spec
 	r := lbRecord{
 		Name: s.Name, Address: s.Address, Pool: s.Pool, Port: s.Port, Protocol: s.Protocol, Mode: s.Mode,
 		Masquerade: s.Masquerade != nil && *s.Masquerade, OnEmpty: s.OnEmpty, LocalPref: s.LocalPref, Ports: s.Ports,
-		Backends: make([]backendRecord, len(l.Backends)), Created: l.Created,
+		Nodes: s.Nodes, Backends: make([]backendRecord, len(l.Backends)), Created: l.Created,
 	}
 	if c := s.Check; c != nil {
 		r.Check = &checkRecord{Type: c.Type, Path: c.Path, StatusMin: c.StatusMin, StatusMax: c.StatusMax,
@@ -122,16 +134,17 @@ func toRecord(l lb.LoadBalancer) lbRecord {
 	return r
 }
 
-// decodeLB turns a record back into a load balancer and checks it as the
-// API would have, so a hand-edited or damaged record fails here, by name.
-func decodeLB(id string, v []byte) (lb.LoadBalancer, error) {
+// UnmarshalLoadBalancer turns the record of load balancer id back into a
+// load balancer and checks it as the API would have, so a hand-edited or
+// damaged record fails here, by name.
+func UnmarshalLoadBalancer(id string, v []byte) (lb.LoadBalancer, error) {
 	var r lbRecord
 	if err := json.Unmarshal(v, &r); err != nil {
 		return lb.LoadBalancer{}, fmt.Errorf("load balancer %s: %w", id, err)
 	}
 	l := lb.LoadBalancer{UUID: id, Created: r.Created, Spec: lb.Spec{
 		Name: r.Name, Address: r.Address, Pool: r.Pool, Port: r.Port, Protocol: r.Protocol, Mode: r.Mode,
-		Masquerade: &r.Masquerade, OnEmpty: r.OnEmpty, LocalPref: r.LocalPref,
+		Masquerade: &r.Masquerade, OnEmpty: r.OnEmpty, LocalPref: r.LocalPref, Nodes: r.Nodes,
 	}}
 	if l.Spec.LocalPref == nil { // an older record: the default
 		pref := uint32(config.DefaultLocalPref)

@@ -124,7 +124,7 @@ func FuzzDecodeLB(f *testing.F) {
 	}
 	f.Add([]byte(`{"name": "x", "backends": null}`))
 	f.Fuzz(func(t *testing.T, v []byte) {
-		l, err := decodeLB("u", v)
+		l, err := UnmarshalLoadBalancer("u", v)
 		if err != nil {
 			return
 		}
@@ -132,7 +132,7 @@ func FuzzDecodeLB(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l2, err := decodeLB("u", again)
+		l2, err := UnmarshalLoadBalancer("u", again)
 		if err != nil {
 			t.Fatalf("re-encoded record does not decode: %v\n%s", err, again)
 		}
