@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ const (
 
 // TestCluster starts a three-member cluster next to a node and checks, in
 // order, that a write through one member is read through another, that
-// the cluster stays writable with one member killed, that the member
+// the cluster stays writable with its leader killed, that the member
 // restarted catches up, and that a partition cuts the node off from every
 // member, silently, until it is healed.
 func TestCluster(t *testing.T) {
@@ -63,40 +64,44 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("KillOne", func(t *testing.T) {
-		if err := c.Kill(0); err != nil {
+	// The leader, so that the others must elect a new one.
+	killed := leader(ctx, t, kv, endpoints)
+	others := []string{endpoints[(killed+1)%etcd.Size], endpoints[(killed+2)%etcd.Size]}
+	name := fmt.Sprintf("etcd%d", killed+1)
+
+	t.Run("KillLeader", func(t *testing.T) {
+		if err := c.Kill(killed); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Kill(0); err != nil {
+		if err := c.Kill(killed); err != nil {
 			t.Errorf("killing a killed member: %v", err)
 		}
-		if err := c.Healthy(ctx); err == nil || !strings.Contains(err.Error(), "etcd1") {
-			t.Errorf("Healthy with etcd1 killed: %v, want an error naming etcd1", err)
+		if err := c.Healthy(ctx); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("Healthy with %s killed: %v, want an error naming it", name, err)
 		}
-		// etcd1 may have led: the others elect a new leader first.
 		err := testnet.WaitFor(ctx, settle, func(ctx context.Context) error {
-			return kv.put(ctx, endpoints[1], "while", "down")
+			return kv.put(ctx, others[0], "while", "down")
 		})
 		if err != nil {
-			t.Fatalf("put with one member killed: %v", err)
+			t.Fatalf("put with the leader killed: %v", err)
 		}
-		if got, err := kv.get(ctx, endpoints[2], "while"); err != nil || got != "down" {
-			t.Fatalf("get with one member killed: %q, %v; want \"down\"", got, err)
+		if got, err := kv.get(ctx, others[1], "while"); err != nil || got != "down" {
+			t.Fatalf("get with the leader killed: %q, %v; want \"down\"", got, err)
 		}
 	})
 
 	t.Run("Restart", func(t *testing.T) {
-		if err := c.Restart(ctx, 1); err == nil {
+		if err := c.Restart(ctx, (killed+1)%etcd.Size); err == nil {
 			t.Error("restarting a running member: no error")
 		}
-		if err := c.Restart(ctx, 0); err != nil {
+		if err := c.Restart(ctx, killed); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Healthy(ctx); err != nil {
 			t.Fatalf("after the restart: %v", err)
 		}
 		// What was written while it was down, read through it.
-		if got, err := kv.get(ctx, endpoints[0], "while"); err != nil || got != "down" {
+		if got, err := kv.get(ctx, endpoints[killed], "while"); err != nil || got != "down" {
 			t.Fatalf("get through the restarted member: %q, %v; want \"down\"", got, err)
 		}
 	})
@@ -148,6 +153,32 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+}
+
+// leader returns the index of the member that leads, as every member
+// sees it.
+func leader(ctx context.Context, t *testing.T, kv *kv, endpoints []string) int {
+	t.Helper()
+	ids := map[string]int{} // member id to index
+	var leaders []string
+	for i, ep := range endpoints {
+		var status struct {
+			Header struct {
+				MemberID string `json:"member_id"`
+			} `json:"header"`
+			Leader string `json:"leader"`
+		}
+		if err := kv.call(ctx, ep+"/v3/maintenance/status", struct{}{}, &status); err != nil {
+			t.Fatal(err)
+		}
+		ids[status.Header.MemberID] = i
+		leaders = append(leaders, status.Leader)
+	}
+	i, ok := ids[leaders[0]]
+	if agreed := len(slices.Compact(slices.Clone(leaders))) == 1; !ok || !agreed {
+		t.Fatalf("members %v see leaders %v: want one they agree on", ids, leaders)
+	}
+	return i
 }
 
 // TestStartRejects checks what Start refuses before it starts anything.
