@@ -188,17 +188,10 @@ func (m *member) kill() error {
 
 // Restart starts member i again on its data dir, as a member of the
 // existing cluster, and waits until it reports healthy. The member must
-// not be running (Kill it first).
+// not be running (Kill it first). If it does not become healthy in time,
+// it is left running for the log to tell why; Kill or Close ends it.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
-	c.mu.Lock()
-	m, err := c.member(i)
-	if err == nil && !m.proc.Exited() {
-		err = fmt.Errorf("etcd member %s: restart: still running (pid %d)", m.host.Name(), m.proc.PID())
-	}
-	if err == nil {
-		m.proc, err = m.host.StartProcess("etcd", c.args(m, "existing")...)
-	}
-	c.mu.Unlock()
+	m, err := c.startAgain(i)
 	if err != nil {
 		return err
 	}
@@ -206,6 +199,25 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 		return fmt.Errorf("etcd: restart: %w", err)
 	}
 	return nil
+}
+
+// startAgain starts member i's process again, if it has ended.
+func (c *Cluster) startAgain(i int) (*member, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, err := c.member(i)
+	if err != nil {
+		return nil, err
+	}
+	if !m.proc.Exited() {
+		return nil, fmt.Errorf("etcd member %s: restart: still running (pid %d)", m.host.Name(), m.proc.PID())
+	}
+	p, err := m.host.StartProcess("etcd", c.args(m, "existing")...)
+	if err != nil {
+		return nil, fmt.Errorf("etcd member %s: restart: %w", m.host.Name(), err)
+	}
+	m.proc = p
+	return m, nil
 }
 
 // member returns member i; c.mu must be held.
