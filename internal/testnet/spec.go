@@ -143,3 +143,47 @@ func (n Neighbor) validate() error {
 	}
 	return nil
 }
+
+// FreeAddrs returns the n highest LAN IPv4 host addresses that no member
+// of spec uses, highest first, so that a helper can add members without
+// the test picking addresses. The broadcast address is never returned.
+func (spec Spec) FreeAddrs(n int) ([]netip.Addr, error) {
+	spec = spec.withDefaults()
+	used := map[netip.Addr]bool{}
+	for _, r := range spec.Routers {
+		used[r.Address], used[r.PeerAddress] = true, true
+	}
+	for _, m := range spec.members() {
+		used[m.Address] = true
+	}
+	var free []netip.Addr
+	a := lastAddr(spec.LAN4).Prev() // not the broadcast address
+	for ; len(free) < n && a.IsValid() && a != spec.LAN4.Addr() && spec.LAN4.Contains(a); a = a.Prev() {
+		if !used[a] {
+			free = append(free, a)
+		}
+	}
+	if len(free) < n {
+		return nil, fmt.Errorf("lan4 %s: %d free addresses, want %d", spec.LAN4, len(free), n)
+	}
+	return free, nil
+}
+
+// members lists the nodes, the client and the hosts.
+func (spec Spec) members() []NodeSpec {
+	members := append([]NodeSpec(nil), spec.Nodes...)
+	if spec.Client != nil {
+		members = append(members, *spec.Client)
+	}
+	return append(members, spec.Hosts...)
+}
+
+// lastAddr is the highest address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	for i := range 4 {
+		hostBits := max(0, min(8, 32-p.Bits()-8*(3-i)))
+		b[i] |= byte(1<<hostBits - 1)
+	}
+	return netip.AddrFrom4(b)
+}

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,47 @@ func TestSpecValidate(t *testing.T) {
 				t.Errorf("unexpected error: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFreeAddrs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec Spec
+		n    int
+		want []string // nil: an error
+	}{
+		{"default lan", Spec{}, 3, []string{"10.255.255.254", "10.255.255.253", "10.255.255.252"}},
+		{"skips every kind of member", Spec{
+			Routers: []RouterSpec{{Name: "r1", Address: addr("10.255.255.254")}},
+			Nodes:   []NodeSpec{{Name: "n1", Address: addr("10.255.255.252")}},
+			Client:  &NodeSpec{Name: "client", Address: addr("10.255.255.251")},
+			Hosts:   []NodeSpec{{Name: "h1", Address: addr("10.255.255.249")}},
+		}, 2, []string{"10.255.255.253", "10.255.255.250"}},
+		{"other lan", Spec{LAN4: netip.MustParsePrefix("10.1.0.0/16")}, 1, []string{"10.1.255.254"}},
+		{"too small", Spec{LAN4: netip.MustParsePrefix("10.1.0.0/30")}, 3, nil},
+		{"exactly enough", Spec{LAN4: netip.MustParsePrefix("10.1.0.0/29")}, 6, []string{"10.1.0.6", "10.1.0.5", "10.1.0.4", "10.1.0.3", "10.1.0.2", "10.1.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.spec.FreeAddrs(tt.n)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("FreeAddrs(%d) = %v, want an error", tt.n, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotS []string
+			for _, a := range got {
+				gotS = append(gotS, a.String())
+			}
+			if !slices.Equal(gotS, tt.want) {
+				t.Errorf("FreeAddrs(%d) = %v, want %v", tt.n, gotS, tt.want)
 			}
 		})
 	}

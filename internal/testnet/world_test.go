@@ -460,3 +460,79 @@ func TestRecordLoad(t *testing.T) {
 		t.Errorf("the builder's Close after the loaded world's: %v", err)
 	}
 }
+
+// TestDropTraffic cuts host a off from host b in both address families
+// and both directions, and checks that the cut is silent (dials time out
+// rather than fail at once), that host c still gets through, and that a
+// call without peers heals it; repeats change nothing.
+func TestDropTraffic(t *testing.T) {
+	w := worldtest.New(t, Spec{Hosts: []NodeSpec{
+		{Name: "a", Address: addr("10.255.255.21")},
+		{Name: "b", Address: addr("10.255.255.22")},
+		{Name: "c", Address: addr("10.255.255.23")},
+	}})
+	a, b, c := w.Host("a"), w.Host("b"), w.Host("c")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const port = 7000
+	for _, h := range []*Host{a, b, c} {
+		l, err := h.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return // the test closed it
+				}
+				conn.Close()
+			}
+		}()
+	}
+	// dial connects from one host to another and hangs up; a dropped
+	// SYN makes it time out.
+	dial := func(from *Host, to netip.Addr) error {
+		dialCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		conn, err := from.DialContext(dialCtx, "tcp", netip.AddrPortFrom(to, port).String())
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	type path struct {
+		from *Host
+		to   netip.Addr
+	}
+	cut := []path{{a, b.Addr4()}, {a, b.Addr6()}, {b, a.Addr4()}, {b, a.Addr6()}}
+	open := []path{{a, c.Addr4()}, {a, c.Addr6()}, {c, a.Addr4()}, {b, c.Addr4()}}
+
+	for range 2 {
+		if err := a.DropTraffic(ctx, b.Addr4(), b.Addr6()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range cut {
+		var netErr net.Error
+		if err := dial(p.from, p.to); !errors.As(err, &netErr) || !netErr.Timeout() {
+			t.Errorf("%s -> %s while cut: %v, want a timeout", p.from.Name(), p.to, err)
+		}
+	}
+	for _, p := range open {
+		if err := dial(p.from, p.to); err != nil {
+			t.Errorf("%s -> %s while a and b are cut: %v", p.from.Name(), p.to, err)
+		}
+	}
+	for range 2 {
+		if err := a.DropTraffic(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range append(cut, open...) {
+		if err := dial(p.from, p.to); err != nil {
+			t.Errorf("%s -> %s after healing: %v", p.from.Name(), p.to, err)
+		}
+	}
+}
