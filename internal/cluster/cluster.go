@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -40,6 +41,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lb"
@@ -77,6 +79,9 @@ type Options struct {
 	// OnChange is called, without blocking, when the load balancers or
 	// drains change.
 	OnChange func()
+	// Dial, if set, opens the connections to etcd: tests dial from
+	// inside a network namespace.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Store is this node's view of the cluster store.
@@ -118,6 +123,9 @@ func New(opts Options) (*Store, error) {
 		// vipd logs what matters itself (contact lost and regained),
 		// through slog.
 		Logger: zap.NewNop(),
+	}
+	if opts.Dial != nil {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(opts.Dial)}
 	}
 	if needsTLS(e) {
 		t, err := tlsConfig(e)

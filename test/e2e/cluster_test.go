@@ -1,0 +1,430 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+	"github.com/vipd/vipd/internal/testnet/etcd"
+	"github.com/vipd/vipd/internal/testnet/worldtest"
+)
+
+// clusterPool has room for the racing creates and a few more.
+var clusterPool = mustPrefix("198.51.100.0/25")
+
+// clusterWorld is three vipd nodes in cluster mode on a three-member etcd
+// cluster, a BIRD and an FRR router, three backends and a client.
+type clusterWorld struct {
+	*testnet.World
+	etcd *etcd.Cluster
+	conf map[string]string // each node's config, to start it again
+	vipd map[string]*testnet.Process
+}
+
+func newClusterWorld(t *testing.T) *clusterWorld {
+	t.Helper()
+	nodes := nodeSpecs(3)
+	nbrs := neighbors(nodes, 4200000000, "")
+	spec, err := etcd.AddMembers(testnet.Spec{
+		Routers: []testnet.RouterSpec{
+			{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"), Neighbors: nbrs},
+			{Name: "r2", Kind: testnet.FRR, ASN: 65535, Address: addr("10.255.255.2"), Neighbors: nbrs},
+		},
+		Nodes:  nodes,
+		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
+		Hosts: []testnet.NodeSpec{
+			{Name: "b1", Address: addr("10.255.255.21")},
+			{Name: "b2", Address: addr("10.255.255.22")},
+			{Name: "b3", Address: addr("10.255.255.23")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := worldtest.New(t, spec)
+	cw := &clusterWorld{World: w, etcd: worldtest.Etcd(t, w), conf: map[string]string{}, vipd: map[string]*testnet.Process{}}
+	for i, n := range w.Nodes() {
+		cw.conf[n.Name()] = fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [198.51.100.0/24]
+  peers:
+%spools:
+  - {name: default, prefixes: [%s]}
+cluster:
+  node_name: %s
+  labels: {rack: r%d}
+  member_ttl: 3s
+  etcd:
+    endpoints: [%s]
+`, peersYAML(peer{"r1", addr("10.255.255.1"), 65535, ""}, peer{"r2", addr("10.255.255.2"), 65535, ""}),
+			clusterPool, n.Name(), i%2, strings.Join(cw.etcd.Endpoints(), ", ")) + n.RuntimeYAML()
+		cw.start(t, n.Name())
+	}
+	for _, n := range w.Nodes() {
+		waitStatus(t, n, "in contact with etcd", func(st api.Status) bool {
+			return st.Cluster != nil && st.Cluster.Connected && st.Cluster.Synced
+		})
+	}
+	return cw
+}
+
+func (cw *clusterWorld) start(t *testing.T, node string) {
+	t.Helper()
+	cw.vipd[node] = startVipdConfig(t, cw.Node(node), cw.conf[node])
+}
+
+// waitRoutes waits until both routers route each address via exactly the
+// nodes named (none: no route).
+func (cw *clusterWorld) waitRoutes(t *testing.T, a netip.Addr, nodes ...string) {
+	t.Helper()
+	var want []netip.Addr
+	for _, n := range nodes {
+		want = append(want, cw.Node(n).Addr4())
+	}
+	for _, r := range cw.Routers() {
+		waitFIB(t, r, netip.PrefixFrom(a, 32), want...)
+	}
+}
+
+// holdRoutes checks for d that both routers keep routing a via every node.
+func (cw *clusterWorld) holdRoutes(t *testing.T, a netip.Addr, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		for _, r := range cw.Routers() {
+			got, err := r.FIB(t.Context(), netip.PrefixFrom(a, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(cw.Nodes()) {
+				t.Fatalf("router %s routes %s via %v; want every node throughout", r.Name(), a, got)
+			}
+		}
+	}
+}
+
+// echoBackends serve HTTP on :8080 of each backend host, answering with
+// the backend's name and the address the request came from: in nat mode,
+// the node that forwarded it.
+func echoBackends(t *testing.T, hosts ...*testnet.Host) {
+	t.Helper()
+	for _, h := range hosts {
+		ln, err := h.Listen("tcp", ":8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := h.Name()
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			from, _, _ := net.SplitHostPort(r.RemoteAddr)
+			fmt.Fprintf(w, "%s from %s\n", name, from)
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+	}
+}
+
+// TestCluster is issue 14 end to end: load balancers created through any
+// node's API live in a real three-member etcd cluster, and every node
+// serves them, asserted at a real BIRD and a real FRR router and with
+// traffic from a client.
+func TestCluster(t *testing.T) {
+	cw := newClusterWorld(t)
+	n1, n2, n3 := cw.Node("n1"), cw.Node("n2"), cw.Node("n3")
+	all := []string{"n1", "n2", "n3"}
+	echoBackends(t, cw.Host("b1"), cw.Host("b2"), cw.Host("b3"))
+	ctx := t.Context()
+	var web api.LoadBalancer
+
+	t.Run("CreateOnOneNodeServedByAll", func(t *testing.T) {
+		l, created, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "web", Port: 80})
+		if err != nil || !created {
+			t.Fatalf("create on n1: created %v, %v", created, err)
+		}
+		for _, b := range []string{"b1", "b2", "b3"} {
+			if l, err = lbClient(n2).AddBackend(ctx, l.UUID, api.BackendRequest{IP: cw.Host(b).Addr4().String(), Port: 8080}); err != nil {
+				t.Fatalf("add backend %s on n2: %v", b, err)
+			}
+		}
+		web = l
+		eip := netip.MustParseAddr(l.EIP)
+		cw.waitRoutes(t, eip, all...)
+		// Every node forwards some of the flows, to every backend.
+		target := netip.AddrPortFrom(eip, 80)
+		seen := map[string]bool{}
+		for i := range 90 {
+			answer, err := get(ctx, cw.Client(), target, 0)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			seen[answer] = true
+			for _, part := range strings.Fields(answer) {
+				seen[part] = true
+			}
+		}
+		for _, want := range []string{"b1", "b2", "b3", n1.Addr4().String(), n2.Addr4().String(), n3.Addr4().String()} {
+			if !seen[want] {
+				t.Errorf("90 requests never reached %s: %v", want, seen)
+			}
+		}
+		// Every node shows it, with each node's view of the backends.
+		got, err := lbClient(n3).LoadBalancer(ctx, l.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw.waitPerNode(t, n3, l.UUID, all)
+		if got.EIP != l.EIP || len(got.Backends) != 3 {
+			t.Errorf("n3 shows %s with %d backends, want %s with 3", got.EIP, len(got.Backends), l.EIP)
+		}
+		cs, err := lbClient(n2).Cluster(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs.Nodes) != 3 {
+			t.Errorf("GET /cluster on n2: %d nodes, want 3: %+v", len(cs.Nodes), cs.Nodes)
+		}
+	})
+
+	t.Run("RacingCreates", func(t *testing.T) {
+		const total = 100
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		byAddr := map[string]string{}
+		conflicts := 0
+		for i := range total {
+			node := cw.Nodes()[i%3]
+			wg.Go(func() {
+				name := fmt.Sprintf("race-%03d", i)
+				l, created, err := lbClient(node).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: name, Port: 80})
+				mu.Lock()
+				defer mu.Unlock()
+				var he *api.HTTPError
+				switch {
+				case errors.As(err, &he) && he.Status == http.StatusConflict:
+					conflicts++
+				case err != nil:
+					t.Errorf("create %s on %s: %v", name, node.Name(), err)
+				case !created:
+					t.Errorf("create %s on %s: not created", name, node.Name())
+				case byAddr[l.EIP] != "":
+					t.Errorf("%s handed to %s and %s", l.EIP, byAddr[l.EIP], name)
+				default:
+					byAddr[l.EIP] = name
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("%d created with distinct addresses, %d refused with 409", len(byAddr), conflicts)
+		if len(byAddr)+conflicts != total {
+			t.Fatalf("%d created + %d conflicts, want %d", len(byAddr), conflicts, total)
+		}
+		for _, n := range cw.Nodes() {
+			list, err := lbClient(n).LoadBalancers(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != len(byAddr)+1 {
+				t.Errorf("%s lists %d load balancers, want %d", n.Name(), len(list), len(byAddr)+1)
+			}
+		}
+	})
+
+	t.Run("DeleteOnAnotherNode", func(t *testing.T) {
+		l, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "doomed", Port: 80, OnEmpty: "announce"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eip := netip.MustParseAddr(l.EIP)
+		cw.waitRoutes(t, eip, all...)
+		if err := lbClient(n3).DeleteLoadBalancer(ctx, l.UUID); err != nil {
+			t.Fatal(err)
+		}
+		cw.waitRoutes(t, eip)
+		for _, n := range cw.Nodes() {
+			if err := testnet.WaitFor(ctx, convergeTimeout, func(context.Context) error {
+				if bound(t, n, eip) {
+					return fmt.Errorf("%s still holds %s", n.Name(), eip)
+				}
+				out, err := n.Exec(ctx, "nft", "list", "table", "inet", "vipd")
+				if err == nil && strings.Contains(out, l.EIP+" ") {
+					return fmt.Errorf("%s's rules still name %s", n.Name(), eip)
+				}
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("NodesSelector", func(t *testing.T) {
+		l, _, err := lbClient(n2).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "rack0", Port: 80, OnEmpty: "announce", Nodes: []string{"rack=r0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// n1 and n3 have label rack=r0.
+		cw.waitRoutes(t, netip.MustParseAddr(l.EIP), "n1", "n3")
+		got, err := lbClient(n2).LoadBalancer(ctx, l.UUID)
+		if err != nil || got.Announced || got.Reason != "node_not_selected" {
+			t.Errorf("on n2: announced %v, reason %q, %v; want node_not_selected", got.Announced, got.Reason, err)
+		}
+	})
+
+	webIP := netip.MustParseAddr(web.EIP)
+
+	t.Run("EtcdMemberKilled", func(t *testing.T) {
+		if err := cw.etcd.Kill(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := lbClient(n2).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "after-kill", Port: 80}); err != nil {
+			t.Errorf("create with one etcd member of three down: %v", err)
+		}
+		cw.holdRoutes(t, webIP, 3*time.Second)
+		for _, n := range cw.Nodes() {
+			if st := status(t, n); !st.Cluster.Connected {
+				t.Errorf("%s lost contact with one member of three down: %+v", n.Name(), st.Cluster)
+			}
+		}
+		if err := cw.etcd.Restart(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("PartitionedNode", func(t *testing.T) {
+		r1 := cw.Router("r1")
+		before := birdImports(t, r1, n2)
+		heal, err := cw.etcd.Partition(ctx, &n2.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, n2, "out of contact", func(st api.Status) bool { return !st.Cluster.Connected })
+		_, _, err = lbClient(n2).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "cut-off", Port: 80})
+		var he *api.HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || !strings.Contains(he.Message, "etcd") {
+			t.Errorf("create on the cut-off node: %v, want 503 naming etcd", err)
+		}
+		// Longer than member_ttl: the node's membership lapses, its
+		// routes stay.
+		cw.holdRoutes(t, webIP, 5*time.Second)
+		l, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "meanwhile", Port: 80, OnEmpty: "announce"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cw.waitRoutes(t, netip.MustParseAddr(l.EIP), "n1", "n3")
+		if err := heal(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cw.waitRoutes(t, netip.MustParseAddr(l.EIP), all...)
+		waitStatus(t, n2, "back in contact", func(st api.Status) bool { return st.Cluster.Connected })
+		cw.waitPerNode(t, n1, web.UUID, all)
+		if after := birdImports(t, r1, n2); after.withdraws != before.withdraws {
+			t.Errorf("r1 got withdrawals from n2 across the partition: %s before, %s after", before, after)
+		}
+	})
+
+	t.Run("KilledDuringBurst", func(t *testing.T) {
+		// Four clients create on n3 one after another until n3 dies
+		// under them, killed once a few creates were acknowledged.
+		var mu sync.Mutex
+		var acked []string
+		ackedSome := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 50 {
+					name := fmt.Sprintf("burst-%d-%02d", w, i)
+					l, created, err := lbClient(n3).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: name, Port: 80})
+					if err != nil {
+						return // n3 is gone
+					}
+					mu.Lock()
+					if created {
+						acked = append(acked, l.UUID)
+					}
+					if len(acked) == 8 {
+						close(ackedSome)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		select {
+		case <-ackedSome:
+		case <-time.After(convergeTimeout):
+			t.Fatal("no 8 creates acknowledged")
+		}
+		if err := cw.vipd["n3"].Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cw.vipd["n3"].Wait(stopTimeout)
+		wg.Wait()
+		t.Logf("%d creates acknowledged before the kill", len(acked))
+		cw.start(t, "n3")
+		waitStatus(t, n3, "back in contact", func(st api.Status) bool { return st.Cluster != nil && st.Cluster.Connected && st.Cluster.Synced })
+		uuids := func(n *testnet.Node) []string {
+			list, err := lbClient(n).LoadBalancers(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, l := range list {
+				out = append(out, l.UUID)
+			}
+			slices.Sort(out)
+			return out
+		}
+		want := uuids(n1)
+		if got := uuids(n3); !slices.Equal(want, got) {
+			t.Errorf("after its restart n3 lists %d load balancers, n1 %d", len(got), len(want))
+		}
+		for _, id := range acked {
+			if !slices.Contains(want, id) {
+				t.Errorf("acknowledged create %s is lost", id)
+				continue
+			}
+			l, err := lbClient(n3).LoadBalancer(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bound(t, n3, netip.MustParseAddr(l.EIP)) {
+				t.Errorf("after its restart n3 does not hold %s (%s)", l.EIP, l.Name)
+			}
+		}
+		cw.waitRoutes(t, webIP, all...)
+	})
+}
+
+// waitPerNode waits until node's view of load balancer id has a report
+// from each of nodes, with every backend's state.
+func (cw *clusterWorld) waitPerNode(t *testing.T, node *testnet.Node, id string, nodes []string) {
+	t.Helper()
+	var last api.LoadBalancer
+	err := testnet.WaitFor(t.Context(), convergeTimeout, func(ctx context.Context) error {
+		l, err := lbClient(node).LoadBalancer(ctx, id)
+		if err != nil {
+			return err
+		}
+		last = l
+		var have []string
+		for _, n := range l.PerNode {
+			if len(n.Backends) == len(l.Backends) && n.Announced {
+				have = append(have, n.Node)
+			}
+		}
+		if !slices.Equal(have, nodes) {
+			return fmt.Errorf("per-node views from %v, want %v", have, nodes)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v\nlast: %+v", node.Name(), err, last.PerNode)
+	}
+}
