@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,10 +39,21 @@ type node struct {
 // start runs a store for node name, dialling etcd from host's namespace.
 func start(t *testing.T, c *etcd.Cluster, host *testnet.Host, name string, labels map[string]string) *node {
 	t.Helper()
+	return startWith(t, c, host, name, "/vipd-test", labels)
+}
+
+// startPrefix is start with a key prefix of its own.
+func startPrefix(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix string) *node {
+	t.Helper()
+	return startWith(t, c, host, name, prefix, nil)
+}
+
+func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix string, labels map[string]string) *node {
+	t.Helper()
 	n := &node{host: host, changes: make(chan struct{}, 1)}
 	s, err := cluster.New(cluster.Options{
 		Config: config.Cluster{NodeName: name, Labels: labels, MemberTTL: 3 * time.Second,
-			Etcd: config.Etcd{Endpoints: c.Endpoints(), Prefix: "/vipd-test"}},
+			Etcd: config.Etcd{Endpoints: c.Endpoints(), Prefix: prefix}},
 		Node: name, Version: "test", Pools: []config.Pool{pool},
 		Log: slog.New(slog.DiscardHandler),
 		OnChange: func() {
@@ -330,6 +342,37 @@ func TestStore(t *testing.T) {
 			if _, _, _, err := n.Create(ctx, lb.Spec{Name: "after-kill-" + n.Node(), Port: 80}); err != nil {
 				t.Errorf("%s: create with one member of three down: %v", n.Node(), err)
 			}
+		}
+	})
+
+	t.Run("Import", func(t *testing.T) {
+		other := startPrefix(t, c, w.Host("h1"), "importer", "/vipd-import")
+		created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		lbs := []lb.LoadBalancer{
+			{UUID: "11111111-1111-4111-8111-111111111111", Created: created,
+				Spec: lb.Spec{Name: "kept", Port: 443, Address: netip.MustParseAddr("198.51.100.77"), Pool: "default"}.WithDefaults()},
+			{UUID: "22222222-2222-4222-8222-222222222222", Created: created,
+				Spec: lb.Spec{Name: "drained one", Port: 80, Address: netip.MustParseAddr("198.51.100.78"), Pool: "default"}.WithDefaults()},
+		}
+		n, err := other.Import(ctx, lbs, map[string]bool{"drained one": true})
+		if err != nil || n != 2 {
+			t.Fatalf("import: %d, %v", n, err)
+		}
+		waitFor(t, "the imported load balancers", func() bool { return len(other.LoadBalancers()) == 2 })
+		got, err := other.Get(lbs[0].UUID)
+		if err != nil || got.Address() != lbs[0].Address() || got.Spec.Port != 443 {
+			t.Errorf("imported %s: %+v, %v; want its UUID, address and port kept", lbs[0].UUID, got, err)
+		}
+		if !other.Drained()["drained one"] {
+			t.Error("the drain was not imported")
+		}
+		// The allocator sees the imported addresses as taken.
+		l, _, _, err := other.Create(ctx, lb.Spec{Name: "new", Port: 80, Address: netip.MustParseAddr("198.51.100.77")})
+		if !errors.Is(err, lb.ErrConflict) {
+			t.Errorf("create on an imported address: %v, %v; want a conflict", l.Address(), err)
+		}
+		if _, err := other.Import(ctx, lbs[:1], nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+			t.Errorf("a second import into the same prefix: %v, want refused as not empty", err)
 		}
 	})
 
