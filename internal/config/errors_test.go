@@ -208,6 +208,22 @@ var errorCases = []struct {
 	{"kubernetes lease", head + "kubernetes: {lease_duration: 1s}\n", "kubernetes.lease_duration", 4, "want a duration from 3s to 10m, got 1s"},
 	{"kubernetes kubeconfig", head + "kubernetes: {kubeconfig: kube.conf}\n", "kubernetes.kubeconfig", 4, "want an absolute path"},
 	{"kubernetes unknown key", head + "kubernetes: {nodes: [a]}\n", "kubernetes.nodes", 4, "unknown key"},
+	// cluster
+	{"cluster without etcd", head + "cluster: {node_name: n1}\n", "cluster.etcd", 4, "required"},
+	{"cluster without endpoints", head + "cluster: {etcd: {prefix: /x}}\n", "cluster.etcd.endpoints", 4, "required"},
+	{"cluster no endpoint", head + "cluster: {etcd: {endpoints: []}}\n", "cluster.etcd.endpoints", 4, "at least one"},
+	{"cluster endpoint scheme", head + "cluster: {etcd: {endpoints: [\"10.0.0.1:2379\"]}}\n", "cluster.etcd.endpoints[0]", 4, "want a URL like http://10.0.0.1:2379"},
+	{"cluster endpoint not http", head + "cluster: {etcd: {endpoints: [\"unix://a:1\"]}}\n", "cluster.etcd.endpoints[0]", 4, "want an http:// or https:// URL"},
+	{"cluster endpoint port", head + "cluster: {etcd: {endpoints: [\"http://10.0.0.1\"]}}\n", "cluster.etcd.endpoints[0]", 4, "want a host and a port"},
+	{"cluster endpoint credentials", head + "cluster: {etcd: {endpoints: [\"http://u:p@10.0.0.1:2379\"]}}\n", "cluster.etcd.endpoints[0]", 4, "credentials go in username and password_file"},
+	{"cluster prefix", head + "cluster: {etcd: {endpoints: [\"http://a:1\"], prefix: vipd/}}\n", "cluster.etcd.prefix", 4, "want a prefix like /vipd"},
+	{"cluster cert without key", head + "cluster: {etcd: {endpoints: [\"https://a:1\"], cert_file: /c.pem}}\n", "cluster.etcd.cert_file", 4, "cert_file and key_file go together"},
+	{"cluster user without password", head + "cluster: {etcd: {endpoints: [\"https://a:1\"], username: vipd}}\n", "cluster.etcd.username", 4, "username and password_file go together"},
+	{"cluster node name", head + "cluster: {node_name: Node_1, etcd: {endpoints: [\"http://a:1\"]}}\n", "cluster.node_name", 4, "want a node name"},
+	{"cluster label name", head + "cluster: {labels: {\"a b\": x}, etcd: {endpoints: [\"http://a:1\"]}}\n", "cluster.labels.a b", 4, "want a label name"},
+	{"cluster label value", head + "cluster: {labels: {rack: \"a b\"}, etcd: {endpoints: [\"http://a:1\"]}}\n", "cluster.labels.rack", 4, "want a label value"},
+	{"cluster labels not a map", head + "cluster: {labels: [a], etcd: {endpoints: [\"http://a:1\"]}}\n", "cluster.labels", 4, "want a mapping of label: value"},
+	{"cluster member ttl", head + "cluster: {member_ttl: 1s, etcd: {endpoints: [\"http://a:1\"]}}\n", "cluster.member_ttl", 4, "must be at least 2s"},
 }
 
 func TestParseErrors(t *testing.T) {

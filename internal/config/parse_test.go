@@ -338,3 +338,29 @@ func TestParseKubernetes(t *testing.T) {
 		})
 	}
 }
+
+func TestParseCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       *Cluster
+	}{
+		{"absent", head, nil},
+		{"endpoints only: every default", head + "cluster: {etcd: {endpoints: [\"http://10.0.0.5:2379\"]}}\n",
+			&Cluster{MemberTTL: 10 * time.Second, Etcd: Etcd{Endpoints: []string{"http://10.0.0.5:2379"}, Prefix: "/vipd"}}},
+		{"every key", head + "cluster:\n  node_name: node-1\n  labels: {rack: a, example.com/zone: z1}\n  member_ttl: 30s\n" +
+			"  etcd:\n    endpoints: [\"https://e1:2379\", \"https://[fd00::5]:2379\"]\n    prefix: /prod/vipd\n" +
+			"    ca_file: /etc/vipd/ca.pem\n    cert_file: /etc/vipd/c.pem\n    key_file: /etc/vipd/c.key\n" +
+			"    username: vipd\n    password_file: /etc/vipd/etcd.pw\n",
+			&Cluster{NodeName: "node-1", Labels: map[string]string{"rack": "a", "example.com/zone": "z1"}, MemberTTL: 30 * time.Second,
+				Etcd: Etcd{Endpoints: []string{"https://e1:2379", "https://[fd00::5]:2379"}, Prefix: "/prod/vipd",
+					CAFile: "/etc/vipd/ca.pem", CertFile: "/etc/vipd/c.pem", KeyFile: "/etc/vipd/c.key",
+					Username: "vipd", PasswordFile: "/etc/vipd/etcd.pw"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustParse(t, tc.yaml).Cluster
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
