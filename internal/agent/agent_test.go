@@ -395,6 +395,38 @@ func TestSourceRemovedWithdrawsThenUnbinds(t *testing.T) {
 	}
 }
 
+// TestNewLoadBalancerTakesALeavingOnesAddress: a load balancer deleted
+// and another created on its address at once (two nodes of a cluster can
+// do that) must not leave the two clashing in the data plane, which
+// refuses a state where both listen on one address and port.
+func TestNewLoadBalancerTakesALeavingOnesAddress(t *testing.T) {
+	h := newHarness(t, testConfig)
+	h.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	addr := netip.MustParseAddr("198.51.100.60")
+	source := func(id string) Source {
+		l := lb.LoadBalancer{UUID: id, Spec: lb.Spec{Name: "lb-" + id, Port: 80, Address: addr, OnEmpty: lb.OnEmptyAnnounce}.WithDefaults()}
+		return SourceFunc(func() Snapshot { return Snapshot{LoadBalancers: []lb.LoadBalancer{l}} })
+	}
+	mark := h.rec.mark()
+	if err := h.SetSource(ctx, "ext", source("old")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitFor(t, mark, "announce 198.51.100.60/32")
+	if err := h.SetSource(ctx, "ext", source("new")); err != nil {
+		t.Fatal(err)
+	}
+	if v := vipStatus(t, h, addr); !v.Announced || v.Service != "lb/lb-new" {
+		events, _ := h.rec.snapshot()
+		t.Errorf("after the swap %s is announced %v for %s (%s); want announced for lb/lb-new\n  %s",
+			addr, v.Announced, v.Service, v.ReasonCode, strings.Join(events[mark:], "\n  "))
+	}
+	if events, _ := h.rec.snapshot(); find(events[mark:], "rules refused") >= 0 {
+		t.Errorf("the data plane was handed both load balancers:\n  %s", strings.Join(events[mark:], "\n  "))
+	}
+}
+
 func TestSourceCannotTakeAConfiguredVIP(t *testing.T) {
 	h := newHarness(t, testConfig)
 	h.start(t)

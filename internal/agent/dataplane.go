@@ -71,10 +71,18 @@ func (a *Agent) desiredDataplane(d desired) dataplane.State {
 
 // unionState is want plus the load balancers and filters of had that want
 // lacks: what the data plane holds while a removal waits for its
-// withdrawal.
+// withdrawal. A load balancer leaving an address that a wanted one takes
+// (deleted and created again at once, as a cluster can) goes at once:
+// the two cannot both be programmed, and the address stays bound and
+// announced for the new one, so there is no withdrawal to wait for.
 func unionState(want, had dataplane.State) dataplane.State {
+	taken := make(map[netip.Addr]bool, len(want.LoadBalancers))
+	for _, l := range want.LoadBalancers {
+		taken[l.Address] = true
+	}
+	stays := slices.DeleteFunc(slices.Clone(had.LoadBalancers), func(l dataplane.LoadBalancer) bool { return taken[l.Address] })
 	return dataplane.State{
-		LoadBalancers: unionBy(want.LoadBalancers, had.LoadBalancers, func(l dataplane.LoadBalancer) string { return l.ID }),
+		LoadBalancers: unionBy(want.LoadBalancers, stays, func(l dataplane.LoadBalancer) string { return l.ID }),
 		Filters:       unionBy(want.Filters, had.Filters, func(f dataplane.PortFilter) netip.Addr { return f.Address }),
 	}
 }

@@ -234,6 +234,10 @@ func (d *fakeDataPlane) Set(ctx context.Context, s dataplane.State) error {
 	if d.fail != nil {
 		return d.fail
 	}
+	if err := s.Validate(); err != nil { // as the real one refuses it
+		d.rec.add("rules refused: %v", err)
+		return err
+	}
 	want := make(map[string]string) // what is programmed for each address
 	for _, l := range s.LoadBalancers {
 		want["lb "+l.Address.String()] = fmt.Sprint(l.Backends)

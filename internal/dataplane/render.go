@@ -150,7 +150,7 @@ func (l *lbRules) slot(i int) netip.AddrPort {
 
 // plan validates s and renders it.
 func plan(s State, sl slotter) (*ruleset, error) {
-	if err := s.validate(); err != nil {
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	r := &ruleset{

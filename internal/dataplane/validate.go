@@ -12,9 +12,9 @@ import (
 // idRE keeps load-balancer IDs usable in nft object names; a UUID fits.
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
-// validate reports every problem of s, each naming its load balancer or
-// filter.
-func (s State) validate() error {
+// Validate reports every problem of s, each naming its load balancer or
+// filter: what Set refuses before it touches the kernel.
+func (s State) Validate() error {
 	var errs []error
 	ids := make(map[string]bool, len(s.LoadBalancers))
 	type listener struct {

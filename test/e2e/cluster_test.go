@@ -55,20 +55,8 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 	w := worldtest.New(t, spec)
 	cw := &clusterWorld{World: w, etcd: worldtest.Etcd(t, w), conf: map[string]string{}, vipd: map[string]*testnet.Process{}}
 	for i, n := range w.Nodes() {
-		cw.conf[n.Name()] = fmt.Sprintf(`bgp:
-  asn: 4200000000
-  allowed_prefixes: [198.51.100.0/24]
-  peers:
-%spools:
-  - {name: default, prefixes: [%s]}
-cluster:
-  node_name: %s
-  labels: {rack: r%d}
-  member_ttl: 3s
-  etcd:
-    endpoints: [%s]
-`, peersYAML(peer{"r1", addr("10.255.255.1"), 65535, ""}, peer{"r2", addr("10.255.255.2"), 65535, ""}),
-			clusterPool, n.Name(), i%2, strings.Join(cw.etcd.Endpoints(), ", ")) + n.RuntimeYAML()
+		cw.conf[n.Name()] = clusterConfig(n, fmt.Sprintf("r%d", i%2), cw.etcd.Endpoints(),
+			peer{"r1", addr("10.255.255.1"), 65535, ""}, peer{"r2", addr("10.255.255.2"), 65535, ""}) + n.RuntimeYAML()
 		cw.start(t, n.Name())
 	}
 	for _, n := range w.Nodes() {
@@ -77,6 +65,24 @@ cluster:
 		})
 	}
 	return cw
+}
+
+// clusterConfig is node's config in cluster mode on the etcd endpoints,
+// with label rack=rack, peering with peers; without its runtime keys.
+func clusterConfig(n *testnet.Node, rack string, endpoints []string, peers ...peer) string {
+	return fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [198.51.100.0/24]
+  peers:
+%spools:
+  - {name: default, prefixes: [%s]}
+cluster:
+  node_name: %s
+  labels: {rack: %s}
+  member_ttl: 3s
+  etcd:
+    endpoints: [%s]
+`, peersYAML(peers...), clusterPool, n.Name(), rack, strings.Join(endpoints, ", "))
 }
 
 func (cw *clusterWorld) start(t *testing.T, node string) {
@@ -262,6 +268,38 @@ func TestCluster(t *testing.T) {
 			}); err != nil {
 				t.Error(err)
 			}
+		}
+	})
+
+	t.Run("AddressReusedAtOnce", func(t *testing.T) {
+		// Deleted on one node and created again on another with the same
+		// address before the first node's removal delay is over.
+		l, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "reuse-a", Port: 80, OnEmpty: "announce"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eip := netip.MustParseAddr(l.EIP)
+		cw.waitRoutes(t, eip, all...)
+		deleted := make(chan error, 1)
+		go func() { deleted <- lbClient(n2).DeleteLoadBalancer(ctx, l.UUID) }()
+		var again api.LoadBalancer
+		if err := poll(ctx, convergeTimeout, 5*time.Millisecond, func(ctx context.Context) error {
+			again, _, err = lbClient(n3).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "reuse-b", Port: 80, Address: l.EIP, OnEmpty: "announce"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
+		cw.waitRoutes(t, eip, all...)
+		for _, n := range cw.Nodes() {
+			waitStatus(t, n, "reuse-b announced", func(st api.Status) bool {
+				return slices.ContainsFunc(st.VIPs, func(v api.VIPStatus) bool { return v.Service == "lb/reuse-b" && v.Announced })
+			})
+		}
+		if err := lbClient(n1).DeleteLoadBalancer(ctx, again.UUID); err != nil {
+			t.Fatal(err)
 		}
 	})
 
