@@ -144,7 +144,10 @@ func (a *Agent) reconcile(ctx context.Context) error {
 			return serviceInput{downReason: ReasonNoDataplane}
 		}
 		in := a.lbInput(l)
-		if d.drained[name] || a.drained[name] {
+		// In a cluster its drains are the cluster's: one left in the
+		// state file from before (vipd cluster import copied it) no
+		// longer counts.
+		if d.drained[name] || (a.cluster == nil && a.drained[name]) {
 			in.drain = ReasonDrained
 		}
 		return in

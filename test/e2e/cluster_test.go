@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -465,4 +467,74 @@ func (cw *clusterWorld) waitPerNode(t *testing.T, node *testnet.Node, id string,
 	if err != nil {
 		t.Fatalf("%s: %v\nlast: %+v", node.Name(), err, last.PerNode)
 	}
+}
+
+// TestClusterImport moves a single node's load balancers into a new
+// cluster with `vipd cluster import`: they keep their UUIDs, addresses and
+// backends, and the node serves them from etcd once restarted with the
+// cluster section.
+func TestClusterImport(t *testing.T) {
+	nodes := nodeSpecs(1)
+	spec, err := etcd.AddMembers(testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(nodes, 4200000000, "")}},
+		Nodes: nodes,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := worldtest.New(t, spec)
+	ec := worldtest.Etcd(t, w)
+	n1, r1 := w.Node("n1"), w.Router("r1")
+	ctx := t.Context()
+	withCluster := clusterConfig(n1, "r0", ec.Endpoints(), peer{"r1", addr("10.255.255.1"), 65535, ""}) + n1.RuntimeYAML()
+	single := withCluster[:strings.Index(withCluster, "cluster:")] + n1.RuntimeYAML()
+
+	p := startVipdConfig(t, n1, single)
+	waitStatus(t, n1, "daemon up", func(api.Status) bool { return true })
+	l, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "moved", Port: 443, OnEmpty: "announce"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err = lbClient(n1).AddBackend(ctx, l.UUID, api.BackendRequest{IP: "10.255.255.99", Port: 8443}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lbClient(n1).Drain(ctx, "lb/moved", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+
+	conf := filepath.Join(n1.Dir(), "cluster.yaml")
+	if err := os.WriteFile(conf, []byte(withCluster), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n1.Exec(ctx, vipdBin, "cluster", "import", "-c", conf)
+	if err != nil || !strings.Contains(out, "imported 1 load balancers") {
+		t.Fatalf("vipd cluster import: %v\n%s", err, out)
+	}
+	if out, err := n1.Exec(ctx, vipdBin, "cluster", "import", "-c", conf); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("a second import: %v, want refused as not empty\n%s", err, out)
+	}
+
+	startVipdConfig(t, n1, withCluster)
+	waitStatus(t, n1, "in contact with etcd", func(st api.Status) bool { return st.Cluster != nil && st.Cluster.Synced })
+	got, err := lbClient(n1).LoadBalancer(ctx, l.UUID)
+	if err != nil {
+		t.Fatalf("the imported load balancer under its UUID: %v", err)
+	}
+	if got.EIP != l.EIP || got.Port != 443 || len(got.Backends) != 1 || got.Backends[0].UUID != l.Backends[0].UUID {
+		t.Errorf("imported %+v, want %+v", got, l)
+	}
+	eip := netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32)
+	// Drained in the state file, drained in the cluster: not announced
+	// until undrained.
+	if got.Announced || got.Reason != "drained" {
+		t.Errorf("imported drained load balancer: announced %v (%s), want drained", got.Announced, got.Reason)
+	}
+	if err := lbClient(n1).Drain(ctx, "lb/moved", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r1, eip, n1.Addr4())
 }
