@@ -79,6 +79,9 @@ type Options struct {
 	// OnChange is called, without blocking, when the load balancers or
 	// drains change.
 	OnChange func()
+	// Cache, if set, keeps a copy of the load balancers and drains that
+	// a restart serves until etcd answers.
+	Cache Cache
 	// Dial, if set, opens the connections to etcd: tests dial from
 	// inside a network namespace.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -91,8 +94,9 @@ type Store struct {
 	client *clientv3.Client
 	log    *slog.Logger
 	// reported wakes the membership writer when this node's report
-	// changes.
+	// changes; dirty wakes the cache's writer.
 	reported chan struct{}
+	dirty    chan struct{}
 
 	mu         sync.Mutex
 	pools      []config.Pool
@@ -108,7 +112,8 @@ type Store struct {
 	report     Report
 }
 
-// New returns a store for opts. It does not contact etcd: Run does, and
+// New returns a store for opts, serving the local copy of the cluster
+// store if opts.Cache has one. It does not contact etcd: Run does, and
 // keeps trying.
 func New(opts Options) (*Store, error) {
 	e := opts.Config.Etcd
@@ -138,12 +143,16 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster.etcd: %w", err)
 	}
-	return &Store{
+	s := &Store{
 		opts: opts, keys: keys(e.Prefix), client: client, log: opts.Log.With("component", "cluster"),
-		reported: make(chan struct{}, 1), pools: opts.Pools,
+		reported: make(chan struct{}, 1), dirty: make(chan struct{}, 1), pools: opts.Pools,
 		lbs: map[string]lb.LoadBalancer{}, drains: map[string]bool{}, members: map[string]Member{},
 		revChanged: make(chan struct{}), since: time.Now(), lastErr: "not contacted yet",
-	}, nil
+	}
+	// Before the agent's first pass: a restart keeps serving what the
+	// last run knew, whether or not etcd answers.
+	s.restore()
+	return s, nil
 }
 
 func needsTLS(e config.Etcd) bool {
@@ -179,6 +188,7 @@ func (s *Store) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.probe(ctx) })
 	wg.Go(func() { s.membership(ctx) })
+	wg.Go(func() { s.saveCache(ctx) })
 	s.follow(ctx)
 	wg.Wait()
 	return nil
@@ -264,7 +274,13 @@ func (s *Store) WaitRevision(ctx context.Context, rev int64) error {
 	}
 }
 
+// changed tells the agent, and the cache's writer, that the load
+// balancers or drains changed.
 func (s *Store) changed() {
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
 	if s.opts.OnChange != nil {
 		s.opts.OnChange()
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/vipd/vipd/internal/cluster"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lb"
+	"github.com/vipd/vipd/internal/store"
 	"github.com/vipd/vipd/internal/testnet"
 	"github.com/vipd/vipd/internal/testnet/etcd"
 	"github.com/vipd/vipd/internal/testnet/worldtest"
@@ -39,16 +40,18 @@ type node struct {
 // start runs a store for node name, dialling etcd from host's namespace.
 func start(t *testing.T, c *etcd.Cluster, host *testnet.Host, name string, labels map[string]string) *node {
 	t.Helper()
-	return startWith(t, c, host, name, "/vipd-test", labels)
+	return startWith(t, c, host, name, "/vipd-test", labels, nil, true)
 }
 
 // startPrefix is start with a key prefix of its own.
 func startPrefix(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix string) *node {
 	t.Helper()
-	return startWith(t, c, host, name, prefix, nil)
+	return startWith(t, c, host, name, prefix, nil, nil, true)
 }
 
-func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix string, labels map[string]string) *node {
+// startWith runs a store; with contact it waits until it is in contact
+// and synced.
+func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix string, labels map[string]string, cache cluster.Cache, contact bool) *node {
 	t.Helper()
 	n := &node{host: host, changes: make(chan struct{}, 1)}
 	s, err := cluster.New(cluster.Options{
@@ -62,7 +65,8 @@ func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix s
 			default:
 			}
 		},
-		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return host.DialContext(ctx, "tcp", addr) },
+		Dial:  func(ctx context.Context, addr string) (net.Conn, error) { return host.DialContext(ctx, "tcp", addr) },
+		Cache: cache,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +77,9 @@ func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix s
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	n.stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(n.stop)
-	waitFor(t, name+" in contact", func() bool { st := s.Status(); return st.Connected && st.Synced })
+	if contact {
+		waitFor(t, name+" in contact", func() bool { st := s.Status(); return st.Connected && st.Synced })
+	}
 	return n
 }
 
@@ -374,6 +380,55 @@ func TestStore(t *testing.T) {
 		if _, err := other.Import(ctx, lbs[:1], nil); err == nil || !strings.Contains(err.Error(), "not empty") {
 			t.Errorf("a second import into the same prefix: %v, want refused as not empty", err)
 		}
+	})
+
+	t.Run("RestartWhileCutOff", func(t *testing.T) {
+		st, err := store.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		const prefix = "/vipd-cache"
+		writer := startPrefix(t, c, w.Host("h1"), "writer", prefix)
+		l, _, _, err := writer.Create(ctx, lb.Spec{Name: "remembered", Port: 80})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.SetDrained(ctx, "remembered", true); err != nil {
+			t.Fatal(err)
+		}
+		first := startWith(t, c, w.Host("h3"), "cached", prefix, nil, st, true)
+		waitFor(t, "the local copy saved", func() bool {
+			data, err := st.ClusterCache()
+			return err == nil && strings.Contains(string(data), l.UUID) && strings.Contains(string(data), "remembered")
+		})
+		first.stop()
+		heal, err := c.Partition(ctx, w.Host("h3"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer heal(ctx)
+		again := startWith(t, c, w.Host("h3"), "cached", prefix, nil, st, false)
+		if got, err := again.Get(l.UUID); err != nil || got.Address() != l.Address() {
+			t.Errorf("restarted cut off: %v, %v; want the load balancer from the local copy", got.Address(), err)
+		}
+		if !again.Drained()["remembered"] {
+			t.Error("restarted cut off: the drain from the local copy is lost")
+		}
+		if st := again.Status(); st.Synced || st.Connected {
+			t.Errorf("restarted cut off: synced %v, connected %v; want neither", st.Synced, st.Connected)
+		}
+		// Once etcd answers, what it says replaces the copy.
+		if _, _, err := writer.Delete(ctx, l.UUID); err != nil {
+			t.Fatal(err)
+		}
+		if err := heal(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the copy replaced by etcd's state", func() bool {
+			_, err := again.Get(l.UUID)
+			return again.Status().Synced && errors.Is(err, lb.ErrNotFound)
+		})
 	})
 
 	t.Run("LeaveRemovesMember", func(t *testing.T) {

@@ -2,7 +2,7 @@
 // state_dir.
 //
 // Each kind of record lives in its own top-level bucket (addresses, drains,
-// load balancers, and the graceful-restart mark). Open creates missing buckets, so adding a kind means
+// load balancers, the graceful-restart mark, the cluster store's copy). Open creates missing buckets, so adding a kind means
 // adding a bucket name to [buckets] and a file with its methods. A meta bucket holds the schema version, so a file
 // written by a newer vipd is refused instead of misread.
 //
@@ -42,9 +42,12 @@ var (
 	bucketLoadBalancers = []byte("loadbalancers")
 	// bucketRestart holds what one run leaves for the next (restart.go).
 	bucketRestart = []byte("restart")
+	// bucketClusterCache holds the node's copy of the cluster store
+	// (clustercache.go).
+	bucketClusterCache = []byte("cluster")
 
 	// buckets lists every top-level bucket Open makes sure exists.
-	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers, bucketRestart}
+	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers, bucketRestart, bucketClusterCache}
 
 	keySchema = []byte("schema")
 
