@@ -180,12 +180,12 @@ func TestLBCreateSendsFlags(t *testing.T) {
 	out := mustVipd(t, "--socket", sock, "lb", "create", "web", "--port", "80", "--protocol", "udp", "--mode", "nat",
 		"--pool", "edge", "--address", "2001:db8::5", "--ports", "80,443", "--masquerade=false", "--on-empty", "announce",
 		"--check", "http", "--check-path", "/hz", "--check-status", "204", "--check-interval", "2s",
-		"--check-timeout", "300ms", "--check-rise", "3", "--check-fall", "4")
+		"--check-timeout", "300ms", "--check-rise", "3", "--check-fall", "4", "--nodes", "rack=a,n3")
 	no := false
 	want := lb.Spec{Name: "web", Port: 80, Protocol: lb.UDP, Mode: lb.ModeNAT, Pool: "edge",
 		Address: netip.MustParseAddr("2001:db8::5"), Ports: []uint16{80, 443}, Masquerade: &no, OnEmpty: lb.OnEmptyAnnounce,
 		Check: &lb.Check{Type: lb.CheckHTTP, Path: "/hz", StatusMin: 204, StatusMax: 204, Interval: 2 * time.Second,
-			Timeout: 300 * time.Millisecond, Rise: 3, Fall: 4}}
+			Timeout: 300 * time.Millisecond, Rise: 3, Fall: 4}, Nodes: []string{"rack=a", "n3"}}
 	if diff := cmp.Diff(want, d.lastSpec, addrComparer); diff != "" {
 		t.Errorf("spec (-want +got):\n%s", diff)
 	}
