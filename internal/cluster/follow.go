@@ -20,17 +20,29 @@ import (
 // compacted, the member lost its leader) it lists again. Meanwhile the
 // cache keeps what it had.
 func (s *Store) follow(ctx context.Context) {
+	s.keepTrying(ctx, "cluster_watch", func() (bool, error) {
+		rev, err := s.list(ctx)
+		if err != nil {
+			return false, err
+		}
+		return true, s.watch(ctx, rev)
+	})
+}
+
+// keepTrying runs attempt again and again until ctx ends, waiting after
+// each failure from minBackoff, doubled up to maxBackoff; an attempt that
+// got somewhere before it failed starts the wait over.
+func (s *Store) keepTrying(ctx context.Context, event string, attempt func() (progressed bool, err error)) {
 	backoff := minBackoff
 	for {
-		rev, err := s.list(ctx)
-		if err == nil {
-			backoff = minBackoff
-			err = s.watch(ctx, rev)
-		}
+		progressed, err := attempt()
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("cluster store: following", "event", "cluster_watch", "err", err)
+		if progressed {
+			backoff = minBackoff
+		}
+		s.log.Warn("cluster store: will retry", "event", event, "err", err, "retry_in", backoff)
 		if !sleep(ctx, backoff) {
 			return
 		}

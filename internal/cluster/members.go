@@ -71,32 +71,24 @@ func (s *Store) Report(r Report) {
 // contact longer than member_ttl) it takes a new one.
 func (s *Store) membership(ctx context.Context) {
 	started := time.Now().UTC()
-	backoff := minBackoff
-	for ctx.Err() == nil {
-		err := s.keepMember(ctx, started)
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("cluster store: membership", "event", "cluster_member", "err", err)
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	s.keepTrying(ctx, "cluster_member", func() (bool, error) { return s.keepMember(ctx, started) })
 }
 
-func (s *Store) keepMember(ctx context.Context, started time.Time) error {
+// keepMember writes this node's key under a new lease and keeps both
+// until ctx ends or the lease is lost; progressed says the key was
+// written.
+func (s *Store) keepMember(ctx context.Context, started time.Time) (progressed bool, err error) {
 	gctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	lease, err := s.client.Grant(gctx, int64(max(s.opts.Config.MemberTTL/time.Second, 1)))
 	cancel()
 	if err != nil {
-		return fmt.Errorf("lease: %w", err)
+		return false, fmt.Errorf("lease: %w", err)
 	}
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
 	alive, err := s.client.KeepAlive(kctx, lease.ID)
 	if err != nil {
-		return fmt.Errorf("lease keepalive: %w", err)
+		return false, fmt.Errorf("lease keepalive: %w", err)
 	}
 	write := func() error {
 		s.mu.Lock()
@@ -114,7 +106,7 @@ func (s *Store) keepMember(ctx context.Context, started time.Time) error {
 		return nil
 	}
 	if err := write(); err != nil {
-		return err
+		return false, err
 	}
 	for {
 		select {
@@ -124,14 +116,14 @@ func (s *Store) keepMember(ctx context.Context, started time.Time) error {
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_, _ = s.client.Revoke(rctx, lease.ID)
-			return nil
+			return true, nil
 		case _, ok := <-alive:
 			if !ok {
-				return fmt.Errorf("lease %x expired", lease.ID)
+				return true, fmt.Errorf("lease %x expired", lease.ID)
 			}
 		case <-s.reported:
 			if err := write(); err != nil {
-				return err
+				return true, err
 			}
 		}
 	}

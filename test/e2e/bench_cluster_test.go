@@ -15,7 +15,6 @@ import (
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/testnet"
 	"github.com/vipd/vipd/internal/testnet/etcd"
-	"github.com/vipd/vipd/internal/testnet/worldtest"
 )
 
 // TestBenchCluster measures cluster mode on a three-member etcd: the time
@@ -37,17 +36,7 @@ func TestBenchCluster(t *testing.T) {
 }
 
 func benchCluster(t *testing.T, nodes int) []benchRow {
-	specs := nodeSpecs(nodes)
-	spec, err := etcd.AddMembers(testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(specs, 4200000000, "")}},
-		Nodes: specs,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := worldtest.New(t, spec)
-	ec := worldtest.Etcd(t, w)
+	w, ec := birdClusterWorld(t, nodes)
 	for i, n := range w.Nodes() {
 		startBenchVipd(t, n, clusterConfig(n, fmt.Sprintf("r%d", i%2), ec.Endpoints(), peer{"r1", addr("10.255.255.1"), 65535, ""}))
 	}
@@ -114,8 +103,8 @@ func storeWrites(t *testing.T, ec *etcd.Cluster, node *testnet.Node) []time.Dura
 	s, err := cluster.New(cluster.Options{
 		Config: config.Cluster{Etcd: config.Etcd{Endpoints: ec.Endpoints(), Prefix: "/bench-store"}, MemberTTL: 10 * time.Second},
 		Node:   "bench", Pools: []config.Pool{{Name: "default", Prefixes: []netip.Prefix{clusterPool}}},
-		Log:    slog.New(slog.DiscardHandler),
-		Dial:   func(ctx context.Context, addr string) (net.Conn, error) { return node.DialContext(ctx, "tcp", addr) },
+		Log:  slog.New(slog.DiscardHandler),
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) { return node.DialContext(ctx, "tcp", addr) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,23 @@ cluster:
 `, peersYAML(peers...), clusterPool, n.Name(), rack, strings.Join(endpoints, ", "))
 }
 
+// birdClusterWorld is BIRD router r1 and nodes n1…nN beside a
+// three-member etcd cluster on the LAN.
+func birdClusterWorld(t *testing.T, nodes int) (*testnet.World, *etcd.Cluster) {
+	t.Helper()
+	specs := nodeSpecs(nodes)
+	spec, err := etcd.AddMembers(testnet.Spec{
+		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
+			Neighbors: neighbors(specs, 4200000000, "")}},
+		Nodes: specs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := worldtest.New(t, spec)
+	return w, worldtest.Etcd(t, w)
+}
+
 func (cw *clusterWorld) start(t *testing.T, node string) {
 	t.Helper()
 	cw.vipd[node] = startVipdConfig(t, cw.Node(node), cw.conf[node])
@@ -474,17 +491,7 @@ func (cw *clusterWorld) waitPerNode(t *testing.T, node *testnet.Node, id string,
 // backends, and the node serves them from etcd once restarted with the
 // cluster section.
 func TestClusterImport(t *testing.T) {
-	nodes := nodeSpecs(1)
-	spec, err := etcd.AddMembers(testnet.Spec{
-		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, "")}},
-		Nodes: nodes,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := worldtest.New(t, spec)
-	ec := worldtest.Etcd(t, w)
+	w, ec := birdClusterWorld(t, 1)
 	n1, r1 := w.Node("n1"), w.Router("r1")
 	ctx := t.Context()
 	withCluster := clusterConfig(n1, "r0", ec.Endpoints(), peer{"r1", addr("10.255.255.1"), 65535, ""}) + n1.RuntimeYAML()
