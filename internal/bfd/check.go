@@ -9,10 +9,10 @@ import (
 // §6.8.6). ParseReceived wraps them with the offending value.
 var (
 	ErrVersion           = errors.New("unsupported version")
-	ErrDetectMult        = errors.New("Detect Mult is zero")
-	ErrMultipoint        = errors.New("Multipoint bit is set")
-	ErrMyDiscriminator   = errors.New("My Discriminator is zero")
-	ErrYourDiscriminator = errors.New("Your Discriminator is zero outside Down and AdminDown")
+	ErrDetectMult        = errors.New("the Detect Mult field is zero")
+	ErrMultipoint        = errors.New("the Multipoint bit is set")
+	ErrMyDiscriminator   = errors.New("the My Discriminator field is zero")
+	ErrYourDiscriminator = errors.New("the Your Discriminator field is zero outside Down and AdminDown")
 	ErrAuth              = errors.New("authentication mismatch")
 )
 

@@ -84,7 +84,7 @@ func birdChecks(t *testing.T, l lab) {
 
 	routes := []Route{
 		{Prefix: vip4, MED: 100, Communities: []config.Community{64532<<16 | 100}, LargeCommunities: []config.LargeCommunity{{Global: 4200000000, Local1: 1, Local2: 2}}},
-		{Prefix: vip6, MED: 100, Prepend: 1, Communities: []config.Community{65535<<16 | 0}},
+		{Prefix: vip6, MED: 100, Prepend: 1, Communities: []config.Community{65535 << 16}},
 	}
 	if err := s.SetRoutes(context.Background(), routes); err != nil {
 		t.Fatalf("SetRoutes: %v", err)

@@ -25,7 +25,7 @@ func TestAnnouncePath(t *testing.T) {
 		{
 			name: "v4 with everything",
 			route: Route{Prefix: vip4, MED: 1000, Prepend: 2, LocalPref: 100,
-				Communities:      []config.Community{64532<<16 | 100, 65535<<16 | 0},
+				Communities:      []config.Community{64532<<16 | 100, 65535 << 16},
 				LargeCommunities: []config.LargeCommunity{{Global: 4200000000, Local1: 7, Local2: 8}}},
 			family: bgp.RF_IPv4_UC,
 			// Prepends are the export policy's, for eBGP peers only.

@@ -269,14 +269,14 @@ func TestStore(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		l, rev, err := n2.AddBackend(ctx, web.UUID, lb.BackendSpec{IP: netip.MustParseAddr("10.0.0.99"), Port: 8080})
+		l, _, err := n2.AddBackend(ctx, web.UUID, lb.BackendSpec{IP: netip.MustParseAddr("10.0.0.99"), Port: 8080})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(l.Backends) != 10 {
 			t.Errorf("%d backends after 10 adds from three nodes, want 10 (none lost)", len(l.Backends))
 		}
-		l, rev, err = n3.RemoveBackend(ctx, web.UUID, l.Backends[0].UUID)
+		l, rev, err := n3.RemoveBackend(ctx, web.UUID, l.Backends[0].UUID)
 		if err != nil {
 			t.Fatal(err)
 		}
