@@ -107,6 +107,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"api":        d.api(&cfg.API),
 		"metrics":    d.metrics(&cfg.Metrics),
 		"kubernetes": d.kubernetes(&cfg.Kubernetes),
+		"dataplane":  d.dataPlane(&cfg.DataPlane),
 	})
 	d.require("", set, "bgp")
 	return cfg
