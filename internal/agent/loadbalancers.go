@@ -117,7 +117,7 @@ func lbService(l lb.LoadBalancer) config.Service {
 func (a *Agent) lbInput(l lb.LoadBalancer) serviceInput {
 	up := 0
 	for _, b := range l.Backends {
-		if a.backendHealth(l, b) == lb.BackendUp {
+		if a.backendHealth(l, b) == lb.BackendUp && a.dsrServes(l, b) {
 			up++
 		}
 	}

@@ -24,6 +24,7 @@ const (
 	ReasonNoBackend      Reason = "no_backend"
 	ReasonAnnounceNoneUp Reason = "no_backend_announced"
 	ReasonNoDataplane    Reason = "dataplane_failed"
+	ReasonNoXDP          Reason = "xdp_failed" // mode dsr: no silent fallback
 	// Two sources claim one VIP or service name; the earlier one has it.
 	ReasonConflict Reason = "conflict"
 )
@@ -39,6 +40,7 @@ var reasonText = map[Reason]string{
 	ReasonNoBackend:      "no healthy backend",
 	ReasonAnnounceNoneUp: "no healthy backend; announced anyway (on_empty: announce)",
 	ReasonNoDataplane:    "its nftables rules could not be written (see the log)",
+	ReasonNoXDP:          "the XDP data plane does not work (see xdp in status)",
 	ReasonConflict:       "claimed by another service",
 }
 

@@ -22,6 +22,8 @@ type Status struct {
 	HostSettings []HostSetting `json:"host_settings"`
 	// Kubernetes is the Kubernetes source, if configured.
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+	// XDP is the XDP data plane, while a load balancer in mode dsr exists.
+	XDP *XDPStatus `json:"xdp,omitempty"`
 }
 
 // KubernetesStatus is the Kubernetes source's health.

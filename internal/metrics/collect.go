@@ -94,6 +94,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectBFD(ch, snap.BFD)
 	collectServices(ch, snap.Services)
 	collectLoadBalancers(ch, snap.LoadBalancers)
+	collectXDP(ch, snap)
 	collectKubernetes(ch, snap.Kubernetes)
 	m.forgetChecksExcept(snap)
 	m.checkDuration.Collect(ch)

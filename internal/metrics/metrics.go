@@ -40,6 +40,8 @@ type Snapshot struct {
 	Services      []Service
 	LoadBalancers []LoadBalancer
 	Kubernetes    *Kubernetes // nil without a kubernetes section
+	// XDPInterfaces are the interfaces the XDP program should run on.
+	XDPInterfaces []XDPInterface
 }
 
 // Kubernetes is the Kubernetes source's health.
@@ -84,6 +86,8 @@ type LoadBalancer struct {
 	Name      string // label lb
 	Announced bool   // its address is announced
 	Backends  []Backend
+	// XDP counts what the XDP program forwarded (mode dsr; nil otherwise).
+	XDP *XDPCounter
 }
 
 // Backend is one backend of a load balancer.

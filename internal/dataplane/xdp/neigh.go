@@ -152,3 +152,20 @@ func requestResolution(a netip.Addr, ifindex int) error {
 	}
 	return nil
 }
+
+// InterfaceTowards returns the name of the interface of the route to a:
+// where traffic from a router at a arrives.
+func InterfaceTowards(a netip.Addr) (string, error) {
+	routes, err := netlink.RouteGet(net.IP(a.AsSlice()))
+	if err != nil {
+		return "", fmt.Errorf("route to %s: %w", a, err)
+	}
+	if len(routes) == 0 {
+		return "", fmt.Errorf("no route to %s", a)
+	}
+	l, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return "", fmt.Errorf("interface of the route to %s: %w", a, err)
+	}
+	return l.Attrs().Name, nil
+}
