@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/lb"
 )
 
 // Drain withdraws (or, under on_down: degrade, degrades) a service's routes
@@ -25,7 +27,10 @@ func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error
 		svc := a.cfg.Service(name)
 		// Other sources' services (Kubernetes' namespace/name) can be
 		// drained too, while they exist.
-		if svc == nil && !slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) {
+		// So can load balancers (lb/NAME).
+		isLB := strings.HasPrefix(name, lbServicePrefix) &&
+			slices.ContainsFunc(a.lbs.List(), func(l lb.LoadBalancer) bool { return lbServicePrefix+l.Spec.Name == name })
+		if svc == nil && !isLB && !slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) {
 			return fmt.Errorf("service %q: %w", name, api.ErrNotFound)
 		}
 		if err := a.store.SetDrained(name, drained); err != nil {

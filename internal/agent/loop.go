@@ -147,9 +147,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 			return a.serviceInput(name)
 		case l.Spec.Mode == lb.ModeDSR && xdpErr != nil:
 			return serviceInput{downReason: ReasonNoXDP, detail: xdpErr.Error()}
-		case l.Spec.Mode == lb.ModeDSR:
-			return a.lbInput(l)
-		case dpErr != nil:
+		case l.Spec.Mode != lb.ModeDSR && dpErr != nil:
 			return serviceInput{downReason: ReasonNoDataplane}
 		}
 		return a.lbInput(l)

@@ -187,3 +187,32 @@ func TestXDPFailureWithdrawsOnlyDSR(t *testing.T) {
 	events := h.rec.waitFor(t, mark, "announce "+addr.String()+"/32")
 	before(t, events, "xdp +lb "+addr.String(), "announce "+addr.String()+"/32")
 }
+
+// TestDrainLoadBalancer: `vipd drain lb/NAME` withdraws the address while
+// the data plane keeps forwarding; undrain announces it again.
+func TestDrainLoadBalancer(t *testing.T) {
+	h, _ := newXDPHarness(t)
+	h.start(t)
+	_, addr := createDSR(t, h, "10.0.0.5")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	mark := h.rec.mark()
+	if err := h.Drain(ctx, "lb/dsr"); err != nil {
+		t.Fatal(err)
+	}
+	events := h.rec.waitFor(t, mark, "withdraw "+addr.String()+"/32")
+	if v := vipStatus(t, h, addr); v.Announced || v.ReasonCode != string(ReasonDrained) {
+		t.Errorf("drained: %+v, want withdrawn, %s", v, ReasonDrained)
+	}
+	if find(events, "xdp -lb "+addr.String()) >= 0 || find(events, "unbind "+addr.String()) >= 0 {
+		t.Errorf("a drain removed the data plane or the address:\n  %s", strings.Join(events, "\n  "))
+	}
+	mark = h.rec.mark()
+	if err := h.Undrain(ctx, "lb/dsr"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitFor(t, mark, "announce "+addr.String()+"/32")
+	if err := h.Drain(ctx, "lb/nope"); err == nil {
+		t.Error("drain of an unknown load balancer succeeded")
+	}
+}
