@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/api"
+	"github.com/vipd/vipd/internal/testnet"
+)
+
+// dsrBackends makes the world's hosts DSR backends of addr: the address on
+// lo, not answered for in ARP (arp_ignore=1: only addresses of the
+// interface asked on; arp_announce=2: never the lo address as ARP source),
+// and an HTTP server on port 80 of every address that answers with its
+// name, and on /healthz with 200 until failed.
+func dsrBackends(t *testing.T, w *testnet.World, addr netip.Addr) []*backend {
+	t.Helper()
+	ctx := context.Background()
+	var out []*backend
+	for _, h := range w.Hosts() {
+		for _, cmd := range [][]string{
+			{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"},
+			{"ip", "addr", "add", addr.String() + "/32", "dev", "lo"},
+		} {
+			if out, err := h.Exec(ctx, cmd[0], cmd[1:]...); err != nil {
+				t.Fatalf("%s: %v: %s", h.Name(), err, out)
+			}
+		}
+		b := &backend{name: h.Name(), addr: h.Addr4()}
+		ln, err := h.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			if b.failed.Load() {
+				http.Error(w, "failed by the test", http.StatusServiceUnavailable)
+			}
+		})
+		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, b.name) })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+		out = append(out, b)
+	}
+	return out
+}
+
+// startLBCluster starts vipd on every node with the same load balancer
+// "web" (address eip, port 80, the mode, an HTTP check) over the
+// backends, and waits until every node has every backend up and the
+// router routes eip over all of them. It returns each node's UUID of
+// the load balancer.
+func startLBCluster(t *testing.T, w *testnet.World, eip netip.Addr, mode string, backends []*backend) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	up := map[string]string{}
+	for _, b := range backends {
+		up[b.addr.String()] = "up"
+	}
+	ids := map[string]string{}
+	for _, n := range w.Nodes() {
+		startLBNode(t, n, lbConfig(""))
+		req := api.LoadBalancerRequest{Name: "web", Port: 80, Mode: mode, Address: eip.String(),
+			Check: &api.Check{Type: "http", Path: "/healthz", Interval: "200ms", Rise: 2, Fall: 2}}
+		l, _, err := lbClient(n).CreateLoadBalancer(ctx, req)
+		if err != nil {
+			t.Fatalf("create on %s: %v", n.Name(), err)
+		}
+		for _, b := range backends {
+			if l, err = lbClient(n).AddBackend(ctx, l.UUID, api.BackendRequest{IP: b.addr.String(), Port: 80}); err != nil {
+				t.Fatalf("add backend %s on %s: %v", b.name, n.Name(), err)
+			}
+		}
+		waitBackends(t, n, l.UUID, up)
+		ids[n.Name()] = l.UUID
+	}
+	waitFIB(t, w.Router("r1"), netip.PrefixFrom(eip, 32), addrs4(w.Nodes())...)
+	return ids
+}
+
+// dsrWorld is lbWorld with three nodes, made ready for the nodes' native
+// XDP program, which sends frames back out of their veth: their LAN ports
+// pass XDP frames on, and the client fills its checksums itself.
+func dsrWorld(t *testing.T) *testnet.World {
+	t.Helper()
+	w := lbWorld(t, 3)
+	var names []string
+	for _, n := range w.Nodes() {
+		names = append(names, n.Name())
+	}
+	if err := w.PassXDPOnLAN(names...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.FillChecksums(w.Client().Name()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestDSR is issue 15's scenario: a BIRD router with ECMP over three
+// vipd nodes in mode dsr towards three backends on the LAN. Flows spread
+// over the backends, established connections survive a node leaving the
+// ECMP set (drained) and joining it again, and a backend that fails its
+// check gets no new flows.
+func TestDSR(t *testing.T) {
+	w := dsrWorld(t)
+	c1 := w.Client()
+	eip := lbPool.Addr().Next().Next()
+	backends := dsrBackends(t, w, eip)
+	ids := startLBCluster(t, w, eip, "dsr", backends)
+	target := netip.AddrPortFrom(eip, 80)
+
+	for _, n := range w.Nodes() {
+		st := status(t, n)
+		if st.XDP == nil || len(st.XDP.Interfaces) != 1 || st.XDP.Interfaces[0].Mode != "native" {
+			t.Fatalf("%s: XDP status %+v, want the program native on one interface", n.Name(), st.XDP)
+		}
+	}
+
+	// 300 flows spread over the backends: 100 each expected.
+	const flows = 300
+	counts := spread(t, c1, target, flows)
+	t.Logf("%d flows: %v", flows, counts)
+	for _, b := range backends {
+		if got := counts[b.name]; got < flows/5 || got > flows/2 {
+			t.Errorf("backend %s got %d of %d flows, want %d..%d; all: %v", b.name, got, flows, flows/5, flows/2, counts)
+		}
+	}
+
+	resets := connectionsThroughRehash(t, w, target)
+	if resets != 0 {
+		t.Errorf("DSR: %d of %d established connections broke while n1 left and rejoined the ECMP set, want 0", resets, rehashConns)
+	}
+
+	// b2 fails its check: it leaves every node's table and gets no new
+	// flows; the others still do.
+	backends[1].failed.Store(true)
+	for _, n := range w.Nodes() {
+		waitBackends(t, n, ids[n.Name()], map[string]string{"10.255.255.21": "up", "10.255.255.22": "down", "10.255.255.23": "up"})
+	}
+	counts = spread(t, c1, target, 150)
+	if counts["b2"] != 0 || counts["b1"] == 0 || counts["b3"] == 0 {
+		t.Errorf("after b2 failed: %v, want none to b2 and some to b1 and b3", counts)
+	}
+}
+
+// TestNATRehashResets is TestDSR's rehash in mode nat (masquerade), as a
+// control: the connections that the router moves to another node break,
+// which is what DSR fixes. It proves the rehash in TestDSR moves flows.
+func TestNATRehashResets(t *testing.T) {
+	w := lbWorld(t, 3)
+	eip := lbPool.Addr().Next().Next()
+	backends := dsrBackends(t, w, eip)
+	startLBCluster(t, w, eip, "nat", backends)
+	resets := connectionsThroughRehash(t, w, netip.AddrPortFrom(eip, 80))
+	if resets == 0 {
+		t.Errorf("nat: no connection broke while n1 left and rejoined the ECMP set: the rehash moved no flow, so TestDSR proves nothing")
+	}
+}
+
+// rehashConns is how many connections go through the rehash.
+const rehashConns = 200
+
+// connectionsThroughRehash opens rehashConns connections from the client,
+// drains n1 (its address is withdrawn, so the router rehashes its flows
+// onto n2 and n3), undrains it (they rehash again), and sends a request
+// on every connection after each step. It returns how many connections
+// broke (reset, closed, or no answer), and fails the test if one that
+// still works changed backend.
+func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrPort) int {
+	t.Helper()
+	ctx := context.Background()
+	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
+	conns := make([]net.Conn, rehashConns)
+	owner := make([]string, rehashConns)
+	for i := range conns {
+		err := c1.InNamespace(func() (err error) {
+			conns[i], err = net.DialTimeout("tcp", target.String(), 5*time.Second)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { conns[i].Close() })
+		if owner[i], err = roundTrip(conns[i], target); err != nil {
+			t.Fatalf("connection %d, first request: %v", i, err)
+		}
+	}
+	var broken atomic.Int32
+	dead := make([]bool, rehashConns)
+	check := func(step string) {
+		var resets, others int
+		for i, c := range conns {
+			if dead[i] {
+				continue
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			who, err := roundTrip(c, target)
+			switch {
+			case errors.Is(err, syscall.ECONNRESET):
+				resets++
+			case err != nil:
+				others++
+			case who != owner[i]:
+				t.Errorf("%s: connection %d moved from backend %s to %s", step, i, owner[i], who)
+			}
+			if err != nil {
+				dead[i] = true
+				broken.Add(1)
+			}
+		}
+		t.Logf("%s: %d connections reset, %d failed otherwise, %d of %d still work", step, resets, others,
+			rehashConns-int(broken.Load()), rehashConns)
+	}
+	prefix := netip.PrefixFrom(target.Addr(), 32)
+	if err := lbClient(n1).Drain(ctx, "lb/web", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r1, prefix, w.Node("n2").Addr4(), w.Node("n3").Addr4())
+	check("n1 drained")
+	if err := lbClient(n1).Drain(ctx, "lb/web", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFIB(t, r1, prefix, addrs4(w.Nodes())...)
+	check("n1 back")
+	return int(broken.Load())
+}
