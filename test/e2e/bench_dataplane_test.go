@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,55 +30,146 @@ const (
 	disruptionHosts = 10
 	echoPorts       = 10   // UDP echo ports per backend host: up to 100 backends
 	bulkPort        = 9000 // backends stream zeros on it
+	sinkPort        = 9001 // backends read and discard what arrives on it
 	echoPort        = 5300 // backends answer a UDP datagram with their name and port, on echoPorts ports from here
 )
 
-// TestBenchDataPlane measures the nftables data plane beside the direct
-// path: requests per second (keep-alive HTTP, like wrk) and throughput
-// from the client through the load balancer's address to three backends,
-// and straight to one backend. Target: at least 0.8 of direct.
+// TestBenchDataPlane measures the nftables data plane and the XDP one
+// (mode dsr) beside the direct path: requests per second (keep-alive
+// HTTP, like wrk), throughput from the backends to the client (download)
+// and from the client to the backends (upload), through the load
+// balancer's address to three backends, and straight to one backend.
+// Targets: at least 0.8 of direct for nftables, 0.95 for XDP.
 //
 // The direct path is shorter (client → backend on the LAN; through the
 // address it is client → router → vipd node → backend), and the traffic's
-// both ends run in this test process: the ratio is what counts.
+// both ends run in this test process: the ratio is what counts. In mode
+// dsr the backends answer the client directly, so a download crosses the
+// node only with its ACKs; the upload sends every byte through the XDP
+// program. The node's LAN port passes XDP frames on and the client fills
+// its own checksums (see testnet.FillChecksums), for every row alike.
 func TestBenchDataPlane(t *testing.T) {
 	skipUnlessBench(t)
-	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct)")
+	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct; XDP ≥ 0.95)")
 	tb.version(vipdVersion(t))
 	tb.version(routerVersion(testnet.BIRD))
 	tb.version(programVersion("nft", "--version"))
 
 	w, r1, n1, c1 := benchLBWorld(t, 3)
+	if err := w.PassXDPOnLAN(n1.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.FillChecksums(c1.Name()); err != nil {
+		t.Fatal(err)
+	}
 
-	web := createBenchLB(t, n1, "web", 80, 8080, w.Hosts()[:3])
-	bulk := createBenchLB(t, n1, "bulk", bulkPort, bulkPort, w.Hosts()[:3])
-	for _, l := range []api.LoadBalancer{web, bulk} {
+	backends := w.Hosts()[:3]
+	nat := []api.LoadBalancer{
+		createBenchLB(t, n1, "web", "nat", 80, 8080, backends),
+		createBenchLB(t, n1, "bulk", "nat", bulkPort, bulkPort, backends),
+		createBenchLB(t, n1, "sink", "nat", sinkPort, sinkPort, backends),
+	}
+	// In mode dsr a backend serves the load balancer's own port, and
+	// holds its address.
+	dsr := []api.LoadBalancer{
+		createBenchLB(t, n1, "dsr-web", "dsr", 8080, 8080, backends),
+		createBenchLB(t, n1, "dsr-bulk", "dsr", bulkPort, bulkPort, backends),
+		createBenchLB(t, n1, "dsr-sink", "dsr", sinkPort, sinkPort, backends),
+	}
+	for _, l := range dsr {
+		for _, h := range backends {
+			holdDSRAddress(t, h, netip.MustParseAddr(l.EIP))
+		}
+	}
+	for _, l := range append(nat, dsr...) {
 		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
 	}
+	via := func(l api.LoadBalancer) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(l.EIP), l.Port) }
 	b1 := w.Hosts()[0].Addr4()
 	paths := []struct {
-		setup     string
-		web, bulk netip.AddrPort
+		setup           string
+		web, bulk, sink netip.AddrPort
 	}{
-		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort)},
-		{"vipd nftables, 3 backends", netip.AddrPortFrom(netip.MustParseAddr(web.EIP), 80), netip.AddrPortFrom(netip.MustParseAddr(bulk.EIP), bulkPort)},
+		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort), netip.AddrPortFrom(b1, sinkPort)},
+		{"vipd nftables nat, 3 backends", via(nat[0]), via(nat[1]), via(nat[2])},
+		{"vipd xdp dsr, 3 backends", via(dsr[0]), via(dsr[1]), via(dsr[2])},
 	}
 	rps := make([][]float64, len(paths))
-	bps := make([][]float64, len(paths))
-	for range dataplaneTrials { // interleaved, so load drift hits both alike
+	down := make([][]float64, len(paths))
+	up := make([][]float64, len(paths))
+	for range dataplaneTrials { // interleaved, so load drift hits all alike
 		for i, p := range paths {
 			rps[i] = append(rps[i], requestRate(t, c1, p.web))
-			bps[i] = append(bps[i], throughput(t, c1, p.bulk))
+			down[i] = append(down[i], throughput(t, c1, p.bulk))
+			up[i] = append(up[i], upload(t, c1, p.sink))
 		}
 	}
 	for i, p := range paths {
 		tb.Rows = append(tb.Rows, benchRow{Setup: p.setup, Router: "bird", Metrics: []metric{
 			newMetric("requests", unitRate, rps[i]),
-			newMetric("throughput", unitBitRate, bps[i]),
+			newMetric("throughput", unitBitRate, down[i]),
+			newMetric("upload", unitBitRate, up[i]),
 		}})
 	}
 	tb.report(t)
+	for i, p := range paths[1:] {
+		t.Logf("%s vs direct (medians): requests %.2f, throughput %.2f, upload %.2f", p.setup,
+			median(rps[i+1])/median(rps[0]), median(down[i+1])/median(down[0]), median(up[i+1])/median(up[0]))
+	}
+}
 
+// holdDSRAddress makes backend h a DSR backend of addr: the address on lo,
+// and no ARP answers for it (arp_ignore=1: only for addresses of the
+// interface asked on; arp_announce=2: never lo's address as ARP source).
+func holdDSRAddress(t *testing.T, h *testnet.Host, addr netip.Addr) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"},
+		{"ip", "addr", "replace", addr.String() + "/32", "dev", "lo"},
+	} {
+		if out, err := h.Exec(t.Context(), cmd[0], cmd[1:]...); err != nil {
+			t.Fatalf("%s: %v: %s", h.Name(), err, out)
+		}
+	}
+}
+
+// upload writes zeros to target on dataplaneConns streams for
+// dataplaneWindow and returns the bits per second written.
+func upload(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
+	t.Helper()
+	var total atomic.Int64
+	var failed atomic.Value
+	deadline := time.Now().Add(dataplaneWindow)
+	var wg sync.WaitGroup
+	for range dataplaneConns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			conn, err := c.DialContext(ctx, "tcp", target.String())
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetWriteDeadline(deadline)
+			zeros := make([]byte, 64<<10)
+			for {
+				n, err := conn.Write(zeros)
+				total.Add(int64(n))
+				if err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						failed.Store(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("streams to %s: %v", target, err)
+	}
+	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
 }
 
 // TestBenchDataPlaneDisruption measures, through the nftables data plane,
@@ -174,6 +266,25 @@ func serveBenchBackend(t *testing.T, h *testnet.Host) {
 		}
 	}()
 
+	sink, err := h.Listen("tcp", fmt.Sprintf(":%d", sinkPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	go func() {
+		for {
+			conn, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(time.Minute))
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+
 	for port := echoPort; port < echoPort+echoPorts; port++ {
 		serveEcho(t, h, port)
 	}
@@ -224,9 +335,9 @@ func createEchoLB(t *testing.T, node *testnet.Node, name string, port uint16, ho
 
 // createBenchLB creates a load balancer without checks, so its backends
 // are in the table at once.
-func createBenchLB(t *testing.T, node *testnet.Node, name string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
+func createBenchLB(t *testing.T, node *testnet.Node, name, mode string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
 	t.Helper()
-	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp"})
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp", Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,3 +508,5 @@ func flushConntrack(t *testing.T, n *testnet.Node) {
 		t.Fatal(err)
 	}
 }
+
+func median(trials []float64) float64 { return newMetric("", unitRatio, trials).Median }
