@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -160,7 +159,6 @@ func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error 
 		}
 	}
 	a.mu.Lock()
-	maps.Copy(inTable, a.xdp.inTable)
 	dp.inTable = inTable
 	a.mu.Unlock()
 	return nil

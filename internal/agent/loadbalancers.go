@@ -148,6 +148,9 @@ func (a *Agent) lbInputUndrained(l lb.LoadBalancer) serviceInput {
 func (a *Agent) backendState(l lb.LoadBalancer, b lb.Backend) lb.BackendState {
 	a.mu.Lock()
 	inTable := a.dataPlane.inTable[tableEntry{l.UUID, b.AddrPort()}]
+	if l.Spec.Mode == lb.ModeDSR { // with a MAC, on an interface the program runs on
+		inTable = a.xdp.inTable[tableEntry{l.UUID, b.AddrPort()}]
+	}
 	a.mu.Unlock()
 	switch h := a.backendHealth(l, b); {
 	case inTable:

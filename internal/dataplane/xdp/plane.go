@@ -137,7 +137,7 @@ func (p *Plane) program(l LoadBalancer) error {
 			return fmt.Errorf("reset counters: %w", err)
 		}
 	}
-	if !slices.Equal(pr.slots, slots) {
+	if !ok || !slices.Equal(pr.slots, slots) {
 		table, err := p.newTable(slots)
 		if err != nil {
 			return err
@@ -154,6 +154,10 @@ func (p *Plane) program(l LoadBalancer) error {
 	}
 	if !ok || pr.key != key {
 		if err := p.objs.Lbs.Put(key, dsrLbValue{Id: pr.id}); err != nil {
+			if !ok { // not recorded: leave nothing behind
+				_ = p.objs.Tables.Delete(pr.id)
+				pr.table.Close()
+			}
 			return fmt.Errorf("add key: %w", err)
 		}
 		if ok {
