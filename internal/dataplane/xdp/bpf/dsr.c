@@ -158,7 +158,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 	struct counter *c = bpf_map_lookup_elem(&counters, &id);
 	if (c) {
 		c->packets++;
-		c->bytes += ctx->data_end - ctx->data;
+		c->bytes += bpf_xdp_get_buff_len(ctx);
 	}
 
 	void *table = bpf_map_lookup_elem(&tables, &id);
@@ -251,7 +251,11 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, struct ethhdr *eth, v
 	return forward(ctx, eth, &key, fmix(h, 20));
 }
 
-SEC("xdp")
+// xdp.frags: the program copes with frames in several buffers (it reads
+// only the headers, which are in the first). Without it, veth takes
+// segmentation offload away from its peer, and a device may refuse an
+// MTU above a page: the node's other traffic would pay for it.
+SEC("xdp.frags")
 int vipd_dsr(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
