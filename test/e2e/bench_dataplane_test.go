@@ -46,8 +46,16 @@ const (
 // both ends run in this test process: the ratio is what counts. In mode
 // dsr the backends answer the client directly, so a download crosses the
 // node only with its ACKs; the upload sends every byte through the XDP
-// program. The node's LAN port passes XDP frames on and the client fills
-// its own checksums (see testnet.FillChecksums), for every row alike.
+// program. A row through the router alone (to an address of b1 that the
+// router routes to it) shows what the extra hop costs, without vipd.
+//
+// The nftables load balancers are on n1, the dsr ones on n2: on veth, an
+// XDP program on a node's interface makes every packet to it go through
+// the XDP path, which costs its other traffic (a nat download through n1
+// fell from 20 to 1.4 Gbit/s here), where a physical NIC runs XDP before
+// its usual receive path. n2's LAN port passes XDP frames on, and the
+// client fills its own checksums (see testnet.FillChecksums) for every
+// row alike.
 func TestBenchDataPlane(t *testing.T) {
 	skipUnlessBench(t)
 	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct; XDP ≥ 0.95)")
@@ -55,13 +63,15 @@ func TestBenchDataPlane(t *testing.T) {
 	tb.version(routerVersion(testnet.BIRD))
 	tb.version(programVersion("nft", "--version"))
 
-	w, r1, n1, c1 := benchLBWorld(t, 3)
-	if err := w.PassXDPOnLAN(n1.Name()); err != nil {
+	w, r1, n1, c1 := benchLBWorld(t, 2, 3)
+	n2 := w.Node("n2")
+	if err := w.PassXDPOnLAN(n2.Name()); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.FillChecksums(c1.Name()); err != nil {
 		t.Fatal(err)
 	}
+	routed := routeThroughRouter(t, w)
 
 	backends := w.Hosts()[:3]
 	nat := []api.LoadBalancer{
@@ -71,18 +81,22 @@ func TestBenchDataPlane(t *testing.T) {
 	}
 	// In mode dsr a backend serves the load balancer's own port, and
 	// holds its address.
+	// Addresses from the top of the pool: n1 hands out from the bottom.
 	dsr := []api.LoadBalancer{
-		createBenchLB(t, n1, "dsr-web", "dsr", 8080, 8080, backends),
-		createBenchLB(t, n1, "dsr-bulk", "dsr", bulkPort, bulkPort, backends),
-		createBenchLB(t, n1, "dsr-sink", "dsr", sinkPort, sinkPort, backends),
+		createBenchDSR(t, n2, "dsr-web", addr("198.51.100.13"), 8080, backends),
+		createBenchDSR(t, n2, "dsr-bulk", addr("198.51.100.14"), bulkPort, backends),
+		createBenchDSR(t, n2, "dsr-sink", addr("198.51.100.15"), sinkPort, backends),
 	}
 	for _, l := range dsr {
 		for _, h := range backends {
 			holdDSRAddress(t, h, netip.MustParseAddr(l.EIP))
 		}
 	}
-	for _, l := range append(nat, dsr...) {
+	for _, l := range nat {
 		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
+	}
+	for _, l := range dsr {
+		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n2.Addr4())
 	}
 	via := func(l api.LoadBalancer) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(l.EIP), l.Port) }
 	b1 := w.Hosts()[0].Addr4()
@@ -91,6 +105,7 @@ func TestBenchDataPlane(t *testing.T) {
 		web, bulk, sink netip.AddrPort
 	}{
 		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort), netip.AddrPortFrom(b1, sinkPort)},
+		{"through the router to one backend", netip.AddrPortFrom(routed, 8080), netip.AddrPortFrom(routed, bulkPort), netip.AddrPortFrom(routed, sinkPort)},
 		{"vipd nftables nat, 3 backends", via(nat[0]), via(nat[1]), via(nat[2])},
 		{"vipd xdp dsr, 3 backends", via(dsr[0]), via(dsr[1]), via(dsr[2])},
 	}
@@ -116,6 +131,37 @@ func TestBenchDataPlane(t *testing.T) {
 		t.Logf("%s vs direct (medians): requests %.2f, throughput %.2f, upload %.2f", p.setup,
 			median(rps[i+1])/median(rps[0]), median(down[i+1])/median(down[0]), median(up[i+1])/median(up[0]))
 	}
+}
+
+// routeThroughRouter gives b1 a second address, which the router routes
+// to it and the client reaches through the router: the path of a
+// load balancer's traffic without the load balancer. b1 answers from it
+// straight to the client, as a dsr backend does.
+func routeThroughRouter(t *testing.T, w *testnet.World) netip.Addr {
+	t.Helper()
+	routed := netip.MustParseAddr("192.0.2.21")
+	b1 := w.Hosts()[0]
+	holdDSRAddress(t, b1, routed)
+	if out, err := w.Router("r1").Exec(t.Context(), "ip", "route", "replace", routed.String()+"/32", "via", b1.Addr4().String()); err != nil {
+		t.Fatalf("r1: %v: %s", err, out)
+	}
+	return routed
+}
+
+// createBenchDSR creates a load balancer in mode dsr at addr, without
+// checks, whose backends serve port.
+func createBenchDSR(t *testing.T, node *testnet.Node, name string, addr netip.Addr, port uint16, backends []*testnet.Host) api.LoadBalancer {
+	t.Helper()
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp", Mode: "dsr", Address: addr.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range backends {
+		if l, err = lbClient(node).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: b.Addr4().String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
 }
 
 // holdDSRAddress makes backend h a DSR backend of addr: the address on lo,
@@ -182,7 +228,7 @@ func TestBenchDataPlaneDisruption(t *testing.T) {
 	dt := newBenchTable("dataplane-disruption", "UDP flows that change backend when 1 of N backends leaves (target ≤ 1.1/N), and the time of that backend change")
 	dt.version(vipdVersion(t))
 	dt.version(programVersion("nft", "--version"))
-	w, r1, n1, c1 := benchLBWorld(t, disruptionHosts)
+	w, r1, n1, c1 := benchLBWorld(t, 1, disruptionHosts)
 	for _, n := range []int{10, 100} {
 		l := createEchoLB(t, n1, fmt.Sprintf("echo%d", n), uint16(echoPort+echoPorts+n), w.Hosts(), n)
 		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
@@ -202,15 +248,16 @@ func TestBenchDataPlaneDisruption(t *testing.T) {
 	dt.report(t)
 }
 
-// benchLBWorld builds a world of a BIRD router, one vipd node, a client and
-// hosts backend hosts serving as serveBenchBackend says, and starts vipd.
-func benchLBWorld(t *testing.T, hosts int) (*testnet.World, *testnet.Router, *testnet.Node, *testnet.Client) {
+// benchLBWorld builds a world of a BIRD router, vipd nodes, a client and
+// hosts backend hosts serving as serveBenchBackend says, and starts vipd
+// on every node. It returns the first node.
+func benchLBWorld(t *testing.T, nodes, hosts int) (*testnet.World, *testnet.Router, *testnet.Node, *testnet.Client) {
 	t.Helper()
 	hs := make([]testnet.NodeSpec, hosts)
 	for i := range hs {
 		hs[i] = testnet.NodeSpec{Name: fmt.Sprintf("b%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(21 + i)})}
 	}
-	specs := nodeSpecs(1)
+	specs := nodeSpecs(nodes)
 	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
 			Neighbors: neighbors(specs, 4200000000, "")}},
@@ -218,13 +265,14 @@ func benchLBWorld(t *testing.T, hosts int) (*testnet.World, *testnet.Router, *te
 		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
 		Hosts:  hs,
 	})
-	n1 := w.Node("n1")
 	for _, h := range w.Hosts() {
 		serveBenchBackend(t, h)
 	}
-	startBenchVipd(t, n1, lbConfig(""))
-	waitStatus(t, n1, "daemon answering", func(api.Status) bool { return true })
-	return w, w.Router("r1"), n1, w.Client()
+	for _, n := range w.Nodes() {
+		startBenchVipd(t, n, lbConfig(""))
+		waitStatus(t, n, "daemon answering", func(api.Status) bool { return true })
+	}
+	return w, w.Router("r1"), w.Node("n1"), w.Client()
 }
 
 // serveBenchBackend runs, in h's namespace, an HTTP server on 8080 that
