@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -233,4 +234,35 @@ func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrP
 	waitFIB(t, r1, prefix, addrs4(w.Nodes())...)
 	check("n1 back")
 	return int(broken.Load())
+}
+
+// TestDSRWithoutXDP: where the program cannot be attached (here: an
+// interface that does not exist), a dsr load balancer is not announced,
+// status says why, and nothing falls back to nftables.
+func TestDSRWithoutXDP(t *testing.T) {
+	w := lbWorld(t, 1)
+	n1 := w.Node("n1")
+	startLBNode(t, n1, lbConfig("dataplane: {xdp: {interfaces: [nope0]}}\n"))
+	ctx := context.Background()
+	l, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "web", Port: 80, Mode: "dsr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lbClient(n1).AddBackend(ctx, l.UUID, api.BackendRequest{IP: "10.255.255.21"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, n1, "xdp_failed", func(st api.Status) bool {
+		return len(st.LoadBalancers) == 1 && st.LoadBalancers[0].Reason == "xdp_failed"
+	})
+	if st.LoadBalancers[0].Announced || st.XDP == nil || len(st.XDP.Interfaces) != 1 ||
+		st.XDP.Interfaces[0].Mode != "" || st.XDP.Interfaces[0].Error == "" {
+		t.Errorf("status: %+v, XDP %+v; want withdrawn, and nope0 not attached with its error", st.LoadBalancers[0], st.XDP)
+	}
+	rules, err := n1.Exec(ctx, "nft", "list", "ruleset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rules, l.EIP) {
+		t.Errorf("the dsr load balancer fell back to nftables:\n%s", rules)
+	}
 }
