@@ -58,8 +58,8 @@ func dsrBackends(t *testing.T, w *testnet.World, addr netip.Addr) []*backend {
 // startLBCluster starts vipd on every node with the same load balancer
 // "web" (address eip, port 80, the mode, an HTTP check) over the
 // backends, and waits until every node has every backend up and the
-// router routes eip over all of them. It returns each node's UUID of
-// the load balancer.
+// router routes eip over all of them. Metrics are served on each node's
+// 127.0.0.1:9477. It returns each node's UUID of the load balancer.
 func startLBCluster(t *testing.T, w *testnet.World, eip netip.Addr, mode string, backends []*backend) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -69,7 +69,9 @@ func startLBCluster(t *testing.T, w *testnet.World, eip netip.Addr, mode string,
 	}
 	ids := map[string]string{}
 	for _, n := range w.Nodes() {
-		startLBNode(t, n, lbConfig(""))
+		startVipdConfig(t, n, lbConfig(fmt.Sprintf("state_dir: %s\napi: {socket: %s}\nmetrics: {listen: \"127.0.0.1:9477\"}\n",
+			n.StateDir(), n.Socket())))
+		waitStatus(t, n, "daemon answering", func(api.Status) bool { return true })
 		req := api.LoadBalancerRequest{Name: "web", Port: 80, Mode: mode, Address: eip.String(),
 			Check: &api.Check{Type: "http", Path: "/healthz", Interval: "200ms", Rise: 2, Fall: 2}}
 		l, _, err := lbClient(n).CreateLoadBalancer(ctx, req)
@@ -137,7 +139,26 @@ func TestDSR(t *testing.T) {
 		}
 	}
 
-	resets := connectionsThroughRehash(t, w, target)
+	// n1's XDP counter shows that it carried some of the connections
+	// before the drain and none while drained: they moved, and lived.
+	var n1Start, n1Before float64
+	resets := connectionsThroughRehash(t, w, target, func(step string) {
+		packets := xdpPackets(t, w.Node("n1"))
+		switch step {
+		case "start":
+			n1Start = packets
+		case "open":
+			n1Before = packets
+			if packets == n1Start {
+				t.Errorf("n1 forwarded no packet of the %d connections: the drain would move none", rehashConns)
+			}
+		case "n1 drained":
+			if packets != n1Before {
+				t.Errorf("n1 forwarded %v packets while drained, want none", packets-n1Before)
+			}
+		}
+		t.Logf("%s: n1 forwarded %v packets so far", step, packets)
+	})
 	if resets != 0 {
 		t.Errorf("DSR: %d of %d established connections broke while n1 left and rejoined the ECMP set, want 0", resets, rehashConns)
 	}
@@ -162,7 +183,7 @@ func TestNATRehashResets(t *testing.T) {
 	eip := lbPool.Addr().Next().Next()
 	backends := dsrBackends(t, w, eip)
 	startLBCluster(t, w, eip, "nat", backends)
-	resets := connectionsThroughRehash(t, w, netip.AddrPortFrom(eip, 80))
+	resets := connectionsThroughRehash(t, w, netip.AddrPortFrom(eip, 80), func(string) {})
 	if resets == 0 {
 		t.Errorf("nat: no connection broke while n1 left and rejoined the ECMP set: the rehash moved no flow, so TestDSR proves nothing")
 	}
@@ -176,9 +197,11 @@ const rehashConns = 200
 // onto n2 and n3), undrains it (they rehash again), and sends a request
 // on every connection after each step. It returns how many connections
 // broke (reset, closed, or no answer), and fails the test if one that
-// still works changed backend.
-func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrPort) int {
+// still works changed backend. It calls observe before ("start") and
+// after opening the connections ("open") and after each step's requests.
+func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrPort, observe func(step string)) int {
 	t.Helper()
+	observe("start")
 	ctx := context.Background()
 	r1, n1, c1 := w.Router("r1"), w.Node("n1"), w.Client()
 	conns := make([]net.Conn, rehashConns)
@@ -196,6 +219,7 @@ func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrP
 			t.Fatalf("connection %d, first request: %v", i, err)
 		}
 	}
+	observe("open")
 	var broken atomic.Int32
 	dead := make([]bool, rehashConns)
 	check := func(step string) {
@@ -221,6 +245,7 @@ func connectionsThroughRehash(t *testing.T, w *testnet.World, target netip.AddrP
 		}
 		t.Logf("%s: %d connections reset, %d failed otherwise, %d of %d still work", step, resets, others,
 			rehashConns-int(broken.Load()), rehashConns)
+		observe(step)
 	}
 	prefix := netip.PrefixFrom(target.Addr(), 32)
 	if err := lbClient(n1).Drain(ctx, "lb/web", true); err != nil {
@@ -265,4 +290,17 @@ func TestDSRWithoutXDP(t *testing.T) {
 	if strings.Contains(rules, l.EIP) {
 		t.Errorf("the dsr load balancer fell back to nftables:\n%s", rules)
 	}
+}
+
+// xdpPackets is the node's vipd_lb_xdp_packets_total of load balancer web.
+func xdpPackets(t *testing.T, n *testnet.Node) float64 {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+		return n.DialContext(ctx, network, address)
+	}}}
+	v, err := scrape(t.Context(), client, "vipd_lb_xdp_packets_total", "lb", "web")
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name(), err)
+	}
+	return v
 }
