@@ -84,6 +84,9 @@ func New(log *slog.Logger) (*Plane, error) {
 // to attach; the error names every interface that did, and every load
 // balancer that could not be written.
 func (p *Plane) Set(ctx context.Context, s State) error {
+	if len(s.Interfaces) > maxInterfaces {
+		return fmt.Errorf("xdp: %d interfaces, at most %d", len(s.Interfaces), maxInterfaces)
+	}
 	for _, l := range s.LoadBalancers {
 		if err := l.validate(); err != nil {
 			return fmt.Errorf("xdp: %w", err)
