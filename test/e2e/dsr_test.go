@@ -304,3 +304,127 @@ func xdpPackets(t *testing.T, n *testnet.Node) float64 {
 	}
 	return v
 }
+
+// TestDSRIPv6AndUDP: mode dsr forwards IPv6 (backends found by neighbour
+// discovery) and UDP, each flow to one backend, spread over all of them.
+func TestDSRIPv6AndUDP(t *testing.T) {
+	w := lbWorld(t, 1)
+	n1, r1, c1 := w.Node("n1"), w.Router("r1"), w.Client()
+	if err := w.PassXDPOnLAN(n1.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.FillChecksums(c1.Name()); err != nil {
+		t.Fatal(err)
+	}
+	web6, dns4 := addr("fd00:10::5"), addr("198.51.100.5")
+	ctx := context.Background()
+	for _, h := range w.Hosts() {
+		for _, cmd := range [][]string{
+			{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"},
+			{"ip", "addr", "add", dns4.String() + "/32", "dev", "lo"},
+			{"ip", "addr", "add", web6.String() + "/128", "dev", "lo"},
+		} {
+			if out, err := h.Exec(ctx, cmd[0], cmd[1:]...); err != nil {
+				t.Fatalf("%s: %v: %s", h.Name(), err, out)
+			}
+		}
+		ln, err := h.Listen("tcp", "["+web6.String()+"]:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := h.Name()
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, name)
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+		// Bound to the address, so the answer leaves from it.
+		var echo net.PacketConn
+		if err := h.InNamespace(func() (err error) { echo, err = net.ListenPacket("udp", dns4.String()+":53"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { echo.Close() })
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				_, from, err := echo.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = echo.WriteTo([]byte(name), from)
+			}
+		}()
+	}
+	startLBNode(t, n1, fmt.Sprintf(`bgp:
+  asn: 4200000000
+  allowed_prefixes: [198.51.100.0/27, "fd00:10::/64"]
+  peers:
+%spools:
+  - {name: v4, prefixes: [198.51.100.0/28]}
+  - {name: v6, prefixes: ["fd00:10::/124"]}
+`, peersYAML(peer{name: "r1", address: addr("10.255.255.1"), asn: 65535})))
+	web, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "web6", Port: 80, Mode: "dsr", Address: web6.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns, _, err := lbClient(n1).CreateLoadBalancer(ctx, api.LoadBalancerRequest{Name: "dns4", Port: 53, Protocol: "udp", Mode: "dsr", Address: dns4.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up6, up4 := map[string]string{}, map[string]string{}
+	for _, h := range w.Hosts() {
+		if _, err := lbClient(n1).AddBackend(ctx, web.UUID, api.BackendRequest{IP: h.Addr6().String()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lbClient(n1).AddBackend(ctx, dns.UUID, api.BackendRequest{IP: h.Addr4().String()}); err != nil {
+			t.Fatal(err)
+		}
+		up6[h.Addr6().String()], up4[h.Addr4().String()] = "up", "up"
+	}
+	waitBackends(t, n1, web.UUID, up6)
+	waitBackends(t, n1, dns.UUID, up4)
+	waitFIB(t, r1, netip.PrefixFrom(web6, 128), n1.Addr6())
+	waitFIB(t, r1, netip.PrefixFrom(dns4, 32), n1.Addr4())
+
+	st := status(t, n1)
+	for _, b := range st.XDP.Backends {
+		if b.MAC == "" || b.Problem != "" {
+			t.Errorf("backend %s of %s: MAC %q, problem %q", b.Backend, b.LoadBalancer, b.MAC, b.Problem)
+		}
+	}
+	const flows = 60
+	tcp6 := map[string]int{}
+	for sport := 41000; sport < 41000+flows; sport++ {
+		who, err := get(ctx, c1, netip.AddrPortFrom(web6, 80), sport)
+		if err != nil {
+			t.Fatalf("TCP over IPv6 from port %d: %v", sport, err)
+		}
+		tcp6[who]++
+	}
+	udp4 := map[string]int{}
+	for sport := 42000; sport < 42000+flows; sport++ {
+		var conn net.Conn
+		if err := c1.InNamespace(func() (err error) {
+			conn, err = (&net.Dialer{LocalAddr: &net.UDPAddr{Port: sport}}).Dial("udp", dns4.String()+":53")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		_, err := conn.Write([]byte("who"))
+		n := 0
+		if err == nil {
+			n, err = conn.Read(buf)
+		}
+		conn.Close()
+		if err != nil {
+			t.Fatalf("UDP from port %d: %v", sport, err)
+		}
+		udp4[string(buf[:n])]++
+	}
+	t.Logf("%d flows each: TCP over IPv6 %v, UDP over IPv4 %v", flows, tcp6, udp4)
+	if len(tcp6) != 3 || len(udp4) != 3 {
+		t.Errorf("flows reached %d and %d backends, want all 3", len(tcp6), len(udp4))
+	}
+}
