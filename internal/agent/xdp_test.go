@@ -216,3 +216,24 @@ func TestDrainLoadBalancer(t *testing.T) {
 		t.Error("drain of an unknown load balancer succeeded")
 	}
 }
+
+// TestXDPInterfacesReload: a reload that moves the program to another
+// interface reprograms it there, and a backend that the new interface
+// does not reach leaves the table, with status saying why.
+func TestXDPInterfacesReload(t *testing.T) {
+	h, _ := newXDPHarness(t)
+	h.start(t)
+	_, addr := createDSR(t, h, "10.0.0.5")
+	mark := h.rec.mark()
+	if err := h.reloadWith(t, testConfig+"dataplane: {xdp: {interfaces: [nope0]}}\n"); err != nil {
+		t.Fatal(err)
+	}
+	events := h.rec.waitFor(t, mark, fmt.Sprintf("xdp +lb %s [] on nope0", addr))
+	if find(events, "withdraw "+addr.String()+"/32") < 0 {
+		h.rec.waitFor(t, mark, "withdraw "+addr.String()+"/32")
+	}
+	st := h.Status().XDP
+	if st == nil || len(st.Backends) != 1 || !strings.Contains(st.Backends[0].Problem, "does not run") {
+		t.Errorf("status xdp: %+v, want the backend's problem", st)
+	}
+}
