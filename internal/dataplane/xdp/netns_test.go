@@ -148,3 +148,22 @@ func TestAttachNotEthernet(t *testing.T) {
 		t.Errorf("attach to lo: %v, want not an Ethernet interface", err)
 	}
 }
+
+// TestAttachGeneric: where the driver cannot run XDP natively (a bridge),
+// the program runs in generic mode, and Interfaces says so.
+func TestAttachGeneric(t *testing.T) {
+	w := twoHosts(t)
+	p := newTestPlane(t)
+	err := w.Host("lan").InNamespace(func() error {
+		if err := p.Set(context.Background(), State{Interfaces: []string{"br0"}}); err != nil {
+			return err
+		}
+		if got := p.Interfaces(); len(got) != 1 || got[0].Mode != Generic {
+			t.Errorf("Interfaces() = %+v, want br0 in generic mode", got)
+		}
+		return p.Set(context.Background(), State{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
