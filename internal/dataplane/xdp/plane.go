@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,10 +268,11 @@ func ipProto(p lb.Protocol) uint8 {
 	return 6
 }
 
-// htons is the port as the program reads it from the packet: in network
-// order, loaded as a little-endian (host, on the architectures bpf2go
-// built for) integer.
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
+// htons is the port as the program reads it from the packet: its bytes in
+// network order, loaded as a host-order integer.
+func htons(v uint16) uint16 {
+	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v))
+}
 
 // Counters returns each programmed load balancer's packets and bytes.
 func (p *Plane) Counters() (map[string]Counter, error) {
