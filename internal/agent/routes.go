@@ -22,9 +22,9 @@ const (
 	// Load balancers: their address is up while a backend is.
 	ReasonBackendsUp     Reason = "backends_up"
 	ReasonNoBackend      Reason = "no_backend"
+	ReasonNoXDP          Reason = "xdp_failed" // mode dsr: no silent fallback
 	ReasonAnnounceNoneUp Reason = "no_backend_announced"
 	ReasonNoDataplane    Reason = "dataplane_failed"
-	ReasonNoXDP          Reason = "xdp_failed" // mode dsr: no silent fallback
 	// Two sources claim one VIP or service name; the earlier one has it.
 	ReasonConflict Reason = "conflict"
 )
@@ -38,9 +38,9 @@ var reasonText = map[Reason]string{
 	ReasonMaintenance:    "maintenance file exists",
 	ReasonBackendsUp:     "healthy backends",
 	ReasonNoBackend:      "no healthy backend",
+	ReasonNoXDP:          "the XDP data plane does not work (see xdp in status)",
 	ReasonAnnounceNoneUp: "no healthy backend; announced anyway (on_empty: announce)",
 	ReasonNoDataplane:    "its nftables rules could not be written (see the log)",
-	ReasonNoXDP:          "the XDP data plane does not work (see xdp in status)",
 	ReasonConflict:       "claimed by another service",
 }
 

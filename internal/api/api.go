@@ -20,10 +20,10 @@ type Status struct {
 	// HostSettings are the kernel parameters vipd set for nat-mode load
 	// balancing (none until the first nat load balancer).
 	HostSettings []HostSetting `json:"host_settings"`
+	// XDP is the XDP data plane, once a load balancer in mode dsr existed.
+	XDP *XDPStatus `json:"xdp,omitempty"`
 	// Kubernetes is the Kubernetes source, if configured.
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
-	// XDP is the XDP data plane, while a load balancer in mode dsr exists.
-	XDP *XDPStatus `json:"xdp,omitempty"`
 }
 
 // KubernetesStatus is the Kubernetes source's health.

@@ -39,9 +39,9 @@ type Snapshot struct {
 	BFD           []BFDSession
 	Services      []Service
 	LoadBalancers []LoadBalancer
-	Kubernetes    *Kubernetes // nil without a kubernetes section
 	// XDPInterfaces are the interfaces the XDP program should run on.
 	XDPInterfaces []XDPInterface
+	Kubernetes    *Kubernetes // nil without a kubernetes section
 }
 
 // Kubernetes is the Kubernetes source's health.

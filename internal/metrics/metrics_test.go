@@ -28,9 +28,8 @@ func snapshotA() Snapshot {
 		LoadBalancers: []LoadBalancer{{Name: "lb1", Announced: true, Backends: []Backend{
 			{Address: "10.0.0.1:80", Up: true, CheckSeries: "lb/lb1/10.0.0.1:80"},
 			{Address: "[2001:db8::1]:80", Up: false},
-		}}, {Name: "dsr1", XDP: &XDPCounter{Packets: 10, Bytes: 1500}}},
-		Kubernetes:    &Kubernetes{Connected: false, Synced: true, Allocator: true, Services: 4},
-		XDPInterfaces: []XDPInterface{{Name: "eth0", Mode: "native"}, {Name: "eth1"}},
+		}}},
+		Kubernetes: &Kubernetes{Connected: false, Synced: true, Allocator: true, Services: 4},
 	}
 }
 
@@ -64,10 +63,6 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_lb_announced", []string{"lb", "lb1"}, 1},
 		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "10.0.0.1:80"}, 1},
 		{"vipd_lb_backend_up", []string{"lb", "lb1", "backend", "[2001:db8::1]:80"}, 0},
-		{"vipd_lb_xdp_packets_total", []string{"lb", "dsr1"}, 10},
-		{"vipd_lb_xdp_bytes_total", []string{"lb", "dsr1"}, 1500},
-		{"vipd_xdp_attached", []string{"interface", "eth0", "mode", "native"}, 1},
-		{"vipd_xdp_attached", []string{"interface", "eth1", "mode", ""}, 0},
 		{"vipd_kubernetes_connected", nil, 0},
 		{"vipd_kubernetes_synced", nil, 1},
 		{"vipd_kubernetes_allocator", nil, 1},
