@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/vipd/vipd/internal/api"
 	"github.com/vipd/vipd/internal/config"
-	"github.com/vipd/vipd/internal/lb"
 )
 
 // Drain withdraws (or, under on_down: degrade, degrades) a service's routes
@@ -25,12 +23,9 @@ func (a *Agent) Undrain(ctx context.Context, name string) error {
 func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error {
 	return a.do(ctx, func(context.Context) error {
 		svc := a.cfg.Service(name)
-		// Other sources' services (Kubernetes' namespace/name) can be
-		// drained too, while they exist.
-		// So can load balancers (lb/NAME).
-		isLB := strings.HasPrefix(name, lbServicePrefix) &&
-			slices.ContainsFunc(a.lbs.List(), func(l lb.LoadBalancer) bool { return lbServicePrefix+l.Spec.Name == name })
-		if svc == nil && !isLB && !slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) {
+		// Other sources' services (Kubernetes' namespace/name, load
+		// balancers' lb/name) can be drained too, while they exist.
+		if svc == nil && !a.serving(name) {
 			return fmt.Errorf("service %q: %w", name, api.ErrNotFound)
 		}
 		if err := a.store.SetDrained(name, drained); err != nil {
@@ -50,4 +45,13 @@ func (a *Agent) setDrained(ctx context.Context, name string, drained bool) error
 		}
 		return nil
 	})
+}
+
+// serving reports whether the last pass had a service called name, from
+// any source (load balancers' included).
+func (a *Agent) serving(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.ContainsFunc(a.services, func(s config.Service) bool { return s.Name == name }) ||
+		slices.ContainsFunc(a.decisions, func(d decision) bool { return d.service == name })
 }
