@@ -35,7 +35,7 @@ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install
 [ -z "$$c" ] || rm -f $$p; exit $$s
 endef
 
-.PHONY: build demo test test-tools test-short bench fuzz vet clean go-check
+.PHONY: build demo test test-tools test-short bench fuzz vet generate clean go-check
 
 go-check:
 	@[ -n "$(GO)" ] || { echo "make: Go is not installed (nor on PATH, nor in /usr/local/go/bin): vipd needs Go 1.$(GO_MIN) or newer, see https://go.dev/dl/ (the README's Quick start says how)" >&2; exit 1; }
@@ -91,6 +91,13 @@ fuzz: go-check
 
 vet: go-check
 	$(GO) vet ./...
+
+# Rebuild the XDP program's object and Go bindings (bpf2go), which are
+# committed so that building vipd needs no clang. Needs Debian's clang,
+# llvm and libbpf-dev (installed with apt if missing).
+generate: go-check
+	@command -v clang >/dev/null 2>&1 && [ -e /usr/include/bpf/bpf_helpers.h ] || { $(call apt-install,clang llvm libbpf-dev); }
+	$(GO) generate ./internal/dataplane/xdp/
 
 clean:
 	rm -rf bin

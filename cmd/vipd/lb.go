@@ -136,7 +136,7 @@ func newLBCreateCmd(f *lbFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.Uint16Var(&req.Port, "port", 0, "the port clients connect to (required)")
 	fl.StringVar(&req.Protocol, "protocol", "", "tcp (default) or udp")
-	fl.StringVar(&req.Mode, "mode", "", "nat (default): DNAT to backends; local: DNAT to a port on this host")
+	fl.StringVar(&req.Mode, "mode", "", "nat (default): DNAT to backends; local: DNAT to a port on this host; dsr: XDP direct server return to backends on the LAN")
 	fl.StringVar(&req.Pool, "pool", "", "the pool to take the address from (default: the only one)")
 	fl.StringVar(&req.Address, "address", "", "the address to take (default: the pool's first free one)")
 	fl.UintSliceVar(&ports, "ports", nil, "the only other ports on which the address takes traffic, e.g. 80,443")

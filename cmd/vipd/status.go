@@ -114,6 +114,33 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	printXDP(w, tw, st.XDP)
+}
+
+// printXDP shows where the XDP program runs and where dsr backends' frames
+// go, and why not.
+func printXDP(w io.Writer, tw *tabwriter.Writer, x *api.XDPStatus) {
+	if x == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	if x.Error != "" {
+		fmt.Fprintf(w, "XDP: not working, dsr load balancers withdrawn: %s\n", x.Error)
+	}
+	fmt.Fprintln(tw, "XDP INTERFACE\tMODE\tERROR")
+	for _, i := range x.Interfaces {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, dash(i.Mode), dash(i.Error))
+	}
+	tw.Flush()
+	if len(x.Backends) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "DSR BACKEND\tLOAD BALANCER\tMAC\tINTERFACE\tPROBLEM")
+	for _, b := range x.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Backend, b.LoadBalancer, dash(b.MAC), dash(b.Interface), dash(b.Problem))
+	}
+	tw.Flush()
 }
 
 func since(t, now time.Time) string {

@@ -73,6 +73,7 @@ type Agent struct {
 	decisions []decision         // the last pass's, for status
 	lbs       *lb.Registry       // changed only inside the loop
 	dataPlane dataPlane          // owned by the loop; host settings read by Status
+	xdp       xdpPlane           // load balancers in mode dsr; see xdp.go
 	addresses []vip.Address      // the last set handed to the binder; owned by the loop
 	// withdrawnAt is when each address that is going was first seen
 	// withdrawn; removals fires when the first of them may go. Both are

@@ -126,11 +126,14 @@ func unionBy[T any, K comparable](want, had []T, key func(T) K) []T {
 // which clears what a crashed vipd left; on a host without nft and with
 // nothing to program it does nothing.
 func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error {
+	a.applyXDP(ctx, want) // its error: a.xdpError
 	dp := &a.dataPlane
 	if dp.applied(want) {
 		return nil
 	}
-	empty := len(want.LoadBalancers) == 0 && len(want.Filters) == 0
+	// Load balancers in mode dsr are the XDP data plane's.
+	nft := dataplane.State{Filters: want.Filters, LoadBalancers: slices.DeleteFunc(slices.Clone(want.LoadBalancers), isDSR)}
+	empty := len(nft.LoadBalancers) == 0 && len(nft.Filters) == 0
 	if dp.table == nil {
 		t, err := a.act.newDataPlane(a.log)
 		if err != nil {
@@ -149,16 +152,16 @@ func (a *Agent) applyDataplane(ctx context.Context, want dataplane.State) error 
 			return err
 		}
 	} else {
-		if err := a.applyHostSettings(want); err != nil {
+		if err := a.applyHostSettings(nft); err != nil {
 			return err
 		}
-		if err := dp.table.Set(ctx, want); err != nil {
+		if err := dp.table.Set(ctx, nft); err != nil {
 			return err
 		}
 	}
 	dp.last = &want
 	inTable := make(map[tableEntry]bool)
-	for _, l := range want.LoadBalancers {
+	for _, l := range nft.LoadBalancers {
 		for _, b := range l.Backends {
 			inTable[tableEntry{l.ID, b.Addr}] = true
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
+	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/vip"
 )
 
@@ -124,6 +125,10 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	if dpErr != nil {
 		errs = append(errs, fmt.Errorf("dataplane: %w", dpErr))
 	}
+	xdpErr := a.xdpError()
+	if xdpErr != nil {
+		errs = append(errs, fmt.Errorf("xdp: %w", xdpErr))
+	}
 	services := d.all()
 	wantAddrs := desiredAddresses(services)
 	hadAddrs := a.addresses
@@ -140,7 +145,9 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		switch {
 		case !ok:
 			return a.serviceInput(name)
-		case dpErr != nil:
+		case l.Spec.Mode == lb.ModeDSR && xdpErr != nil:
+			return serviceInput{downReason: ReasonNoXDP, detail: xdpErr.Error()}
+		case l.Spec.Mode != lb.ModeDSR && dpErr != nil:
 			return serviceInput{downReason: ReasonNoDataplane}
 		}
 		in := a.lbInput(l)

@@ -47,7 +47,9 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 			Transitions: hs.Transitions, CheckFailures: hs.CheckFailures,
 		})
 	}
+	var ids []string // by snap.LoadBalancers' index
 	for _, l := range a.loadBalancers() {
+		ids = append(ids, l.UUID)
 		announced, _ := a.lbDecision(l)
 		ml := metrics.LoadBalancer{Name: l.Spec.Name, Announced: announced}
 		for _, b := range l.Backends {
@@ -56,6 +58,7 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		}
 		snap.LoadBalancers = append(snap.LoadBalancers, ml)
 	}
+	a.xdpMetrics(&snap, ids)
 	if kw != nil {
 		ks := kw.Status()
 		snap.Kubernetes = &metrics.Kubernetes{Connected: ks.Connection.Connected, Synced: ks.Synced,

@@ -22,6 +22,7 @@ const (
 	// Load balancers: their address is up while a backend is.
 	ReasonBackendsUp     Reason = "backends_up"
 	ReasonNoBackend      Reason = "no_backend"
+	ReasonNoXDP          Reason = "xdp_failed" // mode dsr: no silent fallback
 	ReasonAnnounceNoneUp Reason = "no_backend_announced"
 	ReasonNoDataplane    Reason = "dataplane_failed"
 	// A cluster load balancer whose nodes selector leaves this node out.
@@ -39,6 +40,7 @@ var reasonText = map[Reason]string{
 	ReasonMaintenance:    "maintenance file exists",
 	ReasonBackendsUp:     "healthy backends",
 	ReasonNoBackend:      "no healthy backend",
+	ReasonNoXDP:          "the XDP data plane does not work (see xdp in status)",
 	ReasonAnnounceNoneUp: "no healthy backend; announced anyway (on_empty: announce)",
 	ReasonNoDataplane:    "its nftables rules could not be written (see the log)",
 	ReasonConflict:       "claimed by another service",

@@ -9,6 +9,7 @@ import (
 	"github.com/vipd/vipd/internal/bgp"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/dataplane"
+	"github.com/vipd/vipd/internal/dataplane/xdp"
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/store"
 	"github.com/vipd/vipd/internal/vip"
@@ -121,6 +122,9 @@ type actuators struct {
 	startBFD     func(peers []bfd.Peer, log *slog.Logger, onEvent func(context.Context, bfd.Event)) (BFD, error)
 	newBinder    func(st *store.Store, log *slog.Logger) Binder
 	newDataPlane func(log *slog.Logger) (DataPlane, error)
+	// newXDP loads the XDP data plane; resolve finds backends' MACs.
+	newXDP  func(log *slog.Logger) (XDPPlane, error)
+	resolve resolveFunc
 }
 
 func realActuators() actuators {
@@ -129,5 +133,7 @@ func realActuators() actuators {
 		startBFD:     startBFD,
 		newBinder:    func(st *store.Store, log *slog.Logger) Binder { return vip.New(st, log) },
 		newDataPlane: newNFTables,
+		newXDP:       newXDPPlane,
+		resolve:      xdp.Resolve,
 	}
 }

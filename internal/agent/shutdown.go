@@ -40,10 +40,10 @@ func (a *Agent) shutdown() error {
 	}
 	stopErr := a.speaker.Stop() // withdraws, then Cease
 	bfdErr := a.bfd.Stop()      // after BGP, so BFD's AdminDown cannot race the withdrawal
-	var dpErr error
+	dpErr := a.closeXDP()
 	if t := a.dataPlane.table; t != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)
-		dpErr = t.Delete(ctx)
+		dpErr = errors.Join(dpErr, t.Delete(ctx))
 		cancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)

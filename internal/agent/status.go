@@ -31,6 +31,7 @@ func (a *Agent) Status() api.Status {
 	}
 	st.VIPs = vipStatuses(ds, bs, a.boundSet())
 	st.LoadBalancers = a.LoadBalancers()
+	st.XDP = a.xdpStatus()
 	st.HostSettings = make([]api.HostSetting, len(host))
 	for i, h := range host {
 		st.HostSettings[i] = api.HostSetting{Name: h.Name, Was: h.Was, Now: h.Want}

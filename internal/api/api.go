@@ -20,6 +20,8 @@ type Status struct {
 	// HostSettings are the kernel parameters vipd set for nat-mode load
 	// balancing (none until the first nat load balancer).
 	HostSettings []HostSetting `json:"host_settings"`
+	// XDP is the XDP data plane, once a load balancer in mode dsr existed.
+	XDP *XDPStatus `json:"xdp,omitempty"`
 	// Kubernetes is the Kubernetes source, if configured.
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
 	// Cluster is the cluster store, if configured.

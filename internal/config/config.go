@@ -20,6 +20,8 @@ type Config struct {
 	StateDir string // default /var/lib/vipd
 	API      API
 	Metrics  Metrics
+	// DataPlane configures the XDP data plane (load balancers in mode dsr).
+	DataPlane DataPlane
 	// Kubernetes, if set, makes Services one more source of VIPs.
 	Kubernetes *Kubernetes
 	// Cluster, if set, keeps the load balancers in etcd, shared by every

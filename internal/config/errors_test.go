@@ -44,7 +44,7 @@ var errorCases = []struct {
 	{"syntax", "bgp: [\n", "", 1, "invalid YAML"},
 	{"two documents", head + "---\nbgp: {}\n", "", 4, "only one YAML document"},
 	{"root is a list", "- bgp\n", "", 1, "want a mapping, got a list"},
-	{"unknown top-level key", head + "servics: []\n", "servics", 4, "unknown key (want one of api, bgp, cluster, kubernetes, metrics"},
+	{"unknown top-level key", head + "servics: []\n", "servics", 4, "unknown key (want one of api, bgp, cluster, dataplane, kubernetes, metrics"},
 	{"duplicate key", head + "state_dir: /a\nstate_dir: /b\n", "state_dir", 5, "duplicate key (first at line 4)"},
 	{"alias cycle", head + "services: &s [*s]\n", "", 4, "refers to a node that contains it"},
 	{"merge of a scalar", head + "api: {<<: 1}\n", "api", 4, "<< must merge a mapping"},

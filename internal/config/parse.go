@@ -104,6 +104,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		"services":   listOf(d, &cfg.Services, d.service),
 		"pools":      listOf(d, &cfg.Pools, d.pool),
 		"state_dir":  text(d, &cfg.StateDir, "an absolute path", parseAbsPath),
+		"dataplane":  d.dataPlane(&cfg.DataPlane),
 		"api":        d.api(&cfg.API),
 		"metrics":    d.metrics(&cfg.Metrics),
 		"kubernetes": d.kubernetes(&cfg.Kubernetes),

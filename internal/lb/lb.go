@@ -34,6 +34,10 @@ const (
 	ModeNAT Mode = "nat"
 	// ModeLocal DNATs the address's port to a port on this host.
 	ModeLocal Mode = "local"
+	// ModeDSR forwards frames unchanged but for their destination MAC to
+	// backends on this host's LAN (XDP, direct server return): backends
+	// hold the address themselves and answer the clients directly.
+	ModeDSR Mode = "dsr"
 )
 
 // OnEmpty says what happens to the address while no backend is healthy.

@@ -130,7 +130,8 @@ func TestCreateFieldErrors(t *testing.T) {
 		{r, Spec{Name: strings.Repeat("é", MaxNameLen/2), Port: 82, Pool: "a"}, ""},
 		{r, Spec{Name: "w"}, "port"},
 		{r, Spec{Name: "w", Port: 80, Protocol: "sctp"}, "protocol"},
-		{r, Spec{Name: "w", Port: 80, Mode: "dsr"}, "mode"},
+		{r, Spec{Name: "w", Port: 80, Mode: "tunnel"}, "mode"},
+		{r, Spec{Name: "w", Port: 80, Mode: ModeDSR, Masquerade: new(true)}, "masquerade"},
 		{r, Spec{Name: "w", Port: 80, OnEmpty: "hope"}, "on_empty"},
 		{r, Spec{Name: "w", Port: 80, Mode: ModeLocal, Masquerade: new(true)}, "masquerade"},
 		{r, Spec{Name: "w", Port: 80, Pool: "a"}, ""}, // fine: proves the table's setup
@@ -224,6 +225,25 @@ func TestLocalModeBackends(t *testing.T) {
 	var fe *FieldError
 	if _, err := r.PlanAddBackend(l.UUID, BackendSpec{IP: addr("10.0.0.1"), Port: 8080}); !errors.As(err, &fe) || fe.Field != "ip" {
 		t.Errorf("remote backend in local mode: %v, want a field error on ip", err)
+	}
+}
+
+func TestDSRModeBackends(t *testing.T) {
+	r := newRegistry(t, poolA)
+	l := create(t, r, Spec{Name: "dsr", Port: 80, Mode: ModeDSR})
+	if *l.Spec.Masquerade {
+		t.Error("dsr mode masquerades by default")
+	}
+	got, err := r.PlanAddBackend(l.UUID, BackendSpec{IP: addr("10.0.0.1")})
+	if err != nil || got.Backends[0].Port != 80 {
+		t.Fatalf("dsr backend without a port: %v %+v, want port 80", err, got.Backends)
+	}
+	var fe *FieldError
+	if _, err := r.PlanAddBackend(l.UUID, BackendSpec{IP: addr("10.0.0.2"), Port: 8080}); !errors.As(err, &fe) || fe.Field != "port" {
+		t.Errorf("dsr backend on another port: %v, want a field error on port", err)
+	}
+	if _, err := r.PlanAddBackend(l.UUID, BackendSpec{IP: l.Address()}); !errors.As(err, &fe) || fe.Field != "ip" {
+		t.Errorf("dsr backend on the load balancer's own address: %v, want a field error on ip", err)
 	}
 }
 

@@ -118,12 +118,12 @@ func (s Spec) Validate() error {
 		return fieldErrorf("port", "required: a port 1..65535")
 	case s.Protocol != TCP && s.Protocol != UDP:
 		return fieldErrorf("protocol", "want tcp or udp, got %q", s.Protocol)
-	case s.Mode != ModeNAT && s.Mode != ModeLocal:
-		return fieldErrorf("mode", "want nat or local, got %q", s.Mode)
+	case s.Mode != ModeNAT && s.Mode != ModeLocal && s.Mode != ModeDSR:
+		return fieldErrorf("mode", "want nat, local or dsr, got %q", s.Mode)
 	case s.OnEmpty != OnEmptyWithdraw && s.OnEmpty != OnEmptyAnnounce:
 		return fieldErrorf("on_empty", "want withdraw or announce, got %q", s.OnEmpty)
-	case s.Mode == ModeLocal && s.Masquerade != nil && *s.Masquerade:
-		return fieldErrorf("masquerade", "only for mode nat: local mode keeps the client's address")
+	case s.Mode != ModeNAT && s.Masquerade != nil && *s.Masquerade:
+		return fieldErrorf("masquerade", "only for mode nat: mode %s keeps the client's address", s.Mode)
 	case s.Pool != "" && !config.IsName(s.Pool):
 		return fieldErrorf("pool", "want a pool name, got %q", s.Pool)
 	}
@@ -185,11 +185,15 @@ func (c Check) validate() error {
 	return nil
 }
 
-// WithDefaults returns b with a zero weight set to 1 and, in local mode, a
-// missing IP set to the load balancer's address.
+// WithDefaults returns b with a zero weight set to 1, in local mode a
+// missing IP set to the load balancer's address and in dsr mode a missing
+// port set to the load balancer's.
 func (b BackendSpec) WithDefaults(l *LoadBalancer) BackendSpec {
 	if b.Weight == 0 {
 		b.Weight = 1
+	}
+	if l.Spec.Mode == ModeDSR && b.Port == 0 {
+		b.Port = l.Spec.Port
 	}
 	if l.Spec.Mode == ModeLocal && !b.IP.IsValid() {
 		b.IP = l.Address()
@@ -211,8 +215,11 @@ func (b BackendSpec) Validate(l *LoadBalancer) error {
 		return fieldErrorf("ip", "in mode local a backend is a port on this host: omit ip, or give the load balancer's address %s", addr)
 	case b.IP.Is4() != addr.Is4():
 		return fieldErrorf("ip", "%s and the load balancer's address %s are of different families", b.IP, addr)
-	case l.Spec.Mode == ModeNAT && b.IP == addr:
+	case l.Spec.Mode != ModeLocal && b.IP == addr:
 		return fieldErrorf("ip", "is the load balancer's own address; use mode local to forward to this host")
+	case l.Spec.Mode == ModeDSR && b.Port != l.Spec.Port:
+		// The frame reaches the backend as the client sent it.
+		return fieldErrorf("port", "in mode dsr a backend serves the load balancer's port %d (packets are not rewritten), got %d", l.Spec.Port, b.Port)
 	}
 	if err := checkUnicast(b.IP); err != nil {
 		return &FieldError{Field: "ip", Msg: err.Error()}

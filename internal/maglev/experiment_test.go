@@ -49,7 +49,7 @@ func capped(c float64) builder {
 			score         uint64
 		}
 		var pairs []pair
-		for _, r := range replicas(bs) {
+		for _, r := range replicas(bs, TableSize) {
 			for pos := range TableSize {
 				// Earlier in the list first; the tie hash settles a draw.
 				score := uint64(TableSize-pos)<<32 | mix(r.tie^uint64(r.next))>>32

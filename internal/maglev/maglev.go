@@ -94,23 +94,40 @@ type Backend struct {
 // listDepth positions: 0.1 ms for 100 backends of weight 1, 0.3 ms for
 // 1000, 1.2 ms for 100 of weight 100.
 func Table(backends []Backend) []int {
-	reps := replicas(backends)
+	return TableOfSize(backends, TableSize)
+}
+
+// LargeTableSize is the size of the XDP data plane's tables: a BPF array
+// costs 12 bytes a slot where an nft map element costs about 120, so the
+// XDP data plane can afford the balance of a larger table.
+const LargeTableSize = 65537
+
+// TableOfSize is Table for a table of size slots, which must be a prime
+// (each skip then walks every slot once). Only a list's first size/8
+// positions count (listDepth for TableSize). TableOfSize(b, TableSize)
+// is Table(b); other sizes give unrelated tables.
+func TableOfSize(backends []Backend, size int) []int {
+	if !isPrime(size) {
+		panic("maglev: table size must be a prime")
+	}
+	reps := replicas(backends, uint32(size))
 	if len(reps) == 0 {
 		return nil
 	}
-	owner := make([]int32, TableSize)
-	round := make([]int32, TableSize) // position at which the slot was taken
-	tie := make([]uint64, TableSize)
+	owner := make([]int32, size)
+	round := make([]int32, size) // position at which the slot was taken
+	tie := make([]uint64, size)
 	for i := range owner {
 		owner[i] = -1
 	}
-	free := TableSize
-	for pos := int32(0); pos < listDepth && free > 0; pos++ {
+	free := size
+	depth := listDepth(size)
+	for pos := int32(0); pos < depth && free > 0; pos++ {
 		for k := range reps {
 			r := &reps[k]
 			slot := r.next
-			if r.next += r.skip; r.next >= TableSize {
-				r.next -= TableSize
+			if r.next += r.skip; int(r.next) >= size {
+				r.next -= uint32(size)
 			}
 			switch t := mix(r.tie ^ uint64(slot)); {
 			case owner[slot] < 0:
@@ -136,7 +153,7 @@ func Table(backends []Backend) []int {
 			}
 		}
 	}
-	table := make([]int, TableSize)
+	table := make([]int, size)
 	for slot, k := range owner {
 		table[slot] = reps[k].backend
 	}
@@ -149,11 +166,12 @@ func Table(backends []Backend) []int {
 // one would get only the slots the other lists last (at 2 backends, one
 // set of keys in 4098, and a split up to 0.05/0.95). With few backends
 // many slots are decided there, so a hash decides them instead; with 50
-// or more, all are taken before. 512 (about TableSize/8) was the best of
+// or more, all are taken before. 512 (TableSize/8) was the best of
 // 128-4099 at N = 2-100: over 2000 sets of 2 or 3 backends the largest
 // share stayed under 1.08/N (1.50/N with whole lists, 1.11/N with hashes
-// alone), and N = 50 and 100 did as with whole lists.
-const listDepth = 512
+// alone), and N = 50 and 100 did as with whole lists. Other sizes keep
+// the ratio.
+func listDepth(size int) int32 { return int32(size / 8) }
 
 // replica is one unit of a backend's weight, walking its preference list.
 type replica struct {
@@ -165,7 +183,7 @@ type replica struct {
 // replicas returns the replicas of the backends with a weight, in key
 // order (equal keys by weight), so that the fill, and its tie-break, do
 // not depend on the caller's order.
-func replicas(backends []Backend) []replica {
+func replicas(backends []Backend, size uint32) []replica {
 	order := make([]int, 0, len(backends))
 	for i, b := range backends {
 		if b.Weight > 0 {
@@ -180,10 +198,10 @@ func replicas(backends []Backend) []replica {
 		for _, seed := range replicaSeeds(backends[i].Key, backends[i].Weight) {
 			reps = append(reps, replica{
 				backend: i,
-				next:    uint32(mix(seed^offsetSalt) % TableSize),
-				// 1..TableSize-1: as TableSize is prime, every skip
-				// visits every slot once.
-				skip: uint32(1 + mix(seed^skipSalt)%(TableSize-1)),
+				next:    uint32(mix(seed^offsetSalt) % uint64(size)),
+				// 1..size-1: as size is prime, every skip visits
+				// every slot once.
+				skip: uint32(1 + mix(seed^skipSalt)%uint64(size-1)),
 				tie:  mix(seed ^ tieSalt),
 			})
 		}
@@ -211,6 +229,18 @@ func replicaSeeds(key string, w uint32) []uint64 {
 		seeds[r] = mix(base + uint64(r)*slotSalt)
 	}
 	return seeds
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // mix is the SplitMix64 finalizer: a bijection on 64 bits whose output

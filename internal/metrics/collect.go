@@ -105,6 +105,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	collectBFD(ch, snap.BFD)
 	collectServices(ch, snap.Services)
 	collectLoadBalancers(ch, snap.LoadBalancers)
+	collectXDP(ch, snap)
 	collectKubernetes(ch, snap.Kubernetes)
 	collectCluster(ch, snap.Cluster)
 	m.forgetChecksExcept(snap)

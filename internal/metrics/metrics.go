@@ -39,6 +39,8 @@ type Snapshot struct {
 	BFD           []BFDSession
 	Services      []Service
 	LoadBalancers []LoadBalancer
+	// XDPInterfaces are the interfaces the XDP program should run on.
+	XDPInterfaces []XDPInterface
 	Kubernetes    *Kubernetes // nil without a kubernetes section
 	Cluster       *Cluster    // nil without a cluster section
 }
@@ -94,6 +96,8 @@ type LoadBalancer struct {
 	Name      string // label lb
 	Announced bool   // its address is announced
 	Backends  []Backend
+	// XDP counts what the XDP program forwarded (mode dsr; nil otherwise).
+	XDP *XDPCounter
 }
 
 // Backend is one backend of a load balancer.

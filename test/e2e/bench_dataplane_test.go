@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,55 +30,192 @@ const (
 	disruptionHosts = 10
 	echoPorts       = 10   // UDP echo ports per backend host: up to 100 backends
 	bulkPort        = 9000 // backends stream zeros on it
+	sinkPort        = 9001 // backends read and discard what arrives on it
 	echoPort        = 5300 // backends answer a UDP datagram with their name and port, on echoPorts ports from here
 )
 
-// TestBenchDataPlane measures the nftables data plane beside the direct
-// path: requests per second (keep-alive HTTP, like wrk) and throughput
-// from the client through the load balancer's address to three backends,
-// and straight to one backend. Target: at least 0.8 of direct.
+// TestBenchDataPlane measures the nftables data plane and the XDP one
+// (mode dsr) beside the direct path: requests per second (keep-alive
+// HTTP, like wrk), throughput from the backends to the client (download)
+// and from the client to the backends (upload), through the load
+// balancer's address to three backends, and straight to one backend.
+// Targets: at least 0.8 of direct for nftables, 0.95 for XDP.
 //
 // The direct path is shorter (client → backend on the LAN; through the
 // address it is client → router → vipd node → backend), and the traffic's
-// both ends run in this test process: the ratio is what counts.
+// both ends run in this test process: the ratio is what counts. In mode
+// dsr the backends answer the client directly, so a download crosses the
+// node only with its ACKs; the upload sends every byte through the XDP
+// program. A row through the router alone (to an address of b1 that the
+// router routes to it) shows what the extra hop costs, without vipd.
+//
+// The nftables load balancers are on n1, the dsr ones on n2: on veth, an
+// XDP program on a node's interface makes every packet to it go through
+// the XDP path, which costs its other traffic (a nat download through n1
+// fell from 20 to 1.4 Gbit/s here), where a physical NIC runs XDP before
+// its usual receive path. n2's LAN port passes XDP frames on, and the
+// client fills its own checksums (see testnet.FillChecksums) for every
+// row alike.
 func TestBenchDataPlane(t *testing.T) {
 	skipUnlessBench(t)
-	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct)")
+	tb := newBenchTable("dataplane", "data plane: through a vipd load balancer vs straight to one backend (target ≥ 0.8 of direct; XDP ≥ 0.95)")
 	tb.version(vipdVersion(t))
 	tb.version(routerVersion(testnet.BIRD))
 	tb.version(programVersion("nft", "--version"))
 
-	w, r1, n1, c1 := benchLBWorld(t, 3)
+	w, r1, n1, c1 := benchLBWorld(t, 2, 3)
+	n2 := w.Node("n2")
+	if err := w.PassXDPOnLAN(n2.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.FillChecksums(c1.Name()); err != nil {
+		t.Fatal(err)
+	}
+	routed := routeThroughRouter(t, w)
 
-	web := createBenchLB(t, n1, "web", 80, 8080, w.Hosts()[:3])
-	bulk := createBenchLB(t, n1, "bulk", bulkPort, bulkPort, w.Hosts()[:3])
-	for _, l := range []api.LoadBalancer{web, bulk} {
+	backends := w.Hosts()[:3]
+	nat := []api.LoadBalancer{
+		createBenchLB(t, n1, "web", "nat", 80, 8080, backends),
+		createBenchLB(t, n1, "bulk", "nat", bulkPort, bulkPort, backends),
+		createBenchLB(t, n1, "sink", "nat", sinkPort, sinkPort, backends),
+	}
+	// In mode dsr a backend serves the load balancer's own port, and
+	// holds its address.
+	// Addresses from the top of the pool: n1 hands out from the bottom.
+	dsr := []api.LoadBalancer{
+		createBenchDSR(t, n2, "dsr-web", addr("198.51.100.13"), 8080, backends),
+		createBenchDSR(t, n2, "dsr-bulk", addr("198.51.100.14"), bulkPort, backends),
+		createBenchDSR(t, n2, "dsr-sink", addr("198.51.100.15"), sinkPort, backends),
+	}
+	for _, l := range dsr {
+		for _, h := range backends {
+			holdDSRAddress(t, h, netip.MustParseAddr(l.EIP))
+		}
+	}
+	for _, l := range nat {
 		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
 	}
+	for _, l := range dsr {
+		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n2.Addr4())
+	}
+	via := func(l api.LoadBalancer) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(l.EIP), l.Port) }
 	b1 := w.Hosts()[0].Addr4()
 	paths := []struct {
-		setup     string
-		web, bulk netip.AddrPort
+		setup           string
+		web, bulk, sink netip.AddrPort
 	}{
-		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort)},
-		{"vipd nftables, 3 backends", netip.AddrPortFrom(netip.MustParseAddr(web.EIP), 80), netip.AddrPortFrom(netip.MustParseAddr(bulk.EIP), bulkPort)},
+		{"straight to one backend", netip.AddrPortFrom(b1, 8080), netip.AddrPortFrom(b1, bulkPort), netip.AddrPortFrom(b1, sinkPort)},
+		{"through the router to one backend", netip.AddrPortFrom(routed, 8080), netip.AddrPortFrom(routed, bulkPort), netip.AddrPortFrom(routed, sinkPort)},
+		{"vipd nftables nat, 3 backends", via(nat[0]), via(nat[1]), via(nat[2])},
+		{"vipd xdp dsr, 3 backends", via(dsr[0]), via(dsr[1]), via(dsr[2])},
 	}
 	rps := make([][]float64, len(paths))
-	bps := make([][]float64, len(paths))
-	for range dataplaneTrials { // interleaved, so load drift hits both alike
+	down := make([][]float64, len(paths))
+	up := make([][]float64, len(paths))
+	for range dataplaneTrials { // interleaved, so load drift hits all alike
 		for i, p := range paths {
 			rps[i] = append(rps[i], requestRate(t, c1, p.web))
-			bps[i] = append(bps[i], throughput(t, c1, p.bulk))
+			down[i] = append(down[i], throughput(t, c1, p.bulk))
+			up[i] = append(up[i], upload(t, c1, p.sink))
 		}
 	}
 	for i, p := range paths {
 		tb.Rows = append(tb.Rows, benchRow{Setup: p.setup, Router: "bird", Metrics: []metric{
 			newMetric("requests", unitRate, rps[i]),
-			newMetric("throughput", unitBitRate, bps[i]),
+			newMetric("throughput", unitBitRate, down[i]),
+			newMetric("upload", unitBitRate, up[i]),
 		}})
 	}
 	tb.report(t)
+	for i, p := range paths[1:] {
+		t.Logf("%s vs direct (medians): requests %.2f, throughput %.2f, upload %.2f", p.setup,
+			median(rps[i+1])/median(rps[0]), median(down[i+1])/median(down[0]), median(up[i+1])/median(up[0]))
+	}
+}
 
+// routeThroughRouter gives b1 a second address, which the router routes
+// to it and the client reaches through the router: the path of a
+// load balancer's traffic without the load balancer. b1 answers from it
+// straight to the client, as a dsr backend does.
+func routeThroughRouter(t *testing.T, w *testnet.World) netip.Addr {
+	t.Helper()
+	routed := netip.MustParseAddr("192.0.2.21")
+	b1 := w.Hosts()[0]
+	holdDSRAddress(t, b1, routed)
+	if out, err := w.Router("r1").Exec(t.Context(), "ip", "route", "replace", routed.String()+"/32", "via", b1.Addr4().String()); err != nil {
+		t.Fatalf("r1: %v: %s", err, out)
+	}
+	return routed
+}
+
+// createBenchDSR creates a load balancer in mode dsr at addr, without
+// checks, whose backends serve port.
+func createBenchDSR(t *testing.T, node *testnet.Node, name string, addr netip.Addr, port uint16, backends []*testnet.Host) api.LoadBalancer {
+	t.Helper()
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp", Mode: "dsr", Address: addr.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range backends {
+		if l, err = lbClient(node).AddBackend(t.Context(), l.UUID, api.BackendRequest{IP: b.Addr4().String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// holdDSRAddress makes backend h a DSR backend of addr: the address on lo,
+// and no ARP answers for it (arp_ignore=1: only for addresses of the
+// interface asked on; arp_announce=2: never lo's address as ARP source).
+func holdDSRAddress(t *testing.T, h *testnet.Host, addr netip.Addr) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"},
+		{"ip", "addr", "replace", addr.String() + "/32", "dev", "lo"},
+	} {
+		if out, err := h.Exec(t.Context(), cmd[0], cmd[1:]...); err != nil {
+			t.Fatalf("%s: %v: %s", h.Name(), err, out)
+		}
+	}
+}
+
+// upload writes zeros to target on dataplaneConns streams for
+// dataplaneWindow and returns the bits per second written.
+func upload(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
+	t.Helper()
+	var total atomic.Int64
+	var failed atomic.Value
+	deadline := time.Now().Add(dataplaneWindow)
+	var wg sync.WaitGroup
+	for range dataplaneConns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			conn, err := c.DialContext(ctx, "tcp", target.String())
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetWriteDeadline(deadline)
+			zeros := make([]byte, 64<<10)
+			for {
+				n, err := conn.Write(zeros)
+				total.Add(int64(n))
+				if err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						failed.Store(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("streams to %s: %v", target, err)
+	}
+	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
 }
 
 // TestBenchDataPlaneDisruption measures, through the nftables data plane,
@@ -90,7 +228,7 @@ func TestBenchDataPlaneDisruption(t *testing.T) {
 	dt := newBenchTable("dataplane-disruption", "UDP flows that change backend when 1 of N backends leaves (target ≤ 1.1/N), and the time of that backend change")
 	dt.version(vipdVersion(t))
 	dt.version(programVersion("nft", "--version"))
-	w, r1, n1, c1 := benchLBWorld(t, disruptionHosts)
+	w, r1, n1, c1 := benchLBWorld(t, 1, disruptionHosts)
 	for _, n := range []int{10, 100} {
 		l := createEchoLB(t, n1, fmt.Sprintf("echo%d", n), uint16(echoPort+echoPorts+n), w.Hosts(), n)
 		waitFIB(t, r1, netip.PrefixFrom(netip.MustParseAddr(l.EIP), 32), n1.Addr4())
@@ -110,15 +248,16 @@ func TestBenchDataPlaneDisruption(t *testing.T) {
 	dt.report(t)
 }
 
-// benchLBWorld builds a world of a BIRD router, one vipd node, a client and
-// hosts backend hosts serving as serveBenchBackend says, and starts vipd.
-func benchLBWorld(t *testing.T, hosts int) (*testnet.World, *testnet.Router, *testnet.Node, *testnet.Client) {
+// benchLBWorld builds a world of a BIRD router, vipd nodes, a client and
+// hosts backend hosts serving as serveBenchBackend says, and starts vipd
+// on every node. It returns the first node.
+func benchLBWorld(t *testing.T, nodes, hosts int) (*testnet.World, *testnet.Router, *testnet.Node, *testnet.Client) {
 	t.Helper()
 	hs := make([]testnet.NodeSpec, hosts)
 	for i := range hs {
 		hs[i] = testnet.NodeSpec{Name: fmt.Sprintf("b%d", i+1), Address: netip.AddrFrom4([4]byte{10, 255, 255, byte(21 + i)})}
 	}
-	specs := nodeSpecs(1)
+	specs := nodeSpecs(nodes)
 	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
 			Neighbors: neighbors(specs, 4200000000, "")}},
@@ -126,13 +265,14 @@ func benchLBWorld(t *testing.T, hosts int) (*testnet.World, *testnet.Router, *te
 		Client: &testnet.NodeSpec{Name: "c1", Address: addr("10.255.255.50")},
 		Hosts:  hs,
 	})
-	n1 := w.Node("n1")
 	for _, h := range w.Hosts() {
 		serveBenchBackend(t, h)
 	}
-	startBenchVipd(t, n1, lbConfig(""))
-	waitStatus(t, n1, "daemon answering", func(api.Status) bool { return true })
-	return w, w.Router("r1"), n1, w.Client()
+	for _, n := range w.Nodes() {
+		startBenchVipd(t, n, lbConfig(""))
+		waitStatus(t, n, "daemon answering", func(api.Status) bool { return true })
+	}
+	return w, w.Router("r1"), w.Node("n1"), w.Client()
 }
 
 // serveBenchBackend runs, in h's namespace, an HTTP server on 8080 that
@@ -170,6 +310,25 @@ func serveBenchBackend(t *testing.T, h *testnet.Host) {
 						return
 					}
 				}
+			}()
+		}
+	}()
+
+	sink, err := h.Listen("tcp", fmt.Sprintf(":%d", sinkPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	go func() {
+		for {
+			conn, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(time.Minute))
+				_, _ = io.Copy(io.Discard, conn)
 			}()
 		}
 	}()
@@ -224,9 +383,9 @@ func createEchoLB(t *testing.T, node *testnet.Node, name string, port uint16, ho
 
 // createBenchLB creates a load balancer without checks, so its backends
 // are in the table at once.
-func createBenchLB(t *testing.T, node *testnet.Node, name string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
+func createBenchLB(t *testing.T, node *testnet.Node, name, mode string, port, backendPort uint16, backends []*testnet.Host) api.LoadBalancer {
 	t.Helper()
-	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp"})
+	l, _, err := lbClient(node).CreateLoadBalancer(t.Context(), api.LoadBalancerRequest{Name: name, Port: port, Protocol: "tcp", Mode: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,3 +556,5 @@ func flushConntrack(t *testing.T, n *testnet.Node) {
 		t.Fatal(err)
 	}
 }
+
+func median(trials []float64) float64 { return newMetric("", unitRatio, trials).Median }
