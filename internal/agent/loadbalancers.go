@@ -125,21 +125,10 @@ func lbService(l lb.LoadBalancer) config.Service {
 }
 
 // lbInput says whether a load balancer's address should be announced:
-// while a backend is up, or always under on_empty: announce; and never
-// while the operator drains it (vipd drain lb/NAME), which takes this
-// node out of the routers' ECMP set while it keeps forwarding what still
-// arrives.
+// while a backend is up, or always under on_empty: announce. The pass adds
+// drains (vipd drain lb/NAME), which take this node out of the routers'
+// ECMP set while it keeps forwarding what still arrives.
 func (a *Agent) lbInput(l lb.LoadBalancer) serviceInput {
-	var drain Reason
-	if a.drained[lbServicePrefix+l.Spec.Name] {
-		drain = ReasonDrained
-	}
-	in := a.lbInputUndrained(l)
-	in.drain = drain
-	return in
-}
-
-func (a *Agent) lbInputUndrained(l lb.LoadBalancer) serviceInput {
 	up := 0
 	for _, b := range l.Backends {
 		if a.backendHealth(l, b) == lb.BackendUp && a.dsrServes(l, b) {
