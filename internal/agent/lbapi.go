@@ -40,9 +40,11 @@ func (a *Agent) CreateLoadBalancer(ctx context.Context, spec lb.Spec) (api.LoadB
 // LoadBalancers implements api.LoadBalancers: in a cluster, every one of
 // the cluster's, served here or not.
 func (a *Agent) LoadBalancers() []api.LoadBalancer {
-	lbs := a.loadBalancers()
+	var lbs []lb.LoadBalancer
 	if a.cluster != nil {
 		lbs = a.cluster.LoadBalancers()
+	} else {
+		lbs = a.loadBalancers()
 	}
 	out := make([]api.LoadBalancer, len(lbs))
 	for i, l := range lbs {
