@@ -38,6 +38,9 @@ const (
 	// gobgpPoll is how often a relay asks GoBGP whether the peer waits for
 	// a connection.
 	gobgpPoll = 250 * time.Millisecond
+	// sessionGap is the least time between the end of a session and the
+	// next connection to the router; GoBGP's own hold-down (5 s) is longer.
+	sessionGap = time.Second
 )
 
 // relayCounters is what a relay counts for status and metrics. It is read
@@ -81,10 +84,19 @@ type relay struct {
 }
 
 // run connects the router and GoBGP whenever GoBGP waits for the peer,
-// one session at a time, until ctx ends.
+// one session at a time, until ctx ends. It paces its attempts as GoBGP's
+// own connect loop did: the first 1.5-2 s after the peer became ready (so
+// that, as before, the agent's first routes are in GoBGP before a session
+// comes up: a restarting vipd's End-of-RIB must not precede them), later
+// ones connectRetry apart.
 func (r *relay) run(ctx context.Context) {
+	delay := firstDialGap()
 	for {
 		if !r.waitForGoBGP(ctx) {
+			return
+		}
+		wait(ctx, delay)
+		if ctx.Err() != nil {
 			return
 		}
 		router, err := dialRouter(ctx, r.peer, r.localASN)
@@ -93,14 +105,17 @@ func (r *relay) run(ctx context.Context) {
 		}
 		if err != nil {
 			r.hooks.connectFailed(r.peer.Address, err.Error())
-			wait(ctx, retryGap())
+			delay = retryGap()
 			continue
 		}
+		delay = firstDialGap()
 		if err := r.session(ctx, router); err != nil && ctx.Err() == nil {
 			r.log.Warn("bgp relay session failed", "event", "relay_error", "peer", peerName(r.peer), "address", r.peer.Address, "err", err)
-			wait(ctx, retryGap())
+			delay = retryGap()
 		}
 		r.counters.prefixes.Store(0) // the router's routes went with the session
+		// GoBGP may not have noticed the end yet and still look ready.
+		wait(ctx, sessionGap)
 	}
 }
 

@@ -117,6 +117,12 @@ func setTTL(fd int, v4 bool, ttl int) error {
 	return nil
 }
 
+// firstDialGap is how long GoBGP's connect loop waited before its first
+// attempt: 75-100 % of its minimum retry interval, 2 s.
+func firstDialGap() time.Duration {
+	return time.Duration((0.75 + 0.25*rand.Float64()) * float64(2*time.Second))
+}
+
 // retryGap is how long the relay waits after a failed attempt, with
 // GoBGP's jitter (75-100 % of connectRetry).
 func retryGap() time.Duration {
