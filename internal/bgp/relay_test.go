@@ -105,4 +105,3 @@ func relayAlias(t *testing.T, s *Speaker, peer netip.Addr) netip.Addr {
 	}
 	return a
 }
-
