@@ -164,8 +164,22 @@ func (r *relay) session(ctx context.Context, router *net.TCPConn) error {
 		router.Close()
 		internal.Close()
 	})
-	wg.Go(func() { toRouter(internal, router) })
+	gobgpDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(gobgpDone)
+		toRouter(internal, router)
+	})
 	err = r.fromRouter(router, internal)
+	if errors.Is(err, errBadMarker) || errors.Is(err, errBadLength) {
+		// GoBGP answers the broken header with a NOTIFICATION and closes:
+		// let that reach the router.
+		t := time.NewTimer(drainTimeout)
+		select {
+		case <-gobgpDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	end()
 	internal.Close() // GoBGP sees the router's close as before
 	wg.Wait()
@@ -215,6 +229,8 @@ func (r *relay) fromRouter(router, internal *net.TCPConn) error {
 			return err
 		}
 		if msg[18] == msgOpen {
+			// GoBGP v4.8.0 always advertises Extended Messages: the
+			// router's OPEN decides.
 			extended = advertisesExtendedMessage(msg[headerLen:])
 		}
 		out := msg

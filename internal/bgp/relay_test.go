@@ -1,10 +1,16 @@
 package bgp
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
 	"github.com/vipd/vipd/internal/config"
 )
@@ -104,4 +110,61 @@ func relayAlias(t *testing.T, s *Speaker, peer netip.Addr) netip.Addr {
 		t.Fatalf("peer %s is not relayed", peer)
 	}
 	return a
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b *net.TCPConn) {
+	t.Helper()
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err = net.DialTCP("tcp", nil, l.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = l.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestFromRouter: of the router's messages GoBGP gets all but the UPDATEs,
+// End-of-RIB included, and a KEEPALIVE in place of UPDATEs once a second.
+func TestFromRouter(t *testing.T) {
+	routerSide, relayIn := tcpPair(t)
+	relayOut, gobgpSide := tcpPair(t)
+	r := &relay{peer: config.Peer{Name: "r1", Address: receiverAddr}, counters: &relayCounters{}}
+	done := make(chan error, 1)
+	go func() { done <- r.fromRouter(relayIn, relayOut) }()
+
+	open := openMessage(t)
+	eor := wire(t, bgp.NewEndOfRib(bgp.RF_IPv4_UC))
+	send := func(msgs ...[]byte) {
+		t.Helper()
+		if _, err := routerSide.Write(bytes.Join(msgs, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(open, update4(t, nil, []string{"100.64.0.1/32", "100.64.0.2/32"}), update4(t, []string{"100.64.0.1/32"}, nil), eor)
+	time.Sleep(keepaliveGap + 100*time.Millisecond)
+	send(update4(t, nil, []string{"100.64.0.3/32"}), keepaliveMessage)
+	routerSide.Close()
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Errorf("fromRouter = %v, want EOF", err)
+	}
+	relayOut.Close()
+	got, err := io.ReadAll(gobgpSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := bytes.Join([][]byte{open, eor, keepaliveMessage, keepaliveMessage}, nil); !bytes.Equal(got, want) {
+		t.Errorf("GoBGP got %x\nwant %x", got, want)
+	}
+	if p, u := r.counters.prefixes.Load(), r.counters.updates.Load(); p != 2 || u != 3 {
+		t.Errorf("counted %d prefixes in %d UPDATEs, want 2 in 3", p, u)
+	}
 }
