@@ -30,7 +30,7 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 		snap.Peers = append(snap.Peers, metrics.Peer{
 			Name: p.Name, Address: p.Address.String(), Up: p.State == bgp.StateEstablished,
 			StateChanges: p.StateChanges, UpdatesSent: p.UpdatesSent, Announced: announced[p.Name],
-			Received: p.ReceivedPrefixes,
+			Received: p.ReceivedPrefixes, DiscardedUpdates: p.DiscardedUpdates,
 		})
 	}
 	for _, b := range bfdStatuses(a.bfd.Status(), cfg.BGP.Peers) {

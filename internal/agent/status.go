@@ -22,7 +22,7 @@ func (a *Agent) Status() api.Status {
 			Name: p.Name, Address: p.Address.String(), ASN: p.ASN, State: string(p.State),
 			Since: p.Since, LastError: p.LastError,
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
-			ReceivedPrefixes: p.ReceivedPrefixes,
+			ReceivedPrefixes: p.ReceivedPrefixes, DiscardedUpdates: p.DiscardedUpdates,
 		})
 	}
 	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)

@@ -84,9 +84,15 @@ type PeerStatus struct {
 	// why IPv6 routes are not sent to this peer, if they are not.
 	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
 	IPv6Problem string `json:"ipv6_problem,omitempty"`
-	// ReceivedPrefixes counts the routes the peer sent that vipd holds
-	// (in GoBGP's Adj-RIB-In) although its import policy discards them all.
+	// ReceivedPrefixes counts the routes the peer sent in this session;
+	// vipd discards them all. With the relay (listen_port -1, the default)
+	// it is announced minus withdrawn prefixes of the discarded UPDATEs
+	// (a route sent twice counts twice) and none is kept in memory; with a
+	// listener it is the paths GoBGP holds in its Adj-RIB-In.
 	ReceivedPrefixes uint64 `json:"received_prefixes"`
+	// DiscardedUpdates counts the peer's UPDATE messages the relay
+	// discarded since the peer was configured (0 with a listener).
+	DiscardedUpdates uint64 `json:"discarded_updates"`
 }
 
 // BFDStatus is one BFD session (RFC 5880).

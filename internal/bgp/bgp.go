@@ -12,9 +12,14 @@
 // prepends on eBGP peers only, so a node that peers with a route reflector
 // and a provider at once sends each what it expects.
 //
+// When vipd only dials out, a relay per peer owns the session to the
+// router and keeps what the router sends out of GoBGP's memory (relay.go,
+// relays.go); GoBGP then knows the peer by a loopback alias.
+//
 // IPv4 and IPv6 routes travel over one (usually IPv4) session. IPv4 routes
 // carry the session's local address as next hop (GoBGP sets it on eBGP and
-// iBGP alike for locally originated paths); IPv6 routes need a global
+// iBGP alike for locally originated paths; behind a relay a per-peer policy
+// statement sets the relay's local address instead); IPv6 routes need a global
 // IPv6 next hop per peer, set by a per-peer statement in GoBGP's export
 // policy (nexthop.go, policy.go). A peer without one gets no IPv6 routes, and
 // its status says why.
@@ -88,11 +93,17 @@ type PeerStatus struct {
 	// UpdatesSent counts UPDATE messages sent to the peer since it was
 	// configured. It is read from GoBGP every few seconds, so it lags.
 	UpdatesSent uint64 `json:"updates_sent"`
-	// ReceivedPrefixes counts the paths the peer sends that GoBGP holds in
-	// its Adj-RIB-In: vipd's import policy discards every one, but GoBGP
-	// stores them before the policy runs, at about 0.6 KB each. Read with
-	// UpdatesSent; 0 while the session is not Established.
+	// ReceivedPrefixes counts the routes the peer sent in this session
+	// that vipd discarded. With the relay (listen_port -1) it is the
+	// prefixes the discarded UPDATEs announced minus those they withdrew,
+	// never below 0: a route sent twice counts twice, so it is an upper
+	// bound of the routes the peer holds out to vipd; nothing of them stays
+	// in memory. Without it (listen_port set), it is the paths GoBGP holds
+	// in its Adj-RIB-In, read with UpdatesSent. 0 once the session ends.
 	ReceivedPrefixes uint64 `json:"received_prefixes"`
+	// DiscardedUpdates counts the UPDATE messages from the peer the relay
+	// discarded since the peer was configured (0 without the relay).
+	DiscardedUpdates uint64 `json:"discarded_updates"`
 }
 
 // RouteStatus describes one route handed to SetRoutes.
@@ -129,6 +140,9 @@ type Speaker struct {
 	// restartUntil ends the window in which added peers are told vipd is
 	// restarting (Global.Restarting); zero when it is not.
 	restartUntil time.Time
+	// relays carry the sessions when vipd only dials out (relay.go); nil
+	// when routers talk to GoBGP directly.
+	relays *relaySet
 }
 
 // New returns a speaker for g. It has no side effects; Run starts it.
@@ -136,7 +150,12 @@ func New(g Global, log *slog.Logger) *Speaker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var relays *relaySet
+	if g.ListenPort < 0 {
+		relays = newRelaySet()
+	}
 	return &Speaker{
+		relays:  relays,
 		global:  g,
 		log:     log,
 		notify:  make(chan struct{}, 1),

@@ -34,7 +34,7 @@ func (s *Speaker) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.T
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "bgp session state changed",
-		"event", "peer_state", "peer", change.name, "address", st.NeighborAddress, "from", change.from, "to", change.to, "reason", why)
+		"event", "peer_state", "peer", change.name, "address", change.addr, "from", change.from, "to", change.to, "reason", why)
 	signal(s.notify)
 	signal(s.kick)
 }
@@ -46,7 +46,7 @@ func (s *Speaker) connectFailed(peer netip.Addr, dialErr string) {
 	if !ok {
 		return
 	}
-	s.log.Warn("bgp peer not reachable", "event", "peer_error", "peer", change.name, "address", peer, "reason", change.lastError)
+	s.log.Warn("bgp peer not reachable", "event", "peer_error", "peer", change.name, "address", change.addr, "reason", change.lastError)
 	signal(s.notify)
 }
 

@@ -64,7 +64,7 @@ func (s *Speaker) refreshAdjOut(bs *server.BgpServer) time.Duration {
 			if f != bgp.RF_IPv4_UC && f != bgp.RF_IPv6_UC {
 				continue
 			}
-			req := apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_OUT, Name: t.addr.String(), Family: f}
+			req := apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_OUT, Name: t.neighbor.String(), Family: f}
 			err := bs.ListPath(req, func(nlri bgp.NLRI, _ []*apiutil.Path) {
 				if p, ok := nlriPrefix(nlri); ok {
 					adjOut[p] = append(adjOut[p], t.name)

@@ -17,6 +17,10 @@ import (
 type appliedPeer struct {
 	cfg     config.Peer
 	nextHop ipv6Route
+	// nextHop4 is the IPv4 next hop the policy sets for a relayed peer:
+	// the local address of the relay's connection; zero (IPv4 routes
+	// refused) until the relay first connects.
+	nextHop4 netip.Addr
 }
 
 // ipv6Route is how IPv6 routes go to one peer: with nextHop, or not at all
@@ -45,6 +49,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 	}
 	plan := diffPeers(current, desired)
 	errs = append(errs, s.deletePeers(ctx, plan, current, desired)...)
+	errs = append(errs, s.allocAliases(plan.add)...)
 
 	// The policy must hold the IPv6 next hops of new peers before their
 	// sessions come up, and changed ones before routes are re-sent.
@@ -60,7 +65,7 @@ func (s *Speaker) SetPeers(ctx context.Context, peers []config.Peer) error {
 		}
 	}
 	for _, addr := range plan.keep {
-		p := appliedPeer{cfg: desired[addr], nextHop: s.peers[addr].nextHop}
+		p := appliedPeer{cfg: desired[addr], nextHop: s.peers[addr].nextHop, nextHop4: s.peers[addr].nextHop4}
 		if nh, ok := hops[addr]; ok && policyErr == nil {
 			p.nextHop = nh
 		}
@@ -90,7 +95,7 @@ func (s *Speaker) ResetPeer(ctx context.Context, addr netip.Addr, reason string)
 	if !ok {
 		return fmt.Errorf("peer %s: not configured", addr)
 	}
-	if err := s.gobgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: reason}); err != nil {
+	if err := s.gobgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: s.neighbor(addr).String(), Communication: reason}); err != nil {
 		return fmt.Errorf("peer %s: reset: %w", peerName(p.cfg), err)
 	}
 	s.log.Warn("bgp session reset", "event", "peer_reset", "peer", peerName(p.cfg), "address", addr, "reason", reason)
@@ -106,6 +111,9 @@ func (s *Speaker) deletePeers(ctx context.Context, plan peerPlan, current, desir
 			continue
 		}
 		s.state.removePeer(addr)
+		if s.relays != nil {
+			s.relays.remove(addr)
+		}
 		s.log.Info("bgp peer removed", "event", "peer_removed", "peer", peerName(current[addr]), "address", addr)
 	}
 	for _, addr := range plan.recreate {
@@ -114,6 +122,21 @@ func (s *Speaker) deletePeers(ctx context.Context, plan peerPlan, current, desir
 			continue
 		}
 		s.log.Info("bgp peer session settings changed, re-creating it", "event", "peer_recreated", "peer", peerName(desired[addr]), "address", addr)
+	}
+	return errs
+}
+
+// allocAliases gives new peers the loopback alias GoBGP will know them by;
+// the policy needs it before they are added.
+func (s *Speaker) allocAliases(peers []netip.Addr) []error {
+	if s.relays == nil {
+		return nil
+	}
+	var errs []error
+	for _, addr := range peers {
+		if _, err := s.relays.alias(addr); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errs
 }
@@ -160,21 +183,29 @@ func externalPeers(localASN uint32, peers map[netip.Addr]config.Peer) []netip.Ad
 func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6Route,
 	external []netip.Addr, prepends map[int][]netip.Prefix,
 ) error {
-	var rules []nextHopRule
+	var rules, rules4 []nextHopRule
 	add := func(addr netip.Addr, r ipv6Route) {
 		if r.nextHop.IsValid() {
-			rules = append(rules, nextHopRule{peer: addr, nextHop: r.nextHop})
+			rules = append(rules, nextHopRule{peer: s.neighbor(addr), nextHop: r.nextHop})
 		}
 	}
 	for addr, p := range s.peers {
 		if _, replaced := extra[addr]; !replaced {
 			add(addr, p.nextHop)
 		}
+		if s.relays != nil {
+			rules4 = append(rules4, nextHopRule{peer: s.neighbor(addr), nextHop: p.nextHop4})
+		}
 	}
 	for addr, r := range extra {
 		add(addr, r)
 	}
-	in := policyInput{asn: s.global.ASN, allowed: s.global.AllowedPrefixes, nextHops: rules, external: external, prepends: prepends}
+	neighbors := make([]netip.Addr, 0, len(external))
+	for _, addr := range external {
+		neighbors = append(neighbors, s.neighbor(addr))
+	}
+	in := policyInput{asn: s.global.ASN, allowed: s.global.AllowedPrefixes, nextHops: rules, nextHops4: rules4,
+		external: neighbors, prepends: prepends}
 	if err := installPolicies(ctx, s.gobgp, in); err != nil {
 		return err
 	}
@@ -184,12 +215,22 @@ func (s *Speaker) installPolicies(ctx context.Context, extra map[netip.Addr]ipv6
 
 func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) error {
 	restarting := s.global.GracefulRestart && s.restarting(time.Now())
-	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.global.GracefulRestart, restarting)}); err != nil {
+	peer := apiPeer(p, s.global.GracefulRestart, restarting)
+	if s.relays != nil {
+		// The state must map the alias before GoBGP reports on it.
+		alias := s.neighbor(p.Address)
+		peer = relayedPeer(peer, alias)
+		s.state.setRelay(p.Address, alias, s.relays.counter(p.Address))
+	}
+	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 		return fmt.Errorf("peer %s: add: %w", peerName(p), err)
 	}
 	s.peers[p.Address] = appliedPeer{cfg: p, nextHop: nh}
 	s.state.setPeer(p, nh.nextHop, nh.reason)
 	s.state.resetPeer(p.Address)
+	if s.relays != nil {
+		s.relays.start(s, p)
+	}
 	s.log.Info("bgp peer configured", "event", "peer_added", "peer", peerName(p), "address", p.Address, "reason", nh.reason,
 		"restarting", restarting)
 	return nil
@@ -199,7 +240,7 @@ func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) erro
 // Cease NOTIFICATION.
 func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	name := peerName(s.peers[addr].cfg)
-	if err := s.gobgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+	if err := s.gobgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: s.neighbor(addr).String()}); err != nil {
 		return fmt.Errorf("peer %s: delete: %w", name, err)
 	}
 	delete(s.peers, addr)
@@ -228,7 +269,7 @@ func (s *Speaker) resend(ctx context.Context, peers []netip.Addr, why string) []
 		if !ok {
 			continue
 		}
-		req := &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}
+		req := &api.ResetPeerRequest{Address: s.neighbor(addr).String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}
 		if err := s.gobgp.ResetPeer(ctx, req); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s: re-send routes for %s: %w", peerName(p.cfg), why, err))
 		}

@@ -39,6 +39,10 @@ type policyInput struct {
 	asn      uint32 // the local AS, the one prepended
 	allowed  []netip.Prefix
 	nextHops []nextHopRule
+	// nextHops4 are the IPv4 next hops of relayed peers; a rule without a
+	// next hop refuses the peer IPv4 routes (GoBGP would send its
+	// loopback address).
+	nextHops4 []nextHopRule
 	// external are the eBGP peers (another AS): AS-path prepends go to
 	// them only. iBGP peers get the path without prepends.
 	external []netip.Addr
@@ -55,7 +59,10 @@ type policyInput struct {
 //     prepend our AS to the routes that ask for it on eBGP peers only
 //     (statements without a route action, so evaluation goes on), set each
 //     peer's IPv6 next hop, and reject IPv6 paths for peers without one
-//     (GoBGP would send the IPv4 session address, which routers reject).
+//     (GoBGP would send the IPv4 session address, which routers reject);
+//     set each relayed peer's IPv4 next hop (the relay's local address:
+//     GoBGP's own session is on loopback), or refuse it IPv4 routes until
+//     the relay knows it.
 //     Everything else is accepted by the default action.
 func policies(in policyInput) *api.SetPoliciesRequest {
 	allowed, rules := in.allowed, in.nextHops
@@ -94,15 +101,31 @@ func policies(in policyInput) *api.SetPoliciesRequest {
 	req.DefinedSets = append(req.DefinedSets, sets...)
 	export = append(export, prepend...)
 
+	peerSets := make(map[netip.Addr]bool)
+	peerSet := func(peer netip.Addr) string {
+		set := "vipd-peer-" + peer.String()
+		if !peerSets[peer] {
+			peerSets[peer] = true
+			req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{
+				DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
+				Name:        set,
+				List:        []string{netip.PrefixFrom(peer, peer.BitLen()).String()},
+			})
+		}
+		return set
+	}
 	for _, r := range sortedRules(rules) {
-		set := "vipd-peer-" + r.peer.String()
-		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{
-			DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR,
-			Name:        set,
-			List:        []string{netip.PrefixFrom(r.peer, r.peer.BitLen()).String()},
-		})
 		export = append(export, statement("vipd-nexthop6-"+r.peer.String(),
-			&api.Conditions{NeighborSet: matchAny(set), AfiSafiIn: []*api.Family{ipv6Unicast()}},
+			&api.Conditions{NeighborSet: matchAny(peerSet(r.peer)), AfiSafiIn: []*api.Family{ipv6Unicast()}},
+			&api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT, Nexthop: &api.NexthopAction{Address: r.nextHop.String()}}))
+	}
+	for _, r := range sortedRules(in.nextHops4) {
+		cond := &api.Conditions{NeighborSet: matchAny(peerSet(r.peer)), AfiSafiIn: []*api.Family{ipv4Unicast()}}
+		if !r.nextHop.IsValid() {
+			export = append(export, statement("vipd-reject-ipv4-without-nexthop-"+r.peer.String(), cond, reject()))
+			continue
+		}
+		export = append(export, statement("vipd-nexthop4-"+r.peer.String(), cond,
 			&api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT, Nexthop: &api.NexthopAction{Address: r.nextHop.String()}}))
 	}
 	export = append(export, statement("vipd-reject-ipv6-without-nexthop",

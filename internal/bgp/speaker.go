@@ -37,6 +37,10 @@ func (s *Speaker) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	defer s.stopRelays()
+	if s.relays != nil {
+		s.relays.bs = bs
+	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if err := bs.WatchEvent(watchCtx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.onPeerEvent}, server.WatchPeer()); err != nil {
@@ -92,6 +96,21 @@ func validateGlobal(g Global) error {
 // start creates and starts the GoBGP server with vipd's policies.
 // serveDone closes when GoBGP's main loop has ended.
 func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}, error) {
+	listen := &api.Global{
+		Asn:             s.global.ASN,
+		RouterId:        s.global.RouterID.String(),
+		ListenPort:      s.global.ListenPort,
+		ListenAddresses: s.listenAddresses,
+	}
+	if s.relays != nil {
+		// Only the relays connect to GoBGP, on loopback.
+		if err := s.relays.pickListener(); err != nil {
+			return nil, nil, err
+		}
+		listen.ListenPort = int32(s.relays.listener.Port())
+		listen.ListenAddresses = []string{s.relays.listener.Addr().String()}
+	}
+	s.logRelayMode()
 	bs := server.NewBgpServer(server.LoggerOption(slog.New(&gobgpLogHandler{sink: s}), nil))
 	serveDone := make(chan struct{})
 	go func() {
@@ -99,12 +118,7 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 		bs.Serve()
 	}()
 
-	err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn:             s.global.ASN,
-		RouterId:        s.global.RouterID.String(),
-		ListenPort:      s.global.ListenPort,
-		ListenAddresses: s.listenAddresses,
-	}})
+	err := bs.StartBgp(ctx, &api.StartBgpRequest{Global: listen})
 	if err != nil {
 		err = fmt.Errorf("start: %w", err)
 	} else if err = installPolicies(ctx, bs, policyInput{asn: s.global.ASN, allowed: s.global.AllowedPrefixes}); err == nil {
@@ -165,7 +179,7 @@ func (s *Speaker) shutdown(ctx context.Context, serveDone <-chan struct{}) error
 func (s *Speaker) closeSessions(ctx context.Context, bs *server.BgpServer) {
 	peers := s.state.established()
 	for _, p := range peers {
-		req := &api.ShutdownPeerRequest{Address: p.addr.String(), Communication: shutdownMessage}
+		req := &api.ShutdownPeerRequest{Address: p.neighbor.String(), Communication: shutdownMessage}
 		if err := bs.ShutdownPeer(ctx, req); err != nil {
 			s.log.Warn("bgp session not shut down", "event", "peer_shutdown", "peer", p.name, "address", p.addr, "err", err)
 		}

@@ -18,6 +18,16 @@ type state struct {
 	peers  map[netip.Addr]*peerView
 	routes []RouteStatus             // desired routes, sorted, Peers empty
 	adjOut map[netip.Prefix][]string // prefix -> names of peers that have it
+	// relayed maps a relayed peer's address to its alias and counters,
+	// aliases maps back: GoBGP reports on aliases, status shows peers.
+	relayed map[netip.Addr]relayView
+	aliases map[netip.Addr]netip.Addr
+}
+
+// relayView is what the state knows of a peer's relay.
+type relayView struct {
+	alias    netip.Addr
+	counters *relayCounters
 }
 
 // peerView is one peer's status and what is needed to explain its errors.
@@ -57,7 +67,36 @@ func (u *updateCount) set(n uint64) {
 }
 
 func newState() *state {
-	return &state{peers: make(map[netip.Addr]*peerView), adjOut: make(map[netip.Prefix][]string)}
+	return &state{peers: make(map[netip.Addr]*peerView), adjOut: make(map[netip.Prefix][]string),
+		relayed: make(map[netip.Addr]relayView), aliases: make(map[netip.Addr]netip.Addr)}
+}
+
+// setRelay records that GoBGP knows peer by alias, and its relay's counters.
+func (st *state) setRelay(peer, alias netip.Addr, c *relayCounters) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if old, ok := st.relayed[peer]; ok {
+		delete(st.aliases, old.alias)
+	}
+	st.relayed[peer] = relayView{alias: alias, counters: c}
+	st.aliases[alias] = peer
+}
+
+// peerAddr returns the peer address GoBGP's neighbor address stands for.
+// Call with mu held.
+func (st *state) peerAddr(neighbor netip.Addr) netip.Addr {
+	if p, ok := st.aliases[neighbor]; ok {
+		return p
+	}
+	return neighbor
+}
+
+// neighbor returns the address GoBGP knows peer by. Call with mu held.
+func (st *state) neighbor(peer netip.Addr) netip.Addr {
+	if r, ok := st.relayed[peer]; ok {
+		return r.alias
+	}
+	return peer
 }
 
 // setPeer records p's configuration, adding it in state Idle if new.
@@ -94,10 +133,15 @@ func (st *state) removePeer(addr netip.Addr) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	delete(st.peers, addr)
+	if r, ok := st.relayed[addr]; ok {
+		delete(st.aliases, r.alias)
+		delete(st.relayed, addr)
+	}
 }
 
 // peerChange is what a peer event changed, for logging.
 type peerChange struct {
+	addr      netip.Addr // the peer's, not GoBGP's alias
 	name      string
 	from, to  SessionState
 	lastError string
@@ -108,7 +152,7 @@ type peerChange struct {
 func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why string, negotiated []bgp.Family) (peerChange, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	v, ok := st.peers[addr]
+	v, ok := st.peers[st.peerAddr(addr)]
 	if !ok {
 		return peerChange{}, false
 	}
@@ -125,7 +169,7 @@ func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why s
 	} else if why != "" {
 		v.status.LastError = why
 	}
-	return peerChange{name: v.status.Name, from: from, to: name, lastError: v.status.LastError}, true
+	return peerChange{addr: v.status.Address, name: v.status.Name, from: from, to: name, lastError: v.status.LastError}, true
 }
 
 // connectFailed records a failed TCP connection attempt to addr; ok is true
@@ -133,6 +177,7 @@ func (st *state) peerState(addr netip.Addr, to bgp.FSMState, at time.Time, why s
 func (st *state) connectFailed(addr netip.Addr, dialErr string) (peerChange, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	addr = st.peerAddr(addr)
 	v, ok := st.peers[addr]
 	if !ok || v.status.State == StateEstablished {
 		return peerChange{}, false
@@ -142,7 +187,7 @@ func (st *state) connectFailed(addr netip.Addr, dialErr string) (peerChange, boo
 		return peerChange{}, false
 	}
 	v.status.LastError = msg
-	return peerChange{name: v.status.Name, from: v.status.State, to: v.status.State, lastError: msg}, true
+	return peerChange{addr: addr, name: v.status.Name, from: v.status.State, to: v.status.State, lastError: msg}, true
 }
 
 // stopped marks every session down after GoBGP stopped.
@@ -183,11 +228,12 @@ func (st *state) updateGenerations() map[netip.Addr]uint64 {
 func (st *state) setUpdatesSent(generations, sent, received map[netip.Addr]uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for addr, n := range sent {
+	for neighbor, n := range sent {
+		addr := st.peerAddr(neighbor)
 		gen, asked := generations[addr]
 		if v, ok := st.peers[addr]; ok && asked && v.updates.generation == gen {
 			v.updates.set(n)
-			v.received = received[addr]
+			v.received = received[neighbor]
 		}
 	}
 }
@@ -195,6 +241,7 @@ func (st *state) setUpdatesSent(generations, sent, received map[netip.Addr]uint6
 // peerTarget is an established peer whose Adj-RIB-Out can be read.
 type peerTarget struct {
 	addr     netip.Addr
+	neighbor netip.Addr // GoBGP's name for it
 	name     string
 	families []bgp.Family
 }
@@ -206,7 +253,7 @@ func (st *state) established() []peerTarget {
 	var out []peerTarget
 	for addr, v := range st.peers {
 		if v.status.State == StateEstablished {
-			out = append(out, peerTarget{addr: addr, name: v.status.Name, families: slices.Clone(v.negotiated)})
+			out = append(out, peerTarget{addr: addr, neighbor: st.neighbor(addr), name: v.status.Name, families: slices.Clone(v.negotiated)})
 		}
 	}
 	return out
@@ -253,6 +300,10 @@ func (st *state) snapshot() Status {
 		p.Families = slices.Clone(p.Families)
 		p.UpdatesSent = v.updates.total()
 		p.ReceivedPrefixes = v.received
+		if r, ok := st.relayed[p.Address]; ok {
+			p.ReceivedPrefixes += uint64(max(0, r.counters.prefixes.Load()))
+			p.DiscardedUpdates = r.counters.updates.Load()
+		}
 		if p.IPv6Reason == "" && p.IPv6NextHop.IsValid() && v.negotiated != nil && !slices.Contains(v.negotiated, bgp.RF_IPv6_UC) {
 			p.IPv6Reason = "the peer did not negotiate ipv6 unicast (enable it on the router)"
 		}

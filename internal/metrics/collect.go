@@ -20,7 +20,9 @@ var (
 	descPeerAnnounced = prometheus.NewDesc("vipd_bgp_announced_prefixes",
 		"Prefixes announced to the peer (in its Adj-RIB-Out).", peerLabels, nil)
 	descPeerReceived = prometheus.NewDesc("vipd_bgp_received_prefixes",
-		"Prefixes the peer sent that vipd holds in memory (GoBGP's Adj-RIB-In) although its import policy discards all of them.", peerLabels, nil)
+		"Prefixes the peer sent in this session, all discarded: with the relay (listen_port -1), announced minus withdrawn in discarded UPDATEs, none kept in memory; with a listener, the paths held in GoBGP's Adj-RIB-In.", peerLabels, nil)
+	descPeerDiscarded = prometheus.NewDesc("vipd_bgp_discarded_updates_total",
+		"UPDATE messages from the peer the relay discarded unread by GoBGP since the peer was configured (0 with a listener: no relay).", peerLabels, nil)
 
 	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
 		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",
@@ -78,7 +80,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced, descPeerReceived,
+		descPeerUp, descPeerStateChanges, descPeerUpdatesSent, descPeerAnnounced, descPeerReceived, descPeerDiscarded,
 		descBFDState, descBFDDiscarded,
 		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
@@ -123,6 +125,7 @@ func collectPeers(ch chan<- prometheus.Metric, peers []Peer) {
 		ch <- constMetric(descPeerUpdatesSent, prometheus.CounterValue, float64(p.UpdatesSent), p.Name, p.Address)
 		ch <- constMetric(descPeerAnnounced, prometheus.GaugeValue, float64(p.Announced), p.Name, p.Address)
 		ch <- constMetric(descPeerReceived, prometheus.GaugeValue, float64(p.Received), p.Name, p.Address)
+		ch <- constMetric(descPeerDiscarded, prometheus.CounterValue, float64(p.DiscardedUpdates), p.Name, p.Address)
 	}
 }
 

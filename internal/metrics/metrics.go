@@ -69,8 +69,10 @@ type Peer struct {
 	Up           bool   // the session is Established
 	StateChanges uint64 // session state changes since the peer was configured
 	UpdatesSent  uint64 // UPDATE messages sent since the peer was configured
-	Received     uint64 // routes from the peer held although discarded by policy
-	Announced    int    // prefixes the peer's Adj-RIB-Out holds
+	Received     uint64 // routes from the peer in this session, all discarded
+	// DiscardedUpdates counts the peer's UPDATEs the relay discarded.
+	DiscardedUpdates uint64
+	Announced        int // prefixes the peer's Adj-RIB-Out holds
 }
 
 // BFDSession is one BFD session.

@@ -17,7 +17,7 @@ import (
 func snapshotA() Snapshot {
 	return Snapshot{
 		Peers: []Peer{
-			{Name: "r1", Address: "192.0.2.1", Up: true, StateChanges: 5, UpdatesSent: 12, Announced: 3, Received: 100000},
+			{Name: "r1", Address: "192.0.2.1", Up: true, StateChanges: 5, UpdatesSent: 12, Announced: 3, Received: 100000, DiscardedUpdates: 250},
 			{Name: "r2", Address: "2001:db8::2", Up: false, StateChanges: 2, UpdatesSent: 0, Announced: 0},
 		},
 		BFD: []BFDSession{{Peer: "r1", State: "Up", AuthFailures: 7, IgnoredDown: 2}},
@@ -52,6 +52,8 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_bgp_announced_prefixes", r2, 0},
 		{"vipd_bgp_received_prefixes", r1, 100000},
 		{"vipd_bgp_received_prefixes", r2, 0},
+		{"vipd_bgp_discarded_updates_total", r1, 250},
+		{"vipd_bgp_discarded_updates_total", r2, 0},
 		{"vipd_bfd_session_state", []string{"peer", "r1"}, 3},
 		{"vipd_bfd_packets_discarded_total", []string{"peer", "r1", "reason", "auth"}, 7},
 		{"vipd_bfd_packets_discarded_total", []string{"peer", "r1", "reason", "spoofed_down"}, 2},

@@ -1,0 +1,193 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// relayNet holds GoBGP's internal listener (its first address) and the
+// aliases GoBGP knows relayed peers by. Every 127/8 address is local on
+// Linux once lo is up; this block keeps clear of the commonly used
+// 127.0.0.x.
+var relayNet = netip.MustParsePrefix("127.86.0.0/16")
+
+// relaySet is the speaker's relays (relay.go), one per peer. It exists
+// only when vipd only dials out (listen_port -1): with a listener, routers
+// connect to GoBGP directly and GoBGP keeps what they send (README).
+type relaySet struct {
+	listener netip.AddrPort            // GoBGP's internal listener
+	bs       *server.BgpServer         // set by Run before any peer is added
+	aliases  map[netip.Addr]netip.Addr // peer address -> alias
+	next     netip.Addr                // the next alias to try
+	counters map[netip.Addr]*relayCounters
+	running  map[netip.Addr]context.CancelFunc
+	ctx      context.Context // relays end with it
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newRelaySet() *relaySet {
+	ctx, stop := context.WithCancel(context.Background())
+	return &relaySet{
+		aliases:  make(map[netip.Addr]netip.Addr),
+		next:     relayNet.Addr().Next().Next(),
+		counters: make(map[netip.Addr]*relayCounters),
+		running:  make(map[netip.Addr]context.CancelFunc),
+		ctx:      ctx,
+		stop:     stop,
+	}
+}
+
+// pickListener chooses GoBGP's internal listener: a free port on the
+// block's first address. GoBGP cannot listen on port 0 and say which port
+// it got, so the port is taken and released here first.
+func (rs *relaySet) pickListener() error {
+	addr := relayNet.Addr().Next()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		return fmt.Errorf("bgp relay: internal listener on %s: %w", addr, err)
+	}
+	rs.listener = netip.AddrPortFrom(addr, uint16(l.Addr().(*net.TCPAddr).Port))
+	return l.Close()
+}
+
+// alias returns peer's alias, allocating one for a new peer. Aliases are
+// not reused within a run, so that a stopping relay can never reach the
+// GoBGP neighbor of another peer.
+func (rs *relaySet) alias(peer netip.Addr) (netip.Addr, error) {
+	if a, ok := rs.aliases[peer]; ok {
+		return a, nil
+	}
+	if !relayNet.Contains(rs.next) {
+		return netip.Addr{}, fmt.Errorf("peer %s: no relay address left in %s", peer, relayNet)
+	}
+	a := rs.next
+	rs.next = a.Next()
+	rs.aliases[peer] = a
+	return a, nil
+}
+
+// start runs a relay for p, replacing a running one.
+func (rs *relaySet) start(s *Speaker, p config.Peer) {
+	if stop, ok := rs.running[p.Address]; ok {
+		stop()
+	}
+	c := rs.counter(p.Address)
+	ctx, stop := context.WithCancel(rs.ctx)
+	rs.running[p.Address] = stop
+	r := &relay{peer: p, localASN: s.global.ASN, alias: rs.aliases[p.Address], listener: rs.listener,
+		counters: c, hooks: s, log: s.log}
+	rs.wg.Go(func() { r.run(ctx) })
+}
+
+// counter returns peer's counters, kept while the peer is configured.
+func (rs *relaySet) counter(peer netip.Addr) *relayCounters {
+	c, ok := rs.counters[peer]
+	if !ok {
+		c = &relayCounters{}
+		rs.counters[peer] = c
+	}
+	return c
+}
+
+// remove stops peer's relay and forgets it. It does not wait: the relay
+// may be waiting for applyMu, which the caller holds.
+func (rs *relaySet) remove(peer netip.Addr) {
+	if stop, ok := rs.running[peer]; ok {
+		stop()
+	}
+	delete(rs.running, peer)
+	delete(rs.aliases, peer)
+	delete(rs.counters, peer)
+}
+
+// neighbor is the address GoBGP knows the peer at addr by.
+func (s *Speaker) neighbor(addr netip.Addr) netip.Addr {
+	if s.relays == nil {
+		return addr
+	}
+	if a, ok := s.relays.aliases[addr]; ok {
+		return a
+	}
+	return addr
+}
+
+// relayedPeer turns GoBGP's configuration of a peer into that of its
+// relayed alias: a passive neighbor on loopback. TCP-MD5, TTL and source
+// address belong to the relay's connection to the router.
+func relayedPeer(peer *api.Peer, alias netip.Addr) *api.Peer {
+	peer.Conf.NeighborAddress = alias.String()
+	peer.Conf.AuthPassword = ""
+	peer.EbgpMultihop = nil
+	peer.Transport = &api.Transport{PassiveMode: true}
+	return peer
+}
+
+// gobgpWaiting implements relayHooks.
+func (s *Speaker) gobgpWaiting(ctx context.Context, alias netip.Addr) bool {
+	waiting := false
+	err := s.relays.bs.ListPeer(ctx, &api.ListPeerRequest{Address: alias.String()}, func(p *api.Peer) {
+		waiting = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ACTIVE
+	})
+	return err == nil && waiting
+}
+
+// connected implements relayHooks: the session's local address becomes the
+// IPv4 next hop of routes sent to the peer, as it was when GoBGP held the
+// session itself. The policy changes before GoBGP sees the session.
+func (s *Speaker) connected(ctx context.Context, peer, local netip.Addr) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, ok := s.peers[peer]
+	if !ok || s.gobgp == nil {
+		return errors.New("peer removed")
+	}
+	if !local.Is4() {
+		local = netip.Addr{} // an IPv6 session: no IPv4 next hop, no IPv4 routes
+	}
+	if p.nextHop4 == local {
+		return nil
+	}
+	p.nextHop4 = local
+	s.peers[peer] = p
+	if err := s.installPolicies(ctx, nil, s.external, s.prepends); err != nil {
+		p.nextHop4 = netip.Addr{}
+		s.peers[peer] = p
+		return fmt.Errorf("set IPv4 next hop %s: %w", local, err)
+	}
+	s.log.Info("bgp peer ipv4 next hop set", "event", "peer_next_hop", "peer", peerName(p.cfg), "address", peer, "next_hop", local)
+	return nil
+}
+
+// stopRelays ends every relay and waits for them. Call it without applyMu.
+func (s *Speaker) stopRelays() {
+	if s.relays == nil {
+		return
+	}
+	s.relays.stop()
+	s.relays.wg.Wait()
+}
+
+// logRelayMode says how the speaker meets routers.
+func (s *Speaker) logRelayMode() {
+	if s.relays == nil {
+		s.log.Warn("bgp listen_port is set: routers talk to GoBGP directly, and the routes they send are held in memory",
+			"event", "relay_off")
+		return
+	}
+	s.log.Debug("bgp relays on", "event", "relay_on", "listener", s.relays.listener)
+}
+
+var _ relayHooks = (*Speaker)(nil)
