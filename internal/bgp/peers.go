@@ -219,7 +219,7 @@ func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) erro
 	if s.relays != nil {
 		// The state must map the alias before GoBGP reports on it.
 		alias := s.neighbor(p.Address)
-		peer = relayedPeer(peer, alias)
+		peer = relayedPeer(peer, alias, s.relays.key)
 		s.state.setRelay(p.Address, alias, s.relays.counter(p.Address))
 	}
 	if err := s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {

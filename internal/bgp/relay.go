@@ -78,6 +78,7 @@ type relay struct {
 	localASN uint32
 	alias    netip.Addr     // the address GoBGP knows the peer by
 	listener netip.AddrPort // GoBGP's internal listener
+	key      string         // TCP-MD5 of the hop to it
 	counters *relayCounters
 	hooks    relayHooks
 	log      *slog.Logger
@@ -143,7 +144,7 @@ func (r *relay) session(ctx context.Context, router *net.TCPConn) error {
 	if err := r.hooks.connected(ctx, r.peer.Address, addrOf(router.LocalAddr())); err != nil {
 		return fmt.Errorf("peer %s: %w", peerName(r.peer), err)
 	}
-	internal, err := dialGoBGP(ctx, r.alias, r.listener)
+	internal, err := dialGoBGP(ctx, r.alias, r.listener, r.key)
 	if err != nil {
 		return fmt.Errorf("peer %s: connect to GoBGP at %s from %s: %w", peerName(r.peer), r.listener, r.alias, err)
 	}

@@ -43,6 +43,14 @@ func TestRelayDiscardsUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := waitEstablished(t, vipd.Speaker, receiverAddr).Since
+	// The loopback hop is signed: a local process that reaches GoBGP from
+	// the peer's alias without the relays' key gets no connection.
+	alias := relayAlias(t, vipd.Speaker, receiverAddr)
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: alias.AsSlice()}}
+	if conn, err := d.DialContext(t.Context(), "tcp", vipd.relays.listener.String()); err == nil {
+		conn.Close()
+		t.Errorf("an unsigned connection from alias %s reached GoBGP's internal listener", alias)
+	}
 	// vipd's route arrives with the relay's local address as next hop.
 	waitAdjIn(t, router.Speaker, map[netip.Prefix]string{vip4: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large="})
 
@@ -59,7 +67,7 @@ func TestRelayDiscardsUpdates(t *testing.T) {
 	if st.DiscardedUpdates == 0 {
 		t.Errorf("no discarded UPDATE counted: %+v", st)
 	}
-	if got := adjIn(t, vipd.Speaker, relayAlias(t, vipd.Speaker, receiverAddr)); len(got) != 0 {
+	if got := adjIn(t, vipd.Speaker, alias); len(got) != 0 {
 		t.Errorf("GoBGP holds %d received paths, want none", len(got))
 	}
 

@@ -53,9 +53,10 @@ func dialRouter(ctx context.Context, p config.Peer, localASN uint32) (*net.TCPCo
 }
 
 // dialGoBGP connects to GoBGP's internal listener from alias, the address
-// GoBGP knows the peer by.
-func dialGoBGP(ctx context.Context, alias netip.Addr, listener netip.AddrPort) (*net.TCPConn, error) {
-	d := net.Dialer{Timeout: time.Second, KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: alias.AsSlice()}}
+// GoBGP knows the peer by, signing with the relays' TCP-MD5 key.
+func dialGoBGP(ctx context.Context, alias netip.Addr, listener netip.AddrPort, key string) (*net.TCPConn, error) {
+	d := net.Dialer{Timeout: time.Second, KeepAlive: -1, LocalAddr: &net.TCPAddr{IP: alias.AsSlice()},
+		Control: socketOptions(listener.Addr(), key, 0)}
 	conn, err := d.DialContext(ctx, "tcp", listener.String())
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +25,11 @@ var relayNet = netip.MustParsePrefix("127.86.0.0/16")
 // only when vipd only dials out (listen_port -1): with a listener, routers
 // connect to GoBGP directly and GoBGP keeps what they send (README).
 type relaySet struct {
-	listener netip.AddrPort            // GoBGP's internal listener
+	listener netip.AddrPort // GoBGP's internal listener
+	// key signs the loopback hop with TCP-MD5: any local process can
+	// bind a 127/8 address, and one that reached GoBGP from an alias
+	// first would hold the peer's session.
+	key      string
 	bs       *server.BgpServer         // set by Run before any peer is added
 	aliases  map[netip.Addr]netip.Addr // peer address -> alias
 	next     netip.Addr                // the next alias to try
@@ -38,6 +43,7 @@ type relaySet struct {
 func newRelaySet() *relaySet {
 	ctx, stop := context.WithCancel(context.Background())
 	return &relaySet{
+		key:      rand.Text(),
 		aliases:  make(map[netip.Addr]netip.Addr),
 		next:     relayNet.Addr().Next().Next(),
 		counters: make(map[netip.Addr]*relayCounters),
@@ -84,7 +90,7 @@ func (rs *relaySet) start(s *Speaker, p config.Peer) {
 	c := rs.counter(p.Address)
 	ctx, stop := context.WithCancel(rs.ctx)
 	rs.running[p.Address] = stop
-	r := &relay{peer: p, localASN: s.global.ASN, alias: rs.aliases[p.Address], listener: rs.listener,
+	r := &relay{peer: p, localASN: s.global.ASN, alias: rs.aliases[p.Address], listener: rs.listener, key: rs.key,
 		counters: c, hooks: s, log: s.log}
 	rs.wg.Go(func() { r.run(ctx) })
 }
@@ -123,10 +129,11 @@ func (s *Speaker) neighbor(addr netip.Addr) netip.Addr {
 
 // relayedPeer turns GoBGP's configuration of a peer into that of its
 // relayed alias: a passive neighbor on loopback. TCP-MD5, TTL and source
-// address belong to the relay's connection to the router.
-func relayedPeer(peer *api.Peer, alias netip.Addr) *api.Peer {
+// address belong to the relay's connection to the router; the loopback
+// hop has the relays' own key.
+func relayedPeer(peer *api.Peer, alias netip.Addr, key string) *api.Peer {
 	peer.Conf.NeighborAddress = alias.String()
-	peer.Conf.AuthPassword = ""
+	peer.Conf.AuthPassword = key
 	peer.EbgpMultihop = nil
 	peer.Transport = &api.Transport{PassiveMode: true}
 	return peer
