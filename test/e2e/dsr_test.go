@@ -35,22 +35,7 @@ func dsrBackends(t *testing.T, w *testnet.World, addr netip.Addr) []*backend {
 				t.Fatalf("%s: %v: %s", h.Name(), err, out)
 			}
 		}
-		b := &backend{name: h.Name(), addr: h.Addr4()}
-		ln, err := h.Listen("tcp", ":80")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if b.failed.Load() {
-				http.Error(w, "failed by the test", http.StatusServiceUnavailable)
-			}
-		})
-		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, b.name) })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { srv.Close() })
-		out = append(out, b)
+		out = append(out, serveBackend(t, h, ":80"))
 	}
 	return out
 }

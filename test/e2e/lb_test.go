@@ -70,24 +70,30 @@ func startBackends(t *testing.T, w *testnet.World) []*backend {
 	t.Helper()
 	var out []*backend
 	for _, h := range w.Hosts() {
-		b := &backend{name: h.Name(), addr: h.Addr4()}
-		ln, err := h.Listen("tcp", ":8080")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if b.failed.Load() {
-				http.Error(w, "failed by the test", http.StatusServiceUnavailable)
-			}
-		})
-		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, b.name) })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { srv.Close() })
-		out = append(out, b)
+		out = append(out, serveBackend(t, h, ":8080"))
 	}
 	return out
+}
+
+// serveBackend runs a backend's HTTP server on h at listen (":8080").
+func serveBackend(t *testing.T, h *testnet.Host, listen string) *backend {
+	t.Helper()
+	b := &backend{name: h.Name(), addr: h.Addr4()}
+	ln, err := h.Listen("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if b.failed.Load() {
+			http.Error(w, "failed by the test", http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, b.name) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return b
 }
 
 // startLBNode starts vipd with config and waits until it answers.
