@@ -23,7 +23,7 @@ func (w *World) PassXDPOnLAN(members ...string) error {
 		Name: "pass_all", Type: ebpf.XDP, License: "GPL",
 		// Frames in several buffers too: veth keeps its peer's
 		// segmentation offload only for such a program.
-		Flags: unix.BPF_F_XDP_HAS_FRAGS,
+		Flags:        unix.BPF_F_XDP_HAS_FRAGS,
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
 	})
 	if err != nil {
