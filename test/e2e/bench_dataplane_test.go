@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,6 +182,32 @@ func holdDSRAddress(t *testing.T, h *testnet.Host, addr netip.Addr) {
 // dataplaneWindow and returns the bits per second written.
 func upload(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
 	t.Helper()
+	zeros := make([]byte, 64<<10)
+	return streams(t, c, "streams to", target, func(conn net.Conn) (int64, error) {
+		var total int64
+		for {
+			n, err := conn.Write(zeros)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+		}
+	})
+}
+
+// throughput reads dataplaneConns streams from target for dataplaneWindow
+// and returns the bits per second received.
+func throughput(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
+	t.Helper()
+	return streams(t, c, "streams from", target, func(conn net.Conn) (int64, error) { return io.Copy(io.Discard, conn) })
+}
+
+// streams opens dataplaneConns connections to target, moves bytes on each
+// with move until the dataplaneWindow deadline (set for reads and writes),
+// and returns the bits per second moved in all. An error other than the
+// deadline fails the test, named by what.
+func streams(t *testing.T, c *testnet.Client, what string, target netip.AddrPort, move func(net.Conn) (int64, error)) float64 {
+	t.Helper()
 	var total atomic.Int64
 	var failed atomic.Value
 	deadline := time.Now().Add(dataplaneWindow)
@@ -197,23 +222,17 @@ func upload(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
 				return
 			}
 			defer conn.Close()
-			_ = conn.SetWriteDeadline(deadline)
-			zeros := make([]byte, 64<<10)
-			for {
-				n, err := conn.Write(zeros)
-				total.Add(int64(n))
-				if err != nil {
-					if !errors.Is(err, os.ErrDeadlineExceeded) {
-						failed.Store(err)
-					}
-					return
-				}
+			_ = conn.SetDeadline(deadline)
+			n, err := move(conn)
+			total.Add(n)
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				failed.Store(err)
 			}
 		})
 	}
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
-		t.Fatalf("streams to %s: %v", target, err)
+		t.Fatalf("%s %s: %v", what, target, err)
 	}
 	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
 }
@@ -342,16 +361,22 @@ func serveBenchBackend(t *testing.T, h *testnet.Host) {
 // name and the port: one backend of a disruption load balancer.
 func serveEcho(t *testing.T, h *testnet.Host, port int) {
 	t.Helper()
+	serveUDPAnswer(t, h, fmt.Sprintf(":%d", port), fmt.Sprintf("%s:%d", h.Name(), port))
+}
+
+// serveUDPAnswer answers each UDP datagram to listen in h's namespace
+// with answer, until the test ends.
+func serveUDPAnswer(t *testing.T, h *testnet.Host, listen, answer string) {
+	t.Helper()
 	var echo net.PacketConn
 	err := h.InNamespace(func() (err error) {
-		echo, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		echo, err = net.ListenPacket("udp", listen)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { echo.Close() })
-	answer := []byte(fmt.Sprintf("%s:%d", h.Name(), port))
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -359,7 +384,7 @@ func serveEcho(t *testing.T, h *testnet.Host, port int) {
 			if err != nil {
 				return
 			}
-			_, _ = echo.WriteTo(answer, from)
+			_, _ = echo.WriteTo([]byte(answer), from)
 		}
 	}()
 }
@@ -437,39 +462,6 @@ func requestRate(t *testing.T, c *testnet.Client, target netip.AddrPort) float64
 		t.Fatalf("requests to %s: %v", target, err)
 	}
 	return float64(done.Load()) / dataplaneWindow.Seconds()
-}
-
-// throughput reads dataplaneConns streams from target for dataplaneWindow
-// and returns the bits per second received.
-func throughput(t *testing.T, c *testnet.Client, target netip.AddrPort) float64 {
-	t.Helper()
-	var total atomic.Int64
-	var failed atomic.Value
-	deadline := time.Now().Add(dataplaneWindow)
-	var wg sync.WaitGroup
-	for range dataplaneConns {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-			defer cancel()
-			conn, err := c.DialContext(ctx, "tcp", target.String())
-			if err != nil {
-				failed.Store(err)
-				return
-			}
-			defer conn.Close()
-			_ = conn.SetReadDeadline(deadline)
-			n, err := io.Copy(io.Discard, conn)
-			total.Add(n)
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "timeout") {
-				failed.Store(err)
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		t.Fatalf("streams from %s: %v", target, err)
-	}
-	return float64(total.Load()) * 8 / dataplaneWindow.Seconds()
 }
 
 // flowsMoved removes each of a few backends (spread over the list) in

@@ -324,21 +324,7 @@ func TestDSRIPv6AndUDP(t *testing.T) {
 		go func() { _ = srv.Serve(ln) }()
 		t.Cleanup(func() { srv.Close() })
 		// Bound to the address, so the answer leaves from it.
-		var echo net.PacketConn
-		if err := h.InNamespace(func() (err error) { echo, err = net.ListenPacket("udp", dns4.String()+":53"); return err }); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { echo.Close() })
-		go func() {
-			buf := make([]byte, 512)
-			for {
-				_, from, err := echo.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				_, _ = echo.WriteTo([]byte(name), from)
-			}
-		}()
+		serveUDPAnswer(t, h, dns4.String()+":53", name)
 	}
 	startLBNode(t, n1, fmt.Sprintf(`bgp:
   asn: 4200000000
