@@ -152,7 +152,7 @@ func (a *Agent) perNode(l lb.LoadBalancer) []api.LoadBalancerNode {
 		return nil
 	}
 	var out []api.LoadBalancerNode
-	for _, m := range a.cluster.Status().Members {
+	for _, m := range a.cluster.Members() {
 		lr, ok := m.LoadBalancers[l.UUID]
 		if !ok {
 			continue

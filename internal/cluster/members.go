@@ -145,18 +145,26 @@ type Status struct {
 
 // Status returns the store's state, with the members sorted by name.
 func (s *Store) Status() Status {
+	members := s.Members()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{
 		Node: s.opts.Node, Connected: s.connected, Since: s.since, LastError: s.lastErr,
-		Synced: s.synced, Revision: s.rev, Members: slices.Collect(maps.Values(s.members)),
-		LoadBalancers: len(s.lbs),
+		Synced: s.synced, Revision: s.rev, Members: members, LoadBalancers: len(s.lbs),
 	}
 	for _, l := range s.lbs {
 		if s.Selects(l) {
 			st.Serving++
 		}
 	}
-	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return st
+}
+
+// Members returns the cluster's members, sorted by name.
+func (s *Store) Members() []Member {
+	s.mu.Lock()
+	members := slices.Collect(maps.Values(s.members))
+	s.mu.Unlock()
+	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return members
 }
