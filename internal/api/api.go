@@ -85,13 +85,12 @@ type PeerStatus struct {
 	IPv6NextHop string `json:"ipv6_next_hop,omitempty"`
 	IPv6Problem string `json:"ipv6_problem,omitempty"`
 	// ReceivedPrefixes counts the routes the peer sent in this session;
-	// vipd discards them all. With the relay (listen_port -1, the default)
-	// it is announced minus withdrawn prefixes of the discarded UPDATEs
-	// (a route sent twice counts twice) and none is kept in memory; with a
-	// listener it is the paths GoBGP holds in its Adj-RIB-In.
+	// vipd discards them all: it is announced minus withdrawn prefixes of
+	// the UPDATEs the relay discarded (a route sent twice counts twice),
+	// and none is kept in memory.
 	ReceivedPrefixes uint64 `json:"received_prefixes"`
 	// DiscardedUpdates counts the peer's UPDATE messages the relay
-	// discarded since the peer was configured (0 with a listener).
+	// discarded since the peer was configured.
 	DiscardedUpdates uint64 `json:"discarded_updates"`
 }
 

@@ -94,15 +94,15 @@ type PeerStatus struct {
 	// configured. It is read from GoBGP every few seconds, so it lags.
 	UpdatesSent uint64 `json:"updates_sent"`
 	// ReceivedPrefixes counts the routes the peer sent in this session
-	// that vipd discarded. With the relay (listen_port -1) it is the
-	// prefixes the discarded UPDATEs announced minus those they withdrew,
-	// never below 0: a route sent twice counts twice, so it is an upper
-	// bound of the routes the peer holds out to vipd; nothing of them stays
-	// in memory. Without it (listen_port set), it is the paths GoBGP holds
-	// in its Adj-RIB-In, read with UpdatesSent. 0 once the session ends.
+	// that vipd discarded: the prefixes the relay's discarded UPDATEs
+	// announced minus those they withdrew, never below 0. A route sent
+	// twice counts twice, so it is an upper bound of the routes the peer
+	// holds out to vipd; nothing of them stays in memory. (A speaker
+	// without relays, in tests, reports the paths GoBGP holds in its
+	// Adj-RIB-In.) 0 once the session ends.
 	ReceivedPrefixes uint64 `json:"received_prefixes"`
 	// DiscardedUpdates counts the UPDATE messages from the peer the relay
-	// discarded since the peer was configured (0 without the relay).
+	// discarded since the peer was configured.
 	DiscardedUpdates uint64 `json:"discarded_updates"`
 }
 
@@ -140,8 +140,9 @@ type Speaker struct {
 	// restartUntil ends the window in which added peers are told vipd is
 	// restarting (Global.Restarting); zero when it is not.
 	restartUntil time.Time
-	// relays carry the sessions when vipd only dials out (relay.go); nil
-	// when routers talk to GoBGP directly.
+	// relays carry every session (relay.go). Only tests set it nil, for a
+	// speaker that plays a router: one that talks to its peers directly
+	// and keeps the routes they send.
 	relays *relaySet
 }
 
@@ -150,12 +151,8 @@ func New(g Global, log *slog.Logger) *Speaker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var relays *relaySet
-	if g.ListenPort < 0 {
-		relays = newRelaySet()
-	}
 	return &Speaker{
-		relays:  relays,
+		relays:  newRelaySet(log),
 		global:  g,
 		log:     log,
 		notify:  make(chan struct{}, 1),

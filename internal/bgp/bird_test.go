@@ -43,7 +43,7 @@ protocol bgp vipd_md5 from node {
 `
 
 // TestBIRD runs the speaker against BIRD 2 over an IPv4 multihop session
-// with MD5: IPv4 and IPv6 routes with their attributes, an in-place MED
+// with MD5, both sides listening: IPv4 and IPv6 routes with their attributes, an in-place MED
 // change, withdrawal, a wrong MD5 password, and shutdown.
 func TestBIRD(t *testing.T) {
 	if l, child := labFromEnv(t); child {
@@ -62,10 +62,12 @@ func TestBIRD(t *testing.T) {
 	inNodeNamespace(t, l)
 }
 
-// birdChecks runs inside the node namespace.
+// birdChecks runs inside the node namespace. The speaker listens on 179
+// as well as dialling out, and so does BIRD: either side's connection may
+// carry the session, through the relay, and they may collide.
 func birdChecks(t *testing.T, l lab) {
 	s := startSpeaker(t, Global{
-		ASN: 4200000000, RouterID: l.NodeAddr, ListenPort: -1,
+		ASN: 4200000000, RouterID: l.NodeAddr, ListenPort: 179,
 		AllowedPrefixes: []netip.Prefix{allowedV4, allowedV6},
 	}, nil)
 	peers := []config.Peer{

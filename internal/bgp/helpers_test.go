@@ -58,11 +58,25 @@ type runningSpeaker struct {
 }
 
 // startSpeaker runs a speaker until stop or the end of the test.
-// listen restricts GoBGP's listener (nil: no restriction).
+// listen restricts its listener (nil: no restriction).
 func startSpeaker(t *testing.T, g Global, listen []string) *runningSpeaker {
 	t.Helper()
 	log, buf := testLogger(t)
+	return runSpeaker(t, New(g, log), buf, listen)
+}
+
+// startRouter runs a speaker that plays a router: GoBGP talks to its peers
+// directly, without relays, and keeps the routes they send.
+func startRouter(t *testing.T, g Global, listen []string) *runningSpeaker {
+	t.Helper()
+	log, buf := testLogger(t)
 	s := New(g, log)
+	s.relays = nil
+	return runSpeaker(t, s, buf, listen)
+}
+
+func runSpeaker(t *testing.T, s *Speaker, buf *logBuffer, listen []string) *runningSpeaker {
+	t.Helper()
 	s.listenAddresses = listen
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &runningSpeaker{Speaker: s, logs: buf, cancel: cancel, done: make(chan error, 1)}

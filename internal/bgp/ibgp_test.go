@@ -17,8 +17,8 @@ import (
 func TestMixedIBGPAndEBGPPeers(t *testing.T) {
 	ibgpAddr := netip.MustParseAddr("127.0.0.4")
 	ebgpPort, ibgpPort := freePort(t), freePort(t)
-	ebgp := startSpeaker(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(ebgpPort)}, []string{receiverAddr.String()})
-	ibgp := startSpeaker(t, Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.4"), ListenPort: int32(ibgpPort)}, []string{ibgpAddr.String()})
+	ebgp := startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(ebgpPort)}, []string{receiverAddr.String()})
+	ibgp := startRouter(t, Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.4"), ListenPort: int32(ibgpPort)}, []string{ibgpAddr.String()})
 	sender := startSpeaker(t, Global{
 		ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: -1,
 		AllowedPrefixes: []netip.Prefix{allowedV4, allowedV6},

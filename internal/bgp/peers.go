@@ -217,6 +217,9 @@ func (s *Speaker) addPeer(ctx context.Context, p config.Peer, nh ipv6Route) erro
 	restarting := s.global.GracefulRestart && s.restarting(time.Now())
 	peer := apiPeer(p, s.global.GracefulRestart, restarting)
 	if s.relays != nil {
+		if err := s.relays.setListenerKey(p.Address, p.Password.Reveal()); err != nil {
+			return fmt.Errorf("peer %s: tcp-md5: %w", peerName(p), err)
+		}
 		// The state must map the alias before GoBGP reports on it.
 		alias := s.neighbor(p.Address)
 		peer = relayedPeer(peer, alias, s.relays.key)

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/osrg/gobgp/v4/api"
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -41,6 +43,12 @@ const (
 	// sessionGap is the least time between the end of a session and the
 	// next connection to the router; GoBGP's own hold-down (5 s) is longer.
 	sessionGap = time.Second
+	// inboundWait bounds how long a router's connection waits for GoBGP
+	// to get ready for it (its hold-down after a session is 5 s).
+	inboundWait = 15 * time.Second
+	// openTimeout bounds waiting for the OPEN on a router's connection that
+	// collides with vipd's.
+	openTimeout = 5 * time.Second
 )
 
 // relayCounters is what a relay counts for status and metrics. It is read
@@ -62,9 +70,8 @@ func (c *relayCounters) add(n prefixCounts) {
 
 // relayHooks is what a relay needs from the speaker.
 type relayHooks interface {
-	// gobgpWaiting reports whether GoBGP's neighbor alias waits for a
-	// connection (state Active).
-	gobgpWaiting(ctx context.Context, alias netip.Addr) bool
+	// gobgpState reports the session state of GoBGP's neighbor alias.
+	gobgpState(ctx context.Context, alias netip.Addr) api.PeerState_SessionState
 	// connected is called with the local address of a new connection to
 	// the router, before GoBGP sees the session (it sets the IPv4 next hop).
 	connected(ctx context.Context, peer, local netip.Addr) error
@@ -76,12 +83,23 @@ type relayHooks interface {
 type relay struct {
 	peer     config.Peer
 	localASN uint32
+	localID  uint32         // vipd's BGP Identifier, for collisions
 	alias    netip.Addr     // the address GoBGP knows the peer by
 	listener netip.AddrPort // GoBGP's internal listener
 	key      string         // TCP-MD5 of the hop to it
+	// inbound delivers the router's connections to vipd's listener; nil
+	// when vipd only dials out.
+	inbound  <-chan *net.TCPConn
 	counters *relayCounters
 	hooks    relayHooks
 	log      *slog.Logger
+}
+
+// routerConn is one TCP connection to the router.
+type routerConn struct {
+	*net.TCPConn
+	inbound bool   // the router opened it
+	opened  []byte // the router's OPEN, already read off the connection
 }
 
 // run connects the router and GoBGP whenever GoBGP waits for the peer,
@@ -89,78 +107,182 @@ type relay struct {
 // own connect loop did: the first 1.5-2 s after the peer became ready (so
 // that, as before, the agent's first routes are in GoBGP before a session
 // comes up: a restarting vipd's End-of-RIB must not precede them), later
-// ones connectRetry apart.
+// ones connectRetry apart. A connection the router makes meanwhile is
+// taken at once.
 func (r *relay) run(ctx context.Context) {
 	delay := firstDialGap()
+	var next *routerConn // the router's connection that won a collision
 	for {
-		if !r.waitForGoBGP(ctx) {
-			return
-		}
-		wait(ctx, delay)
+		router, dialed := r.connect(ctx, delay, next)
 		if ctx.Err() != nil {
 			return
 		}
-		router, err := dialRouter(ctx, r.peer, r.localASN)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			r.hooks.connectFailed(r.peer.Address, err.Error())
-			delay = retryGap()
+		if router == nil {
+			if dialed {
+				delay = retryGap()
+			}
 			continue
 		}
 		delay = firstDialGap()
-		if err := r.session(ctx, router); err != nil && ctx.Err() == nil {
+		var err error
+		next, err = r.session(ctx, router)
+		if err != nil && ctx.Err() == nil {
 			r.log.Warn("bgp relay session failed", "event", "relay_error", "peer", peerName(r.peer), "address", r.peer.Address, "err", err)
 			delay = retryGap()
 		}
 		r.counters.prefixes.Store(0) // the router's routes went with the session
-		// GoBGP may not have noticed the end yet and still look ready.
-		wait(ctx, sessionGap)
+		if next == nil {
+			// GoBGP may not have noticed the end yet and still look ready.
+			wait(ctx, sessionGap)
+		}
 	}
 }
 
-// waitForGoBGP returns true once GoBGP's neighbor waits for a connection:
-// after a reset or a session's end GoBGP holds the peer down a few
-// seconds, and a connection made then would only reach the router to be
-// closed. It returns false when ctx ends.
-func (r *relay) waitForGoBGP(ctx context.Context) bool {
-	t := time.NewTicker(gobgpPoll)
+// connect returns the next connection to the router once GoBGP waits for
+// one: held, or one the router made meanwhile, or else one dialled after
+// delay. It returns nil when ctx ends or the attempt failed; dialed says
+// an attempt was made (and reported).
+func (r *relay) connect(ctx context.Context, delay time.Duration, held *routerConn) (conn *routerConn, dialed bool) {
+	if held = r.waitForGoBGP(ctx, held); held != nil || ctx.Err() != nil {
+		return held, false
+	}
+	t := time.NewTimer(delay)
 	defer t.Stop()
-	for !r.hooks.gobgpWaiting(ctx, r.alias) {
+	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return nil, false
+		case c := <-r.inbound:
+			if rc := r.admit(c); rc != nil {
+				return rc, false
+			}
+			continue
 		case <-t.C:
 		}
+		return r.dial(ctx), true
 	}
-	return ctx.Err() == nil
+}
+
+// dial opens a connection to the router. A connection the router makes
+// while the attempt is under way is taken instead: it is as good, and
+// further along.
+func (r *relay) dial(ctx context.Context) *routerConn {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn *net.TCPConn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := dialRouter(ctx, r.peer, r.localASN)
+		done <- result{c, err}
+	}()
+	for {
+		select {
+		case res := <-done:
+			if res.err != nil {
+				if ctx.Err() == nil {
+					r.hooks.connectFailed(r.peer.Address, res.err.Error())
+				}
+				return nil
+			}
+			return &routerConn{TCPConn: res.conn}
+		case c := <-r.inbound:
+			rc := r.admit(c)
+			if rc == nil {
+				continue
+			}
+			cancel()
+			if res := <-done; res.conn != nil {
+				res.conn.Close()
+			}
+			return rc
+		}
+	}
+}
+
+// waitForGoBGP returns once GoBGP's neighbor waits for a connection, or
+// ctx ends: after a reset or a session's end GoBGP holds the peer down a
+// few seconds, and a connection made then would only reach the router to
+// be closed. It returns held, or the newest connection the router made
+// meanwhile; one that waited inboundWait is closed.
+func (r *relay) waitForGoBGP(ctx context.Context, held *routerConn) *routerConn {
+	t := time.NewTicker(gobgpPoll)
+	defer t.Stop()
+	since := time.Now()
+	for r.hooks.gobgpState(ctx, r.alias) != api.PeerState_SESSION_STATE_ACTIVE {
+		if held != nil && time.Since(since) > inboundWait {
+			r.log.Info("bgp relay closed the router's connection: GoBGP did not get ready for it", "event", "relay_inbound_closed",
+				"peer", peerName(r.peer), "address", r.peer.Address, "waited", inboundWait)
+			held.Close()
+			held = nil
+		}
+		select {
+		case <-ctx.Done():
+		case c := <-r.inbound:
+			if rc := r.admit(c); rc != nil {
+				if held != nil {
+					held.Close()
+				}
+				held, since = rc, time.Now()
+			}
+			continue
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	if ctx.Err() != nil && held != nil {
+		held.Close()
+		return nil
+	}
+	return held
 }
 
 // session carries one session between router and GoBGP until either side
-// closes it or ctx ends; it closes router.
-func (r *relay) session(ctx context.Context, router *net.TCPConn) error {
+// closes it or ctx ends; it closes router. When a connection the router
+// made meanwhile wins a collision (collide), session ends and returns it.
+func (r *relay) session(ctx context.Context, router *routerConn) (next *routerConn, err error) {
 	defer router.Close()
 	if err := r.hooks.connected(ctx, r.peer.Address, addrOf(router.LocalAddr())); err != nil {
-		return fmt.Errorf("peer %s: %w", peerName(r.peer), err)
+		return nil, fmt.Errorf("peer %s: %w", peerName(r.peer), err)
 	}
 	internal, err := dialGoBGP(ctx, r.alias, r.listener, r.key)
 	if err != nil {
-		return fmt.Errorf("peer %s: connect to GoBGP at %s from %s: %w", peerName(r.peer), r.listener, r.alias, err)
+		return nil, fmt.Errorf("peer %s: connect to GoBGP at %s from %s: %w", peerName(r.peer), r.listener, r.alias, err)
 	}
 	defer internal.Close()
 	r.log.Debug("bgp relay connected", "event", "relay_up", "peer", peerName(r.peer), "address", r.peer.Address,
-		"local", router.LocalAddr(), "alias", r.alias)
+		"local", router.LocalAddr(), "alias", r.alias, "inbound", router.inbound)
 
 	ended, end := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	won := make(chan *routerConn, 1)
 	wg.Go(func() {
-		// Ending ctx (vipd stops, the peer is removed) closes both sides,
-		// after GoBGP's Cease, sent meanwhile, had time to pass.
-		select {
-		case <-ended.Done():
-		case <-ctx.Done():
-			wait(ended, drainTimeout)
+		for {
+			select {
+			case <-ended.Done():
+			case <-ctx.Done():
+				// Ending ctx (vipd stops, the peer is removed) closes both
+				// sides, after GoBGP's Cease, sent meanwhile, had time to pass.
+				wait(ended, drainTimeout)
+			case c := <-r.inbound:
+				wg.Go(func() { r.collide(ctx, router, c, won) })
+				continue
+			case c := <-won:
+				next = c
+				r.log.Info("bgp connection collision: the router's connection replaces vipd's", "event", "relay_collision",
+					"peer", peerName(r.peer), "address", r.peer.Address)
+				// GoBGP has sent at most its OPEN and a KEEPALIVE, whole.
+				_, _ = router.Write(ceaseCollision)
+				internal.Close()
+				// fromRouter reads until the router closes, or drainTimeout.
+				_ = router.CloseWrite()
+				_ = router.SetReadDeadline(time.Now().Add(drainTimeout))
+				<-ended.Done()
+			}
+			break
 		}
 		router.Close()
 		internal.Close()
@@ -168,9 +290,10 @@ func (r *relay) session(ctx context.Context, router *net.TCPConn) error {
 	gobgpDone := make(chan struct{})
 	wg.Go(func() {
 		defer close(gobgpDone)
-		toRouter(internal, router)
+		toRouter(internal, router.TCPConn)
 	})
-	err = r.fromRouter(router, internal)
+	in := io.MultiReader(bytes.NewReader(router.opened), router)
+	err = r.fromRouter(in, internal)
 	if errors.Is(err, errBadMarker) || errors.Is(err, errBadLength) {
 		// GoBGP answers the broken header with a NOTIFICATION and closes:
 		// let that reach the router.
@@ -184,10 +307,86 @@ func (r *relay) session(ctx context.Context, router *net.TCPConn) error {
 	end()
 	internal.Close() // GoBGP sees the router's close as before
 	wg.Wait()
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errDrained) {
-		return nil
+	if next == nil {
+		select {
+		case next = <-won: // won as the session ended anyway
+		default:
+		}
 	}
-	return err
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errDrained) {
+		return next, nil
+	}
+	return next, err
+}
+
+// collide resolves a connection c the router made while session's
+// connection is under way, as RFC 4271 §6.8 does: c is closed when the
+// session is established, or is itself the router's, or when vipd's BGP
+// Identifier (then AS, RFC 6286) is the higher; otherwise c is sent on won
+// with its OPEN read, to replace vipd's connection.
+func (r *relay) collide(ctx context.Context, session *routerConn, c *net.TCPConn, won chan<- *routerConn) {
+	rc := r.admit(c)
+	if rc == nil {
+		return
+	}
+	refuse := func(why string) {
+		r.log.Info("bgp connection collision: the router's new connection is closed", "event", "relay_collision",
+			"peer", peerName(r.peer), "address", r.peer.Address, "reason", why)
+		_, _ = rc.Write(ceaseCollision)
+		closeAfterDrain(rc.TCPConn)
+	}
+	if r.hooks.gobgpState(ctx, r.alias) == api.PeerState_SESSION_STATE_ESTABLISHED {
+		refuse("the session is established")
+		return
+	}
+	if session.inbound {
+		refuse("the router's earlier connection is under way")
+		return
+	}
+	open, err := readOpen(rc.TCPConn)
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	id, asn, _ := openIdentity(open[headerLen:])
+	if r.localID > id || r.localID == id && r.localASN > asn {
+		refuse("vipd's BGP identifier is the higher")
+		return
+	}
+	rc.opened = open
+	select {
+	case won <- rc:
+	default:
+		rc.Close() // another connection won first
+	}
+}
+
+// closeAfterDrain half-closes c and reads what the router still sends,
+// for at most drainTimeout, before closing it: closing with unread data
+// would reset the connection, and the router could lose the NOTIFICATION
+// sent before.
+func closeAfterDrain(c *net.TCPConn) {
+	defer c.Close()
+	if c.CloseWrite() != nil || c.SetReadDeadline(time.Now().Add(drainTimeout)) != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// readOpen reads the first message of a router's connection, which must be
+// an OPEN, within openTimeout.
+func readOpen(c *net.TCPConn) ([]byte, error) {
+	if err := c.SetReadDeadline(time.Now().Add(openTimeout)); err != nil {
+		return nil, err
+	}
+	msg, err := readMessage(c, make([]byte, maxExtendedLen))
+	if err != nil {
+		return nil, fmt.Errorf("reading its OPEN: %w", err)
+	}
+	if msg[18] != msgOpen || len(msg) < headerLen+openFixedLen {
+		return nil, errors.New("its first message is not an OPEN")
+	}
+	return bytes.Clone(msg), c.SetReadDeadline(time.Time{})
 }
 
 // errDrained means the router had drainTimeout to close after GoBGP did.
@@ -199,18 +398,21 @@ var errDrained = errors.New("router did not close in time")
 // into a reset that could lose the NOTIFICATION.
 func toRouter(internal, router *net.TCPConn) {
 	_, err := io.Copy(router, internal)
-	if err == nil {
+	switch {
+	case err == nil:
 		_ = router.CloseWrite()
 		_ = router.SetReadDeadline(time.Now().Add(drainTimeout))
-		return
+	case errors.Is(err, net.ErrClosed):
+		// The relay closed a side itself, and closes the rest.
+	default:
+		router.Close()
 	}
-	router.Close()
 }
 
 // fromRouter forwards the router's messages to GoBGP, discarding UPDATEs
 // (see verdict) and sending a KEEPALIVE in their place at most once per
 // keepaliveGap. It returns when either side fails.
-func (r *relay) fromRouter(router, internal *net.TCPConn) error {
+func (r *relay) fromRouter(router io.Reader, internal *net.TCPConn) error {
 	in := bufio.NewReaderSize(router, 64<<10)
 	buf := make([]byte, maxExtendedLen)
 	extended := false

@@ -27,7 +27,7 @@ const leakRoutes = 2000
 func TestRelayDiscardsUpdates(t *testing.T) {
 	leaked := netip.MustParsePrefix("100.64.0.0/16")
 	port := freePort(t)
-	router := startSpeaker(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port),
+	router := startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port),
 		AllowedPrefixes: []netip.Prefix{leaked}}, []string{receiverAddr.String()})
 	vipd := startSpeaker(t, Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: -1,
 		AllowedPrefixes: []netip.Prefix{allowedV4}}, nil)

@@ -25,11 +25,16 @@ const (
 	maxMessageLen  = 4096
 	maxExtendedLen = 65535
 
-	msgOpen      = 1
-	msgUpdate    = 2
-	msgKeepalive = 4
+	msgOpen         = 1
+	msgUpdate       = 2
+	msgNotification = 3
+	msgKeepalive    = 4
+
+	errCease              = 6 // RFC 4271 §4.5
+	ceaseCollisionSubcode = 7 // RFC 4486
 
 	capExtendedMessage = 6  // RFC 8654
+	capFourOctetAS     = 65 // RFC 6793
 	attrMPReach        = 14 // RFC 4760
 	attrMPUnreach      = 15
 	attrFlagExtLen     = 0x10
@@ -213,17 +218,47 @@ func countNLRI(b []byte) int {
 }
 
 // advertisesExtendedMessage reports whether an OPEN body carries the
-// Extended Message capability, in plain (RFC 5492) or extended (RFC 9072)
-// optional parameters.
+// Extended Message capability.
 func advertisesExtendedMessage(body []byte) bool {
-	const fixed = 10 // version, AS, hold time, BGP identifier, params length
-	if len(body) < fixed {
-		return false
+	_, ok := capability(body, capExtendedMessage)
+	return ok
+}
+
+// openIdentity returns what RFC 4271 §6.8 compares to resolve a
+// connection collision: the BGP Identifier of an OPEN body and the
+// sender's AS, from the 4-octet AS capability (RFC 6793) when present.
+func openIdentity(body []byte) (id uint32, asn uint32, ok bool) {
+	if len(body) < openFixedLen {
+		return 0, 0, false
 	}
-	params, lenSize := body[fixed:], 1
-	if int(body[9]) == 255 && len(params) >= 3 && params[0] == 255 {
-		params, lenSize = params[3:], 2 // RFC 9072: 255, then a 2-octet length
+	asn = uint32(binary.BigEndian.Uint16(body[1:3]))
+	if v, ok := capability(body, capFourOctetAS); ok && len(v) == 4 {
+		asn = binary.BigEndian.Uint32(v)
 	}
+	return binary.BigEndian.Uint32(body[5:9]), asn, true
+}
+
+// openFixedLen is the OPEN body before its optional parameters: version,
+// AS, hold time, BGP identifier, parameters length.
+const openFixedLen = 10
+
+// capability returns the value of the first capability with code in an
+// OPEN body, in plain (RFC 5492) or extended (RFC 9072) optional
+// parameters.
+func capability(body []byte, code byte) ([]byte, bool) {
+	if len(body) < openFixedLen {
+		return nil, false
+	}
+	params, lenSize := body[openFixedLen:], 1
+	n := int(body[9])
+	if n == 255 && len(params) >= 3 && params[0] == 255 {
+		// RFC 9072: 255, then a 2-octet length
+		params, lenSize, n = params[3:], 2, int(binary.BigEndian.Uint16(params[1:3]))
+	}
+	if len(params) < n {
+		return nil, false
+	}
+	params = params[:n]
 	for len(params) >= 1+lenSize {
 		typ := params[0]
 		n := int(params[1])
@@ -232,27 +267,38 @@ func advertisesExtendedMessage(body []byte) bool {
 		}
 		start := 1 + lenSize
 		if len(params) < start+n {
-			return false
+			return nil, false
 		}
-		if typ == paramCapabilities && hasCapability(params[start:start+n], capExtendedMessage) {
-			return true
+		if typ == paramCapabilities {
+			if v, ok := findCapability(params[start:start+n], code); ok {
+				return v, true
+			}
 		}
 		params = params[start+n:]
 	}
-	return false
+	return nil, false
 }
 
-// hasCapability reports whether a capabilities parameter lists code.
-func hasCapability(caps []byte, code byte) bool {
+// findCapability returns the value of code in a capabilities parameter.
+func findCapability(caps []byte, code byte) ([]byte, bool) {
 	for len(caps) >= 2 {
 		n := int(caps[1])
 		if len(caps) < 2+n {
-			return false
+			return nil, false
 		}
 		if caps[0] == code {
-			return true
+			return caps[2 : 2+n], true
 		}
 		caps = caps[2+n:]
 	}
-	return false
+	return nil, false
 }
+
+// ceaseCollision is the NOTIFICATION that closes the losing connection of
+// a collision: Cease, Connection Collision Resolution (RFC 4486).
+var ceaseCollision = func() []byte {
+	b := bytes.Repeat([]byte{0xff}, headerLen+2)
+	binary.BigEndian.PutUint16(b[16:], headerLen+2)
+	b[18], b[19], b[20] = msgNotification, errCease, ceaseCollisionSubcode
+	return b
+}()

@@ -205,7 +205,14 @@ func FuzzRelayFrame(f *testing.F) {
 			advertisesExtendedMessage(msg[headerLen:])
 		}
 		m, err := bgp.ParseBGPMessage(msg)
-		if err != nil || m.Header.Type != bgp.BGP_MSG_UPDATE {
+		if err != nil {
+			return
+		}
+		if o, ok := m.Body.(*bgp.BGPOpen); ok {
+			checkOpenIdentity(t, msg, o)
+			return
+		}
+		if m.Header.Type != bgp.BGP_MSG_UPDATE {
 			return
 		}
 		u := m.Body.(*bgp.BGPUpdate)
@@ -239,4 +246,43 @@ func gobgpCounts(u *bgp.BGPUpdate) (prefixCounts, bool) {
 		}
 	}
 	return c, true
+}
+
+// checkOpenIdentity compares openIdentity with GoBGP's parse of an OPEN.
+func checkOpenIdentity(t *testing.T, msg []byte, o *bgp.BGPOpen) {
+	id, asn, ok := openIdentity(msg[headerLen:])
+	wantASN := uint32(o.MyAS)
+	for _, p := range o.OptParams {
+		c, isCap := p.(*bgp.OptionParameterCapability)
+		if !isCap {
+			continue
+		}
+		for _, v := range c.Capability {
+			if four, is4 := v.(*bgp.CapFourOctetASNumber); is4 {
+				wantASN = four.CapValue
+				goto found
+			}
+		}
+	}
+found:
+	want := o.ID.As4()
+	if !ok || id != binary.BigEndian.Uint32(want[:]) || asn != wantASN {
+		t.Fatalf("openIdentity = %d, %d, %v; GoBGP parsed ID %v, AS %d: %x", id, asn, ok, o.ID, wantASN, msg)
+	}
+}
+
+func TestOpenIdentity(t *testing.T) {
+	msg := routerOpen(t, "10.0.0.3")
+	id, asn, ok := openIdentity(msg[headerLen:])
+	if !ok || id != 0x0a000003 || asn != receiverASN {
+		t.Errorf("openIdentity = %#x, %d, %v; want 0x0a000003, %d", id, asn, ok, receiverASN)
+	}
+	// A 4-octet AS in the capability wins over AS_TRANS in the header.
+	id, asn, ok = openIdentity(openMessage(t)[headerLen:])
+	if !ok || id != 0x0a000001 || asn != 4200000000 {
+		t.Errorf("openIdentity = %#x, %d, %v; want 0x0a000001, 4200000000", id, asn, ok)
+	}
+	if _, _, ok := openIdentity(msg[headerLen : headerLen+5]); ok {
+		t.Error("openIdentity of a truncated OPEN: ok")
+	}
 }

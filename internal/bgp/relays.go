@@ -3,8 +3,10 @@ package bgp
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,33 +23,43 @@ import (
 // 127.0.0.x.
 var relayNet = netip.MustParsePrefix("127.86.0.0/16")
 
-// relaySet is the speaker's relays (relay.go), one per peer. It exists
-// only when vipd only dials out (listen_port -1): with a listener, routers
-// connect to GoBGP directly and GoBGP keeps what they send (README).
+// relaySet is the speaker's relays (relay.go), one per peer, and, when
+// routers may connect to vipd, the listeners on listen_port
+// (relaylisten.go).
 type relaySet struct {
 	listener netip.AddrPort // GoBGP's internal listener
 	// key signs the loopback hop with TCP-MD5: any local process can
 	// bind a 127/8 address, and one that reached GoBGP from an alias
 	// first would hold the peer's session.
-	key      string
-	bs       *server.BgpServer         // set by Run before any peer is added
-	aliases  map[netip.Addr]netip.Addr // peer address -> alias
-	next     netip.Addr                // the next alias to try
-	counters map[netip.Addr]*relayCounters
-	running  map[netip.Addr]context.CancelFunc
-	ctx      context.Context // relays end with it
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	key       string
+	log       *slog.Logger
+	bs        *server.BgpServer         // set by Run before any peer is added
+	aliases   map[netip.Addr]netip.Addr // peer address -> alias
+	next      netip.Addr                // the next alias to try
+	counters  map[netip.Addr]*relayCounters
+	running   map[netip.Addr]context.CancelFunc
+	listeners []*net.TCPListener // on listen_port; none when vipd only dials out
+
+	mu sync.Mutex // guards inbound, which the listeners read
+	// inbound carries the routers' connections to their relays, per peer
+	// address, while vipd listens.
+	inbound map[netip.Addr]chan *net.TCPConn
+
+	ctx  context.Context // relays end with it
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
-func newRelaySet() *relaySet {
+func newRelaySet(log *slog.Logger) *relaySet {
 	ctx, stop := context.WithCancel(context.Background())
 	return &relaySet{
 		key:      rand.Text(),
+		log:      log,
 		aliases:  make(map[netip.Addr]netip.Addr),
 		next:     relayNet.Addr().Next().Next(),
 		counters: make(map[netip.Addr]*relayCounters),
 		running:  make(map[netip.Addr]context.CancelFunc),
+		inbound:  make(map[netip.Addr]chan *net.TCPConn),
 		ctx:      ctx,
 		stop:     stop,
 	}
@@ -82,16 +94,28 @@ func (rs *relaySet) alias(peer netip.Addr) (netip.Addr, error) {
 	return a, nil
 }
 
-// start runs a relay for p, replacing a running one.
+// start runs a relay for p, replacing a running one. While vipd listens,
+// the relay gets p's connections (the listeners need p's key first:
+// setListenerKey).
 func (rs *relaySet) start(s *Speaker, p config.Peer) {
+	var inbound chan *net.TCPConn
+	if len(rs.listeners) > 0 {
+		rs.mu.Lock()
+		inbound = rs.inbound[p.Address]
+		if inbound == nil {
+			inbound = make(chan *net.TCPConn, 1)
+			rs.inbound[p.Address] = inbound
+		}
+		rs.mu.Unlock()
+	}
 	if stop, ok := rs.running[p.Address]; ok {
 		stop()
 	}
-	c := rs.counter(p.Address)
 	ctx, stop := context.WithCancel(rs.ctx)
 	rs.running[p.Address] = stop
-	r := &relay{peer: p, localASN: s.global.ASN, alias: rs.aliases[p.Address], listener: rs.listener, key: rs.key,
-		counters: c, hooks: s, log: s.log}
+	id := s.global.RouterID.As4()
+	r := &relay{peer: p, localASN: s.global.ASN, localID: binary.BigEndian.Uint32(id[:]), alias: rs.aliases[p.Address],
+		listener: rs.listener, key: rs.key, inbound: inbound, counters: rs.counter(p.Address), hooks: s, log: rs.log}
 	rs.wg.Go(func() { r.run(ctx) })
 }
 
@@ -114,6 +138,38 @@ func (rs *relaySet) remove(peer netip.Addr) {
 	delete(rs.running, peer)
 	delete(rs.aliases, peer)
 	delete(rs.counters, peer)
+	rs.mu.Lock()
+	if ch, ok := rs.inbound[peer]; ok {
+		delete(rs.inbound, peer)
+		closeWaiting(ch)
+	}
+	rs.mu.Unlock()
+	if len(rs.listeners) > 0 {
+		if err := rs.setListenerKey(peer, ""); err != nil {
+			rs.log.Warn("bgp listener keeps a removed peer's TCP-MD5 key", "event", "listen_error", "address", peer, "err", err)
+		}
+	}
+}
+
+// close stops the listeners and every relay, and waits for them.
+func (rs *relaySet) close() {
+	rs.stop()
+	rs.closeListeners()
+	rs.wg.Wait()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, ch := range rs.inbound {
+		closeWaiting(ch)
+	}
+}
+
+// closeWaiting closes a connection left in ch.
+func closeWaiting(ch chan *net.TCPConn) {
+	select {
+	case c := <-ch:
+		c.Close()
+	default:
+	}
 }
 
 // neighbor is the address GoBGP knows the peer at addr by.
@@ -139,13 +195,16 @@ func relayedPeer(peer *api.Peer, alias netip.Addr, key string) *api.Peer {
 	return peer
 }
 
-// gobgpWaiting implements relayHooks.
-func (s *Speaker) gobgpWaiting(ctx context.Context, alias netip.Addr) bool {
-	waiting := false
+// gobgpState implements relayHooks.
+func (s *Speaker) gobgpState(ctx context.Context, alias netip.Addr) api.PeerState_SessionState {
+	state := api.PeerState_SESSION_STATE_UNSPECIFIED
 	err := s.relays.bs.ListPeer(ctx, &api.ListPeerRequest{Address: alias.String()}, func(p *api.Peer) {
-		waiting = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ACTIVE
+		state = p.GetState().GetSessionState()
 	})
-	return err == nil && waiting
+	if err != nil {
+		return api.PeerState_SESSION_STATE_UNSPECIFIED
+	}
+	return state
 }
 
 // connected implements relayHooks: the session's local address becomes the
@@ -178,23 +237,12 @@ func (s *Speaker) connected(ctx context.Context, peer, local netip.Addr) error {
 	return nil
 }
 
-// stopRelays ends every relay and waits for them. Call it without applyMu.
+// stopRelays ends every relay and listener and waits for them. Call it
+// without applyMu.
 func (s *Speaker) stopRelays() {
-	if s.relays == nil {
-		return
+	if s.relays != nil {
+		s.relays.close()
 	}
-	s.relays.stop()
-	s.relays.wg.Wait()
-}
-
-// logRelayMode says how the speaker meets routers.
-func (s *Speaker) logRelayMode() {
-	if s.relays == nil {
-		s.log.Warn("bgp listen_port is set: routers talk to GoBGP directly, and the routes they send are held in memory",
-			"event", "relay_off")
-		return
-	}
-	s.log.Debug("bgp relays on", "event", "relay_on", "listener", s.relays.listener)
 }
 
 var _ relayHooks = (*Speaker)(nil)

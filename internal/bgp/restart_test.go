@@ -63,7 +63,7 @@ func TestAPIPeerGracefulRestart(t *testing.T) {
 func grPair(t *testing.T, restarting bool, before func(*Speaker), extra ...config.Peer) (sender, receiver *runningSpeaker) {
 	t.Helper()
 	port := freePort(t)
-	receiver = startSpeaker(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port),
+	receiver = startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port),
 		GracefulRestart: true}, []string{receiverAddr.String()})
 	sender = startSpeaker(t, Global{
 		ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: -1,

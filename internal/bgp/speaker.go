@@ -103,14 +103,19 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 		ListenAddresses: s.listenAddresses,
 	}
 	if s.relays != nil {
-		// Only the relays connect to GoBGP, on loopback.
+		// Only the relays connect to GoBGP, on loopback; they own
+		// listen_port.
 		if err := s.relays.pickListener(); err != nil {
 			return nil, nil, err
 		}
 		listen.ListenPort = int32(s.relays.listener.Port())
 		listen.ListenAddresses = []string{s.relays.listener.Addr().String()}
+		if s.global.ListenPort >= 0 {
+			if err := s.relays.listen(s.listenAddresses, s.global.ListenPort); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
-	s.logRelayMode()
 	bs := server.NewBgpServer(server.LoggerOption(slog.New(&gobgpLogHandler{sink: s}), nil))
 	serveDone := make(chan struct{})
 	go func() {
@@ -126,6 +131,7 @@ func (s *Speaker) start(ctx context.Context) (*server.BgpServer, <-chan struct{}
 	}
 	if err != nil {
 		stopServer(context.Background(), bs, serveDone, false)
+		s.stopRelays()
 		return nil, nil, fmt.Errorf("bgp: %w", err)
 	}
 	return bs, serveDone, nil

@@ -122,7 +122,7 @@ func TestSetRoutesGuardKeepsBadPrefixesOutOfGoBGP(t *testing.T) {
 func sessionPair(t *testing.T, senderPeer config.Peer) (sender, receiver *runningSpeaker) {
 	t.Helper()
 	port := freePort(t)
-	receiver = startSpeaker(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port)}, []string{receiverAddr.String()})
+	receiver = startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port)}, []string{receiverAddr.String()})
 	sender = startSpeaker(t, Global{
 		ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: -1,
 		AllowedPrefixes: []netip.Prefix{allowedV4, allowedV6},
@@ -257,7 +257,7 @@ func TestShutdownSendsCease(t *testing.T) {
 
 func TestMD5MismatchNeverEstablishes(t *testing.T) {
 	port := freePort(t)
-	receiver := startSpeaker(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port)}, []string{receiverAddr.String()})
+	receiver := startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: int32(port)}, []string{receiverAddr.String()})
 	sender := startSpeaker(t, Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: -1}, nil)
 	if err := receiver.SetPeers(context.Background(), []config.Peer{{Address: senderAddr, ASN: senderASN, Password: "right-pw-5678"}}); err != nil {
 		t.Fatal(err)

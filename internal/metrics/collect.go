@@ -20,9 +20,9 @@ var (
 	descPeerAnnounced = prometheus.NewDesc("vipd_bgp_announced_prefixes",
 		"Prefixes announced to the peer (in its Adj-RIB-Out).", peerLabels, nil)
 	descPeerReceived = prometheus.NewDesc("vipd_bgp_received_prefixes",
-		"Prefixes the peer sent in this session, all discarded: with the relay (listen_port -1), announced minus withdrawn in discarded UPDATEs, none kept in memory; with a listener, the paths held in GoBGP's Adj-RIB-In.", peerLabels, nil)
+		"Prefixes the peer sent in this session, all discarded: announced minus withdrawn in the UPDATEs the relay discarded, none kept in memory.", peerLabels, nil)
 	descPeerDiscarded = prometheus.NewDesc("vipd_bgp_discarded_updates_total",
-		"UPDATE messages from the peer the relay discarded unread by GoBGP since the peer was configured (0 with a listener: no relay).", peerLabels, nil)
+		"UPDATE messages from the peer the relay discarded unread by GoBGP since the peer was configured.", peerLabels, nil)
 
 	descBFDState = prometheus.NewDesc("vipd_bfd_session_state",
 		"BFD session state as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up; -1 unknown.",

@@ -24,15 +24,27 @@ const maxReceivedGrowth = 8 << 20
 // TestReceivedRoutes: a router that leaks 100k routes to vipd (which
 // accepts none) leaves vipd's announcement and session alone, vipd's RSS
 // stays flat (the relay discards the UPDATEs before GoBGP stores them),
-// and vipd says how many it received and discarded.
+// and vipd says how many it received and discarded. It holds whether vipd
+// opened the session or, with listen_port set, the router did.
 func TestReceivedRoutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100k routes")
 	}
+	t.Run("vipd connects", func(t *testing.T) {
+		testReceivedRoutes(t, "", "")
+	})
+	// vipd's own attempts go to a port nothing listens on, so the session
+	// is the one BIRD opens to vipd's listener, signed with TCP-MD5.
+	t.Run("router connects", func(t *testing.T) {
+		testReceivedRoutes(t, "leak-secret", "  listen_port: 179\n")
+	})
+}
+
+func testReceivedRoutes(t *testing.T, password, bgpExtra string) {
 	nodes := nodeSpecs(1)
 	w := worldtest.New(t, testnet.Spec{
 		Routers: []testnet.RouterSpec{{Name: "r1", Kind: testnet.BIRD, ASN: 65535, Address: addr("10.255.255.1"),
-			Neighbors: neighbors(nodes, 4200000000, ""), ExportHosts: leakedRoutes}},
+			Neighbors: neighbors(nodes, 4200000000, password), ExportHosts: leakedRoutes}},
 		Nodes: nodes,
 	})
 	r, n1 := w.Router("r1"), w.Node("n1")
@@ -40,15 +52,19 @@ func TestReceivedRoutes(t *testing.T) {
 	if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
 		t.Fatalf("birdc disable leaked: %v\n%s", err, out)
 	}
+	peer := fmt.Sprintf("{name: r1, address: %s, asn: 65535, multihop: true}", r.Addr4())
+	if password != "" {
+		peer = fmt.Sprintf("{name: r1, address: %s, asn: 65535, multihop: true, port: 1790, password: %s}", r.Addr4(), password)
+	}
 	p := startVipd(t, n1, fmt.Sprintf(`bgp:
   asn: 4200000000
   allowed_prefixes: [192.168.0.16/31]
-  peers:
-    - {name: r1, address: %s, asn: 65535, multihop: true}
+%s  peers:
+    - %s
 services:
   - name: web
     vips: [192.168.0.16]
-`, r.Addr4()))
+`, bgpExtra, peer))
 	waitFIB(t, r, vip4, n1.Addr4())
 	since := establishedSince(t, r, n1)
 	time.Sleep(3 * time.Second) // let start-up allocations settle
