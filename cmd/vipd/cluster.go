@@ -140,6 +140,9 @@ func printCluster(w io.Writer, c api.ClusterStatus, now time.Time) {
 	}
 	fmt.Fprintf(w, "cluster: node %s, %s (%s), revision %d, %d load balancers (%d served here)\n",
 		c.Node, conn, since(c.Since, now), c.Revision, c.LoadBalancers, c.Serving)
+	if c.NameConflict != "" {
+		fmt.Fprintf(w, "WARNING: %s\n", c.NameConflict)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tVERSION\tHEALTH\tSTARTED\tANNOUNCING")
 	for _, n := range c.Nodes {

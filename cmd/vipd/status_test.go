@@ -66,7 +66,7 @@ func TestPrintStatusKubernetes(t *testing.T) {
 func TestPrintStatusCluster(t *testing.T) {
 	now := time.Now()
 	c := &api.ClusterStatus{Node: "n1", Connected: false, LastError: "context deadline exceeded", Since: now.Add(-3 * time.Second),
-		Synced: true, Revision: 42, LoadBalancers: 5, Serving: 4,
+		Synced: true, Revision: 42, LoadBalancers: 5, Serving: 4, NameConflict: "another vipd (started 2026-12-06T10:00:00Z) runs with node name \"n1\"",
 		Nodes: []api.ClusterNode{
 			{Name: "n1", Version: "1.0", Health: "ok", Started: now.Add(-time.Hour), Announcing: []string{"api", "web"}},
 			{Name: "n2", Version: "1.0", Health: "no BGP session established", Started: now.Add(-time.Minute), Announcing: []string{}},
@@ -78,6 +78,7 @@ func TestPrintStatusCluster(t *testing.T) {
 		"cluster: node n1, etcd unreachable (serving the last state known, writes refused): context deadline exceeded (3s), revision 42, 5 load balancers (4 served here)",
 		"n1    1.0      ok                          1h0m0s   api, web",
 		"n2    1.0      no BGP session established  1m0s     -",
+		"WARNING: another vipd (started 2026-12-06T10:00:00Z) runs with node name \"n1\"\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

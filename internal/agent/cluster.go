@@ -131,7 +131,7 @@ func (a *Agent) Cluster() (api.ClusterStatus, error) {
 	}
 	out := api.ClusterStatus{
 		Node: st.Node, Connected: st.Connected, Since: st.Since, LastError: st.LastError, Synced: st.Synced,
-		Revision: st.Revision, LoadBalancers: st.LoadBalancers, Serving: st.Serving, Nodes: []api.ClusterNode{},
+		Revision: st.Revision, NameConflict: st.NameConflict, LoadBalancers: st.LoadBalancers, Serving: st.Serving, Nodes: []api.ClusterNode{},
 	}
 	for _, m := range st.Members {
 		n := api.ClusterNode{Name: m.Name, Version: m.Version, Labels: m.Labels, Started: m.Started, Health: m.Health, Announcing: []string{}}

@@ -66,7 +66,7 @@ func (a *Agent) MetricsSnapshot() metrics.Snapshot {
 	}
 	if a.cluster != nil {
 		cs := a.cluster.Status()
-		snap.Cluster = &metrics.Cluster{Connected: cs.Connected, Synced: cs.Synced, Members: len(cs.Members),
+		snap.Cluster = &metrics.Cluster{Connected: cs.Connected, Synced: cs.Synced, Members: len(cs.Members), NameConflict: cs.NameConflict != "",
 			LoadBalancers: cs.LoadBalancers, Serving: cs.Serving}
 	}
 	return snap

@@ -36,6 +36,8 @@ type ClusterStatus struct {
 	LastError string    `json:"last_error,omitempty"`
 	Synced    bool      `json:"synced"`   // the cache holds a full list
 	Revision  int64     `json:"revision"` // the etcd revision this node has applied
+	// NameConflict says another node runs with this node's name.
+	NameConflict string `json:"name_conflict,omitempty"`
 	// LoadBalancers counts the cluster's load balancers; Serving those
 	// whose nodes selector picks this node.
 	LoadBalancers int           `json:"load_balancers"`

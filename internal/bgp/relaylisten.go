@@ -86,8 +86,8 @@ func (rs *relaySet) accept(l *net.TCPListener) {
 func (rs *relaySet) deliver(c *net.TCPConn) {
 	from := addrOf(c.RemoteAddr())
 	rs.mu.Lock()
+	defer rs.mu.Unlock() // remove must not miss c in the channel
 	ch, ok := rs.inbound[from]
-	rs.mu.Unlock()
 	if !ok {
 		rs.log.Debug("bgp connection from an address that is not a peer closed", "event", "listen_refused", "from", c.RemoteAddr())
 		c.Close()

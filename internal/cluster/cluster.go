@@ -110,6 +110,14 @@ type Store struct {
 	since      time.Time // of the last change of connected
 	lastErr    string
 	report     Report
+	// lease holds this node's membership key while it is written (0
+	// otherwise); keyLost says the key was overwritten or deleted since.
+	lease      clientv3.LeaseID
+	keyLost    bool
+	pastLeases []clientv3.LeaseID // this node's latest leases, lease last
+	// conflict is when another node last wrote this node's key, and
+	// conflictStarted when that node started (members.go ownKey).
+	conflict, conflictStarted time.Time
 }
 
 // New returns a store for opts, serving the local copy of the cluster

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -429,6 +430,22 @@ func TestStore(t *testing.T) {
 			_, err := again.Get(l.UUID)
 			return again.Status().Synced && errors.Is(err, lb.ErrNotFound)
 		})
+	})
+
+	t.Run("NameConflict", func(t *testing.T) {
+		// A second store that calls itself node2: both say so, and once
+		// it leaves, node2 is a member again and the warning ends.
+		dup := start(t, c, w.Host("h1"), "node2", nil)
+		for _, n := range []*node{n2, dup} {
+			waitFor(t, "the name conflict in status", func() bool { return n.Status().NameConflict != "" })
+		}
+		dup.stop()
+		waitFor(t, "node2 a member again, without a conflict", func() bool {
+			return n2.Status().NameConflict == "" && slices.ContainsFunc(n1.Status().Members, func(m cluster.Member) bool { return m.Name == "node2" })
+		})
+		if st := n1.Status(); st.NameConflict != "" {
+			t.Errorf("node1 reports a conflict of its own: %s", st.NameConflict)
+		}
 	})
 
 	t.Run("LeaveRemovesMember", func(t *testing.T) {

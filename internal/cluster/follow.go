@@ -128,6 +128,9 @@ func (s *Store) apply(ev *clientv3.Event) bool {
 		}
 		return had != s.drains[id]
 	case "node":
+		if id == s.opts.Node {
+			s.ownKey(ev)
+		}
 		if deleted {
 			delete(s.members, id)
 		} else {

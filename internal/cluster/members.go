@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vipd/vipd/internal/lb"
@@ -90,6 +91,20 @@ func (s *Store) keepMember(ctx context.Context, started time.Time) (progressed b
 	if err != nil {
 		return false, fmt.Errorf("lease keepalive: %w", err)
 	}
+	s.mu.Lock()
+	s.lease, s.keyLost = lease.ID, false
+	s.pastLeases = append(s.pastLeases[max(0, len(s.pastLeases)-maxPastLeases+1):], lease.ID)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.lease = 0
+		s.mu.Unlock()
+	}()
+	// Another node with this node's name overwrites the key; taking it
+	// back once per member_ttl, not at once, keeps the two from writing
+	// in a loop while each still sees the other (nameConflict).
+	retake := time.NewTicker(max(s.opts.Config.MemberTTL, time.Second))
+	defer retake.Stop()
 	write := func() error {
 		s.mu.Lock()
 		m := Member{Name: s.opts.Node, Version: s.opts.Version, Labels: s.opts.Config.Labels, Started: started, Report: s.report}
@@ -125,8 +140,59 @@ func (s *Store) keepMember(ctx context.Context, started time.Time) (progressed b
 			if err := write(); err != nil {
 				return true, err
 			}
+		case <-retake.C:
+			s.mu.Lock()
+			lost := s.keyLost
+			s.keyLost = false
+			s.mu.Unlock()
+			if !lost {
+				continue
+			}
+			if err := write(); err != nil {
+				return true, err
+			}
 		}
 	}
+}
+
+// ownKey notes a change of this node's membership key seen by the watch
+// (s.mu held). A put under a lease that is not this node's means another
+// vipd runs with the same node name: the key is taken back within
+// member_ttl, and status says so while it goes on. A deleted key (the
+// other one left and revoked its lease) is written again at once.
+func (s *Store) ownKey(ev *clientv3.Event) {
+	if s.lease == 0 {
+		return // not written yet: a put seen now may be an earlier run's
+	}
+	if ev.Type == mvccpb.DELETE {
+		s.keyLost = true
+		select {
+		case s.reported <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if slices.Contains(s.pastLeases, clientv3.LeaseID(ev.Kv.Lease)) {
+		return // this node's own write, perhaps under an earlier lease
+	}
+	s.keyLost = true
+	other, _ := decodeMember(ev.Kv.Value)
+	if s.conflict.IsZero() || time.Since(s.conflict) > s.conflictHold() {
+		s.log.Error("cluster store: another vipd runs with this node's name", "event", "cluster_name_conflict",
+			"node", s.opts.Node, "other_started", other.Started, "other_version", other.Version)
+	}
+	s.conflict = time.Now()
+	s.conflictStarted = other.Started
+}
+
+// maxPastLeases bounds how many of this node's leases are remembered: a
+// lagging watch may show a put made under an earlier one.
+const maxPastLeases = 8
+
+// conflictHold is how long a name conflict is shown after the other node
+// last wrote the key: both take it back once per member_ttl.
+func (s *Store) conflictHold() time.Duration {
+	return 3 * max(s.opts.Config.MemberTTL, time.Second)
 }
 
 // Status is the cluster store as this node sees it.
@@ -137,7 +203,10 @@ type Status struct {
 	LastError string
 	Synced    bool  // the cache holds a full list
 	Revision  int64 // the etcd revision the cache reflects
-	Members   []Member
+	// NameConflict says another node runs with this node's name; "" if
+	// none was seen lately.
+	NameConflict string
+	Members      []Member
 	// LoadBalancers counts every load balancer; Serving those this node
 	// serves.
 	LoadBalancers, Serving int
@@ -151,6 +220,10 @@ func (s *Store) Status() Status {
 	st := Status{
 		Node: s.opts.Node, Connected: s.connected, Since: s.since, LastError: s.lastErr,
 		Synced: s.synced, Revision: s.rev, Members: members, LoadBalancers: len(s.lbs),
+	}
+	if !s.conflict.IsZero() && time.Since(s.conflict) < s.conflictHold() {
+		st.NameConflict = fmt.Sprintf("another vipd (started %s) runs with node name %q: give each node its own cluster.node_name",
+			s.conflictStarted.Format(time.RFC3339), s.opts.Node)
 	}
 	for _, l := range s.lbs {
 		if s.Selects(l) {

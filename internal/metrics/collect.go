@@ -63,6 +63,8 @@ var (
 		"1 once the cluster store's cache holds a full list.", nil, nil)
 	descClusterMembers = prometheus.NewDesc("vipd_cluster_members",
 		"Nodes with a live membership key in the cluster store.", nil, nil)
+	descClusterNameConflict = prometheus.NewDesc("vipd_cluster_name_conflict",
+		"1 while another vipd writes this node's membership key: two nodes share one cluster.node_name.", nil, nil)
 	descClusterLBs = prometheus.NewDesc("vipd_cluster_load_balancers",
 		"Load balancers in the cluster store, by whether this node serves them (serving: true, false).", []string{"serving"}, nil)
 
@@ -85,7 +87,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		descServiceUp, descServiceDrained, descServiceReason, descServiceTransitions, descServiceCheckFailures,
 		descLBAnnounced, descLBBackendUp,
 		descKubeConnected, descKubeSynced, descKubeAllocator, descKubeServices,
-		descClusterConnected, descClusterSynced, descClusterMembers, descClusterLBs,
+		descClusterConnected, descClusterSynced, descClusterMembers, descClusterNameConflict, descClusterLBs,
 		descConfigHash, descConfigLastSuccess, descConfigLastOK,
 		descBuildInfo,
 	} {
@@ -175,6 +177,7 @@ func collectCluster(ch chan<- prometheus.Metric, c *Cluster) {
 	ch <- constMetric(descClusterConnected, prometheus.GaugeValue, boolValue(c.Connected))
 	ch <- constMetric(descClusterSynced, prometheus.GaugeValue, boolValue(c.Synced))
 	ch <- constMetric(descClusterMembers, prometheus.GaugeValue, float64(c.Members))
+	ch <- constMetric(descClusterNameConflict, prometheus.GaugeValue, boolValue(c.NameConflict))
 	ch <- constMetric(descClusterLBs, prometheus.GaugeValue, float64(c.Serving), "true")
 	ch <- constMetric(descClusterLBs, prometheus.GaugeValue, float64(c.LoadBalancers-c.Serving), "false")
 }

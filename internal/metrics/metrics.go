@@ -52,6 +52,7 @@ type Cluster struct {
 	Members       int  // nodes with a live membership key
 	LoadBalancers int  // load balancers in the cluster
 	Serving       int  // those this node serves
+	NameConflict  bool // another node runs with this node's name
 }
 
 // Kubernetes is the Kubernetes source's health.

@@ -30,7 +30,7 @@ func snapshotA() Snapshot {
 			{Address: "[2001:db8::1]:80", Up: false},
 		}}},
 		Kubernetes: &Kubernetes{Connected: false, Synced: true, Allocator: true, Services: 4},
-		Cluster:    &Cluster{Connected: true, Synced: true, Members: 3, LoadBalancers: 5, Serving: 2},
+		Cluster:    &Cluster{Connected: true, Synced: true, Members: 3, LoadBalancers: 5, Serving: 2, NameConflict: true},
 	}
 }
 
@@ -73,6 +73,7 @@ func TestScrapeShowsTheSnapshot(t *testing.T) {
 		{"vipd_cluster_connected", nil, 1},
 		{"vipd_cluster_synced", nil, 1},
 		{"vipd_cluster_members", nil, 3},
+		{"vipd_cluster_name_conflict", nil, 1},
 		{"vipd_cluster_load_balancers", []string{"serving", "true"}, 2},
 		{"vipd_cluster_load_balancers", []string{"serving", "false"}, 3},
 		{"vipd_config_reloads_total", []string{"result", "success"}, 0},
