@@ -49,7 +49,7 @@ func (a *Agent) newCluster() error {
 		Config: *c, Node: node, Version: a.version, Pools: a.cfg.Pools,
 		// Looked up at each create, through a.binder as it is by then.
 		HostAddrs: func() (map[netip.Addr]string, error) { return a.binder.ForeignAddrs() },
-		Log:       a.log, OnChange: a.wake.notify, Cache: a.store,
+		Log:       a.log, OnChange: a.wake.notify, Cache: a.store.Cache("cluster"),
 	})
 	if err != nil {
 		return err

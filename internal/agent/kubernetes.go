@@ -40,7 +40,7 @@ func (a *Agent) newKubernetes() error {
 	}
 	w, err := kube.New(kube.Options{
 		Config: *k, Allowed: a.cfg.BGP.AllowedPrefixes, Pools: a.cfg.Pools,
-		Log: a.log, OnChange: a.wake.notify,
+		Log: a.log, OnChange: a.wake.notify, Cache: a.store.Cache("kubernetes"),
 	})
 	if err != nil {
 		return err

@@ -19,17 +19,19 @@ import (
 // a timeout, is reported as before.
 const routerDialTimeout = connectRetry - time.Second
 
-// sessionTTL is the TTL of the session's packets as GoBGP would set it: 1
-// on eBGP, 255 with multihop, ttl: N as given; 0 (the kernel's default)
-// on iBGP.
+// sessionTTL is the TTL of the session's packets: ttl: N as given, 255
+// with multihop, else 1 on eBGP (RFC 4271's single hop) and 0, the
+// kernel's default, on iBGP, whose peers are commonly some hops away.
+// GoBGP set a TTL on eBGP sessions only; the relay honours ttl and
+// multihop on iBGP too.
 func sessionTTL(p config.Peer, localASN uint32) int {
 	switch {
-	case p.ASN == localASN:
-		return 0
 	case p.TTL > 0:
 		return int(p.TTL)
 	case p.Multihop:
 		return 255
+	case p.ASN == localASN:
+		return 0
 	}
 	return 1
 }

@@ -26,7 +26,8 @@ func (rs *relaySet) listen(addrs []string, port int32) error {
 	if port == 0 {
 		port = bgp.BGP_PORT
 	}
-	if len(addrs) == 0 {
+	everywhere := len(addrs) == 0
+	if everywhere {
 		addrs = []string{"0.0.0.0", "::"}
 	}
 	lc := net.ListenConfig{KeepAlive: -1, Control: listenerOptions}
@@ -43,6 +44,10 @@ func (rs *relaySet) listen(addrs []string, port int32) error {
 			network = "tcp6" // IPv6 only: IPv4 has its own socket
 		}
 		l, err := lc.Listen(rs.ctx, network, netip.AddrPortFrom(addr, uint16(port)).String())
+		if everywhere && addr.Is6() && errors.Is(err, unix.EAFNOSUPPORT) {
+			rs.log.Warn("bgp: IPv6 is off on this host: listening on IPv4 only", "event", "listen_error", "err", err)
+			continue
+		}
 		if err != nil {
 			rs.closeListeners()
 			return fmt.Errorf("bgp: listen_port %d: %w", port, err)
@@ -132,7 +137,6 @@ func (rs *relaySet) closeListeners() {
 	for _, l := range rs.listeners {
 		l.Close()
 	}
-	rs.listeners = nil
 }
 
 // admit checks a connection the router made, as GoBGP did: it must reach

@@ -198,3 +198,22 @@ func expectCease(t *testing.T, c *net.TCPConn) {
 		t.Errorf("after the NOTIFICATION: %d more bytes, %v; want the close", n, err)
 	}
 }
+
+func TestSessionTTL(t *testing.T) {
+	const local = 65000
+	for _, tc := range []struct {
+		peer config.Peer
+		want int
+	}{
+		{config.Peer{ASN: 65001}, 1},
+		{config.Peer{ASN: 65001, Multihop: true}, 255},
+		{config.Peer{ASN: 65001, TTL: 3}, 3},
+		{config.Peer{ASN: local}, 0},
+		{config.Peer{ASN: local, Multihop: true}, 255},
+		{config.Peer{ASN: local, TTL: 2}, 2},
+	} {
+		if got := sessionTTL(tc.peer, local); got != tc.want {
+			t.Errorf("sessionTTL(%+v) = %d, want %d", tc.peer, got, tc.want)
+		}
+	}
+}

@@ -14,10 +14,10 @@ import (
 
 // Cache keeps a node's copy of the cluster store across restarts, so a
 // node that starts while etcd is out of reach serves what it last knew
-// instead of nothing. *store.Store is one.
+// instead of nothing. store.Cache is one.
 type Cache interface {
-	ClusterCache() ([]byte, error)
-	SaveClusterCache([]byte) error
+	Load() ([]byte, error)
+	Save([]byte) error
 }
 
 // saveInterval spaces the cache's writes: a burst of changes costs one.
@@ -39,7 +39,7 @@ func (s *Store) restore() {
 	if s.opts.Cache == nil {
 		return
 	}
-	data, err := s.opts.Cache.ClusterCache()
+	data, err := s.opts.Cache.Load()
 	if err != nil || data == nil {
 		if err != nil {
 			s.log.Error("cluster store: the local copy cannot be read", "event", "cluster_cache", "err", err)
@@ -116,7 +116,7 @@ func (s *Store) save() {
 		data, err = json.Marshal(rec)
 	}
 	if err == nil {
-		err = s.opts.Cache.SaveClusterCache(data)
+		err = s.opts.Cache.Save(data)
 	}
 	if err != nil {
 		s.log.Error("cluster store: the local copy cannot be saved", "event", "cluster_cache", "err", fmt.Errorf("save: %w", err))

@@ -384,11 +384,12 @@ func TestStore(t *testing.T) {
 	})
 
 	t.Run("RestartWhileCutOff", func(t *testing.T) {
-		st, err := store.Open(t.TempDir())
+		db, err := store.Open(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
+		defer db.Close()
+		st := db.Cache("cluster")
 		const prefix = "/vipd-cache"
 		writer := startPrefix(t, c, w.Host("h1"), "writer", prefix)
 		l, _, _, err := writer.Create(ctx, lb.Spec{Name: "remembered", Port: 80})
@@ -400,7 +401,7 @@ func TestStore(t *testing.T) {
 		}
 		first := startWith(t, c, w.Host("h3"), "cached", prefix, nil, st, true)
 		waitFor(t, "the local copy saved", func() bool {
-			data, err := st.ClusterCache()
+			data, err := st.Load()
 			return err == nil && strings.Contains(string(data), l.UUID) && strings.Contains(string(data), "remembered")
 		})
 		first.stop()

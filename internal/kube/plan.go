@@ -29,22 +29,23 @@ const (
 	ReasonNotAllowed Reason = "address_not_allowed"
 )
 
-// Service is one Kubernetes Service as this node serves it.
+// Service is one Kubernetes Service as this node serves it. The JSON
+// form is the local copy's (cache.go).
 type Service struct {
-	Name     string       // namespace/name
-	Addrs    []netip.Addr // external IPs and LoadBalancer ingress IPs it may serve
-	Announce bool
-	Reason   Reason
-	Detail   string // says why, for people
+	Name     string       `json:"name"`  // namespace/name
+	Addrs    []netip.Addr `json:"addrs"` // external IPs and LoadBalancer ingress IPs it may serve
+	Announce bool         `json:"announce"`
+	Reason   Reason       `json:"reason,omitempty"`
+	Detail   string       `json:"detail,omitempty"` // says why, for people
 	// Refused are the addresses the Service asks for that no node may
 	// serve (outside bgp.allowed_prefixes, or not unicast).
-	Refused []Refusal
+	Refused []Refusal `json:"refused,omitempty"`
 }
 
 // Refusal is one address vipd will neither bind nor announce.
 type Refusal struct {
-	Addr   netip.Addr
-	Detail string
+	Addr   netip.Addr `json:"addr"`
+	Detail string     `json:"detail"`
 }
 
 // ExcludeLabel on a Node keeps external load balancers, vipd among them,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type Options struct {
 	// OnChange is called, without blocking, when Services may have
 	// changed: the agent's Wake.
 	OnChange func()
+	// Cache, if set, keeps a copy of the Services this node serves,
+	// served after a restart until the first list (cache.go).
+	Cache Cache
 }
 
 // Watcher is the Kubernetes source: it watches Services, EndpointSlices
@@ -61,16 +65,21 @@ type Watcher struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
 	allocWake   chan struct{}
+	cache       Cache         // nil: no local copy
+	unsaved     chan struct{} // the plan changed since the last save
 
-	mu      sync.Mutex
-	policy  policy
-	pools   []config.Pool
-	synced  bool
-	dirty   bool
-	planned []Service
-	refused map[string]bool // "service address" pairs already reported in an Event
-	conn    Connection
-	leader  string
+	mu       sync.Mutex
+	policy   policy
+	pools    []config.Pool
+	synced   bool
+	dirty    bool
+	planned  []Service
+	planOnce bool // planned holds a plan since the first list
+	// restored is the local copy served until the first list.
+	restored []Service
+	refused  map[string]bool // "service address" pairs already reported in an Event
+	conn     Connection
+	leader   string
 	// allocated is the last allocation (addresses or failure) reported
 	// for each Service, so unchanged passes record no Event.
 	allocated map[string]string
@@ -173,6 +182,8 @@ func newWatcher(client kubernetes.Interface, events typedcorev1.EventsGetter, op
 				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
 			})),
 		allocWake: make(chan struct{}, 1),
+		cache:     opts.Cache,
+		unsaved:   make(chan struct{}, 1),
 		policy: policy{
 			externalIPs:   opts.Config.ExternalIPs,
 			loadBalancers: opts.Config.LoadBalancers,
@@ -186,6 +197,9 @@ func newWatcher(client kubernetes.Interface, events typedcorev1.EventsGetter, op
 	}
 	if w.onChange == nil {
 		w.onChange = func() {}
+	}
+	if w.cache != nil {
+		w.restore(w.cache)
 	}
 	svcInformer := w.factory.Core().V1().Services()
 	w.services = svcInformer.Lister()
@@ -294,6 +308,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { w.probe(ctx) })
+	if w.cache != nil {
+		wg.Go(func() { w.saveCache(ctx) })
+	}
 
 	w.log.Info("kubernetes: waiting for the first list", "event", "kubernetes_sync")
 	for _, f := range []informers.SharedInformerFactory{w.factory, w.nodeFactory} {
@@ -304,7 +321,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 	w.mu.Lock()
-	w.synced, w.dirty = true, true
+	w.synced, w.dirty, w.restored = true, true, nil
 	w.mu.Unlock()
 	w.setConnected(true, nil)
 	w.log.Info("kubernetes: caches synced", "event", "kubernetes_synced")
@@ -362,16 +379,24 @@ func (w *Watcher) setConnected(ok bool, err error) {
 }
 
 // Services returns what this node serves, from the caches. Before the
-// first full list it returns nothing.
+// first full list it returns the local copy, if there is one, else
+// nothing.
 func (w *Watcher) Services() []Service {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.synced {
-		return nil
+		return w.restored
 	}
 	if w.dirty {
 		w.dirty = false
-		w.planned = plan(w.view(), w.policy)
+		planned := plan(w.view(), w.policy)
+		if !w.planOnce || !reflect.DeepEqual(planned, w.planned) {
+			select {
+			case w.unsaved <- struct{}{}:
+			default:
+			}
+		}
+		w.planned, w.planOnce = planned, true
 		w.reportRefusals(w.planned)
 	}
 	return w.planned

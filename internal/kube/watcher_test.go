@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/testnet/worldtest"
@@ -257,4 +259,77 @@ func TestWatcherAgainstAPIServer(t *testing.T) {
 			t.Errorf("%s moved from %v to %v with the new allocator", name, want, got)
 		}
 	}
+}
+
+// memCache is a Cache in memory.
+type memCache struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+func (c *memCache) Load() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.data, nil
+}
+
+func (c *memCache) Save(v []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.data = v
+	return nil
+}
+
+func (c *memCache) holds(s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Contains(string(c.data), s)
+}
+
+// TestWatcherLocalCopy: what a node serves is saved; a restarted watcher
+// that cannot reach the API server serves the saved copy (its own node's
+// only), and the first list replaces it and the copy.
+func TestWatcherLocalCopy(t *testing.T) {
+	r := newRig(t)
+	r.node(t, "n1")
+	c := &memCache{}
+	r.opts.Cache = c
+	w, stop := r.start(t, "n1")
+	r.service(t, "web", func(s *corev1.Service) { s.Spec.ExternalIPs = []string{"192.0.2.1"} })
+	waitUntil(t, "n1 announces web", func() bool { s, ok := served(w, "default/web"); return ok && s.Announce })
+	waitUntil(t, "web in the local copy", func() bool { return c.holds(`"default/web"`) })
+	stop()
+
+	// An API server that does not answer: only the local copy is served.
+	unreachable, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for node, want := range map[string]bool{"n1": true, "n2": false} {
+		opts := r.opts
+		opts.Config.NodeName = node
+		cut, err := newWatcher(unreachable, unreachable.CoreV1(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = cut.Run(ctx) })
+		s, ok := served(cut, "default/web")
+		if ok != want || ok && (!s.Announce || !slices.Equal(s.Addrs, addrs("192.0.2.1"))) {
+			t.Errorf("%s cut off: serves web %v (%+v), want %v", node, ok, s, want)
+		}
+		cancel()
+		wg.Wait()
+	}
+
+	if err := r.client.CoreV1().Services("default").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := r.start(t, "n1")
+	waitUntil(t, "the first list to replace the local copy", func() bool {
+		_, ok := served(again, "default/web")
+		return !ok && again.Status().Synced
+	})
+	waitUntil(t, "web gone from the local copy", func() bool { return !c.holds(`"default/web"`) })
 }

@@ -42,12 +42,12 @@ var (
 	bucketLoadBalancers = []byte("loadbalancers")
 	// bucketRestart holds what one run leaves for the next (restart.go).
 	bucketRestart = []byte("restart")
-	// bucketClusterCache holds the node's copy of the cluster store
-	// (clustercache.go).
-	bucketClusterCache = []byte("cluster")
+	// bucketCaches holds the sources' copies of what they last knew, by
+	// source (caches.go).
+	bucketCaches = []byte("caches")
 
 	// buckets lists every top-level bucket Open makes sure exists.
-	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers, bucketRestart, bucketClusterCache}
+	buckets = [][]byte{bucketMeta, bucketAddresses, bucketDrains, bucketLoadBalancers, bucketRestart, bucketCaches}
 
 	keySchema = []byte("schema")
 
@@ -126,6 +126,9 @@ func initSchema(db *bolt.DB) error {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		if err := dropLegacyBuckets(tx); err != nil {
+			return err
 		}
 		version := []byte(strconv.Itoa(schemaVersion))
 		return tx.Bucket(bucketMeta).Put(keySchema, version)

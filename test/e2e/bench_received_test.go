@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +25,16 @@ func TestBenchReceivedRoutes(t *testing.T) {
 	tb.version(vipdVersion(t))
 	tb.version(routerVersion(testnet.BIRD))
 	for _, k := range []int{100_000, 1_000_000} {
-		t.Run(fmt.Sprint(k), func(t *testing.T) { tb.Rows = append(tb.Rows, benchReceived(t, k)) })
+		t.Run(fmt.Sprint(k), func(t *testing.T) { tb.Rows = append(tb.Rows, benchReceived(t, k, false)) })
 	}
+	t.Run("router connects", func(t *testing.T) { tb.Rows = append(tb.Rows, benchReceived(t, 1_000_000, true)) })
 	tb.report(t)
 }
 
-func benchReceived(t *testing.T, k int) benchRow {
+// benchReceived measures k routes leaked; with routerConnects vipd
+// listens on 179 and dials a port nothing listens on, so the session is
+// the one the router opens.
+func benchReceived(t *testing.T, k int, routerConnects bool) benchRow {
 	var base, grown, perRoute []float64
 	for i := range receivedTrials {
 		t.Run(fmt.Sprint("trial", i), func(t *testing.T) {
@@ -43,7 +48,12 @@ func benchReceived(t *testing.T, k int) benchRow {
 			if out, err := r.Birdc(t.Context(), "disable", "leaked"); err != nil {
 				t.Fatalf("birdc disable leaked: %v\n%s", err, out)
 			}
-			p := startBenchVipd(t, n1, webConfig(r1Peer(r), ""))
+			config := webConfig(r1Peer(r), "")
+			if routerConnects {
+				config = webConfig(peersYAMLWith("      port: 1790\n", peer{"r1", r.Addr4(), 65535, ""}), "")
+				config = strings.Replace(config, "bgp:\n", "bgp:\n  listen_port: 179\n", 1)
+			}
+			p := startBenchVipd(t, n1, config)
 			waitFIB(t, r, vip4, n1.Addr4())
 			time.Sleep(3 * time.Second)
 			before := procStatus(t, p.PID(), "VmRSS")
@@ -62,7 +72,11 @@ func benchReceived(t *testing.T, k int) benchRow {
 	if len(base) == 0 {
 		t.Fatal("no trial finished")
 	}
-	return benchRow{Setup: fmt.Sprintf("vipd, %s routes received", countLabel(k)), Router: "bird", Metrics: []metric{
+	setup := fmt.Sprintf("vipd, %s routes received", countLabel(k))
+	if routerConnects {
+		setup += ", router connects (listen_port 179)"
+	}
+	return benchRow{Setup: setup, Router: "bird", Metrics: []metric{
 		newMetric("rss with 0", unitBytes, base),
 		newMetric("growth", unitBytes, grown),
 		newMetric("bytes per route", unitCount, perRoute),

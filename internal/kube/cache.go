@@ -1,0 +1,93 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Cache keeps the Services this node served across restarts: until the
+// first full list a restarted vipd serves them rather than nothing, so a
+// graceful restart keeps the addresses bound and announced that the
+// routers keep routing to. store.Cache is one.
+type Cache interface {
+	Load() ([]byte, error)
+	Save([]byte) error
+}
+
+// saveInterval spaces the cache's writes: a burst of changes costs one.
+const saveInterval = time.Second
+
+// cacheRecord is the saved copy: what plan last decided, for which node.
+type cacheRecord struct {
+	Node     string    `json:"node"`
+	Saved    time.Time `json:"saved"`
+	Services []Service `json:"services"`
+}
+
+// restore reads the saved copy of this node's Services, served until the
+// first list. It runs in newWatcher, before anything reads w.
+func (w *Watcher) restore(c Cache) {
+	data, err := c.Load()
+	if err != nil || data == nil {
+		if err != nil {
+			w.log.Error("kubernetes: the local copy cannot be read", "event", "kubernetes_cache", "err", err)
+		}
+		return
+	}
+	var rec cacheRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		w.log.Error("kubernetes: the local copy does not decode; ignored", "event", "kubernetes_cache", "err", err)
+		return
+	}
+	if rec.Node != w.node {
+		return // another node's
+	}
+	w.restored = rec.Services
+	w.log.Info("kubernetes: serving the local copy until the first list", "event", "kubernetes_cache",
+		"services", len(rec.Services), "saved", rec.Saved)
+}
+
+// saveCache writes what plan decides whenever it changed, at most every
+// saveInterval, until ctx ends; then once more if it changed meanwhile.
+func (w *Watcher) saveCache(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			w.saveIfDue()
+			return
+		case <-w.unsaved:
+			w.save()
+		}
+		t := time.NewTimer(saveInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.saveIfDue()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) saveIfDue() {
+	select {
+	case <-w.unsaved:
+		w.save()
+	default:
+	}
+}
+
+func (w *Watcher) save() {
+	w.mu.Lock()
+	rec := cacheRecord{Node: w.node, Saved: time.Now().UTC(), Services: w.planned}
+	w.mu.Unlock()
+	data, err := json.Marshal(rec)
+	if err == nil {
+		err = w.cache.Save(data)
+	}
+	if err != nil {
+		w.log.Error("kubernetes: the local copy cannot be saved", "event", "kubernetes_cache", "err", fmt.Errorf("save: %w", err))
+	}
+}
