@@ -87,6 +87,12 @@ func startBinary(t *testing.T, node *testnet.Node, binary, config string) *testn
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopAtEnd(t, p)
+	return p
+}
+
+// stopAtEnd stops p when t ends, and shows its log if t failed.
+func stopAtEnd(t *testing.T, p *testnet.Process) {
 	t.Cleanup(func() {
 		if err := p.Stop(stopTimeout); err != nil {
 			t.Errorf("stop %s: %v", p.Name(), err)
@@ -95,7 +101,6 @@ func startBinary(t *testing.T, node *testnet.Node, binary, config string) *testn
 			t.Logf("%s log:\n%s", p.Name(), p.Log())
 		}
 	})
-	return p
 }
 
 // waitFIB waits until router r's kernel FIB routes prefix via exactly want.

@@ -48,6 +48,19 @@ type kubeWorld struct {
 	admin kubernetes.Interface
 	vipd  map[string]*testnet.Process
 	conf  map[string]string // each node's config, to start it again
+	top   *testing.T        // the whole test: processes started again live as long
+}
+
+// startAgain starts node's vipd again, after it stopped or died; the
+// process lives until the end of the whole test, not of subtest t.
+func (kw *kubeWorld) startAgain(t *testing.T, node string) {
+	t.Helper()
+	p, err := kw.Node(node).StartVipd(context.Background(), vipdBin, kw.conf[node])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(kw.top, p)
+	kw.vipd[node] = p
 }
 
 func newKubeWorld(t *testing.T) *kubeWorld {
@@ -69,7 +82,7 @@ func newKubeWorld(t *testing.T) *kubeWorld {
 		},
 		Nodes: nodes,
 	})
-	kw := &kubeWorld{World: w, cp: cp, admin: admin, vipd: map[string]*testnet.Process{}, conf: map[string]string{}}
+	kw := &kubeWorld{World: w, cp: cp, admin: admin, vipd: map[string]*testnet.Process{}, conf: map[string]string{}, top: t}
 	for _, n := range w.Nodes() {
 		createReadyNode(t, admin, n.Name())
 		forwardKubeAPI(t, n, cp)
@@ -524,6 +537,22 @@ func TestKubernetes(t *testing.T) {
 			return st.Kubernetes != nil && !st.Kubernetes.Connected
 		})
 		kw.holdRoutes(t, addrs, nodes, 30*time.Second)
+		// A node restarted meanwhile serves its local copy: it binds and
+		// announces the addresses again without a list.
+		n3 := kw.Node("n3")
+		if err := kw.vipd["n3"].Stop(stopTimeout); err != nil {
+			t.Fatal(err)
+		}
+		kw.startAgain(t, "n3")
+		st := waitStatus(t, n3, "n3 back, serving its local copy", func(st api.Status) bool {
+			return st.Kubernetes != nil && !st.Kubernetes.Synced && len(st.Peers) > 0 && st.Peers[0].State == "Established"
+		})
+		kw.waitRoutes(t, addrs, nodes...)
+		for _, a := range addrs {
+			if !bound(t, n3, a) {
+				t.Errorf("n3 restarted without the API server: %s not on lo (kubernetes status %+v)", a, st.Kubernetes)
+			}
+		}
 		if err := kw.cp.StartAPIServer(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +586,7 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 		_ = kw.vipd[old].Wait(stopTimeout)
-		kw.vipd[old] = startVipdConfig(t, kw.Node(old), kw.conf[old])
+		kw.startAgain(t, old)
 		kw.waitRoutes(t, slices.Concat(lb1, lb2), nodes...)
 	})
 }
