@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -9,8 +10,17 @@ import (
 // pollInterval is how often WaitFor retries; far below any test's budget.
 const pollInterval = 100 * time.Millisecond
 
+// Final marks a check's error as one that waiting cannot mend (a process
+// it waits for has exited): WaitFor returns it at once.
+func Final(err error) error { return finalError{err} }
+
+type finalError struct{ error }
+
+func (e finalError) Unwrap() error { return e.error }
+
 // WaitFor calls check until it returns nil, every pollInterval, for at most
-// timeout or until ctx ends. On failure the error wraps check's last error.
+// timeout or until ctx ends, or until check returns a Final error. On
+// failure the error wraps check's last error.
 func WaitFor(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -21,6 +31,9 @@ func WaitFor(ctx context.Context, timeout time.Duration, check func(context.Cont
 		err := check(ctx)
 		if err == nil {
 			return nil
+		}
+		if final, ok := errors.AsType[finalError](err); ok {
+			return final.error
 		}
 		// A check cut short by the deadline says less than the one before.
 		if last == nil || ctx.Err() == nil {

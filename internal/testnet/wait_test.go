@@ -35,3 +35,19 @@ func TestWaitFor(t *testing.T) {
 		t.Errorf("WaitFor = %v, want the last complete check's error", err)
 	}
 }
+
+func TestWaitForFinal(t *testing.T) {
+	gone := errors.New("process exited")
+	calls := 0
+	start := time.Now()
+	err := WaitFor(context.Background(), 10*time.Second, func(context.Context) error {
+		calls++
+		if calls == 2 {
+			return Final(gone)
+		}
+		return errors.New("not yet")
+	})
+	if !errors.Is(err, gone) || calls != 2 || time.Since(start) > 5*time.Second {
+		t.Errorf("WaitFor = %v after %d calls and %v, want %v at once on the second", err, calls, time.Since(start), gone)
+	}
+}

@@ -8,15 +8,13 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/vipd/vipd/internal/testnet"
 )
 
-const (
-	// probeTimeout bounds one health request. etcd 3.4 answers /health
-	// only after a quorum read of up to a second.
-	probeTimeout = 3 * time.Second
-	// pollInterval is how often waitHealthy probes again.
-	pollInterval = 200 * time.Millisecond
-)
+// probeTimeout bounds one health request. etcd 3.4 answers /health only
+// after a quorum read of up to a second.
+const probeTimeout = 3 * time.Second
 
 // Healthy asks every member once for its health and returns nil if all
 // of them are healthy. etcd calls a member healthy when it has a leader
@@ -75,33 +73,21 @@ func getHealth(ctx context.Context, client *http.Client, url string) error {
 // or until ctx ends. It gives up at once, with the log's tail, when a
 // member's process has ended: bad flags or a data dir it refuses.
 func (c *Cluster) waitHealthy(ctx context.Context, timeout time.Duration, members []*member) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	var last error
-	for {
+	err := testnet.WaitFor(ctx, timeout, func(ctx context.Context) error {
 		var errs []error
 		for _, m := range members {
 			c.mu.Lock()
 			proc := m.proc
 			c.mu.Unlock()
 			if proc.Exited() {
-				return fmt.Errorf("etcd member %s (pid %d) exited; log %s:\n%s", m.host.Name(), proc.PID(), proc.LogPath(), tail(proc, 20))
+				return testnet.Final(fmt.Errorf("etcd member %s (pid %d) exited; log %s:\n%s", m.host.Name(), proc.PID(), proc.LogPath(), tail(proc, 20)))
 			}
 			errs = append(errs, m.healthy(ctx))
 		}
-		err := errors.Join(errs...)
-		if err == nil {
-			return nil
-		}
-		if last == nil || ctx.Err() == nil {
-			last = err // a probe cut short by the deadline says less
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not healthy after %v: %w", timeout, last)
-		case <-ticker.C:
-		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("not healthy: %w", err)
 	}
+	return nil
 }
