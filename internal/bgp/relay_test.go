@@ -54,22 +54,7 @@ func TestRelayDiscardsUpdates(t *testing.T) {
 	// vipd's route arrives with the relay's local address as next hop.
 	waitAdjIn(t, router.Speaker, map[netip.Prefix]string{vip4: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large="})
 
-	var routes []Route
-	addr := leaked.Addr()
-	for range leakRoutes {
-		addr = addr.Next()
-		routes = append(routes, Route{Prefix: netip.PrefixFrom(addr, 32)})
-	}
-	if err := router.SetRoutes(t.Context(), routes); err != nil {
-		t.Fatal(err)
-	}
-	st := waitReceived(t, vipd.Speaker, leakRoutes)
-	if st.DiscardedUpdates == 0 {
-		t.Errorf("no discarded UPDATE counted: %+v", st)
-	}
-	if got := adjIn(t, vipd.Speaker, alias); len(got) != 0 {
-		t.Errorf("GoBGP holds %d received paths, want none", len(got))
-	}
+	leak(t, router, vipd, leaked)
 
 	if err := router.SetRoutes(t.Context(), nil); err != nil {
 		t.Fatal(err)
@@ -96,6 +81,28 @@ func TestRelayResetPeer(t *testing.T) {
 	after := waitEstablished(t, sender.Speaker, receiverAddr)
 	if !after.Since.After(before.Since) {
 		t.Errorf("session established since %v, before the reset (%v)", after.Since, before.Since)
+	}
+}
+
+// leak has router send vipd leakRoutes host routes of prefix and checks
+// that vipd counts and discards them all: GoBGP keeps none.
+func leak(t *testing.T, router, vipd *runningSpeaker, prefix netip.Prefix) {
+	t.Helper()
+	var routes []Route
+	addr := prefix.Addr()
+	for range leakRoutes {
+		addr = addr.Next()
+		routes = append(routes, Route{Prefix: netip.PrefixFrom(addr, 32)})
+	}
+	if err := router.SetRoutes(t.Context(), routes); err != nil {
+		t.Fatal(err)
+	}
+	st := waitReceived(t, vipd.Speaker, leakRoutes)
+	if st.DiscardedUpdates == 0 {
+		t.Errorf("no discarded UPDATE counted: %+v", st)
+	}
+	if got := adjIn(t, vipd.Speaker, relayAlias(t, vipd.Speaker, receiverAddr)); len(got) != 0 {
+		t.Errorf("GoBGP holds %d received paths, want none", len(got))
 	}
 }
 

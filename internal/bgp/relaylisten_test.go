@@ -50,22 +50,7 @@ func TestRelayInbound(t *testing.T) {
 	since := waitEstablished(t, vipd.Speaker, receiverAddr).Since
 	waitAdjIn(t, router.Speaker, map[netip.Prefix]string{vip4: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large="})
 
-	var routes []Route
-	addr := leaked.Addr()
-	for range leakRoutes {
-		addr = addr.Next()
-		routes = append(routes, Route{Prefix: netip.PrefixFrom(addr, 32)})
-	}
-	if err := router.SetRoutes(t.Context(), routes); err != nil {
-		t.Fatal(err)
-	}
-	st := waitReceived(t, vipd.Speaker, leakRoutes)
-	if st.DiscardedUpdates == 0 {
-		t.Errorf("no discarded UPDATE counted: %+v", st)
-	}
-	if got := adjIn(t, vipd.Speaker, relayAlias(t, vipd.Speaker, receiverAddr)); len(got) != 0 {
-		t.Errorf("GoBGP holds %d received paths, want none", len(got))
-	}
+	leak(t, router, vipd, leaked)
 	if st, _ := peerStatus(vipd.Speaker, receiverAddr); !st.Since.Equal(since) {
 		t.Errorf("session re-established at %v, want the one since %v", st.Since, since)
 	}
