@@ -2,9 +2,11 @@
 // state_dir.
 //
 // Each kind of record lives in its own top-level bucket (addresses, drains,
-// load balancers, the graceful-restart mark, the cluster store's copy). Open creates missing buckets, so adding a kind means
-// adding a bucket name to [buckets] and a file with its methods. A meta bucket holds the schema version, so a file
-// written by a newer vipd is refused instead of misread.
+// load balancers, the graceful-restart mark, the sources' copies of what
+// they last knew). Open creates missing buckets, so adding a kind means
+// adding a bucket name to [buckets] and a file with its methods. A meta
+// bucket holds the schema version, so a file written by a newer vipd is
+// refused instead of misread.
 //
 // The bbolt file lock makes a state_dir single-owner: a second Open, from
 // this process or another, fails within [lockTimeout] with an [*InUseError].
