@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Cache is one source of desired state's copy of what it last knew (the
@@ -50,7 +51,7 @@ func (c Cache) Save(v []byte) error {
 // no longer reads: "cluster" held the cluster store's copy before
 // bucketCaches did (a cache: the next save rewrites it).
 func dropLegacyBuckets(tx *bolt.Tx) error {
-	if err := tx.DeleteBucket([]byte("cluster")); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := tx.DeleteBucket([]byte("cluster")); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("drop bucket cluster: %w", err)
 	}
 	return nil
