@@ -49,6 +49,9 @@ const (
 	// openTimeout bounds waiting for the OPEN on a router's connection that
 	// collides with vipd's.
 	openTimeout = 5 * time.Second
+	// maxColliding bounds the router's connections a session examines at
+	// once; more are closed unread, so a flood of them costs little.
+	maxColliding = 4
 )
 
 // relayCounters is what a relay counts for status and metrics. It is read
@@ -259,6 +262,7 @@ func (r *relay) session(ctx context.Context, router *routerConn) (next *routerCo
 	ended, end := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	won := make(chan *routerConn, 1)
+	colliding := make(chan struct{}, maxColliding)
 	wg.Go(func() {
 		for {
 			select {
@@ -268,7 +272,15 @@ func (r *relay) session(ctx context.Context, router *routerConn) (next *routerCo
 				// sides, after GoBGP's Cease, sent meanwhile, had time to pass.
 				wait(ended, drainTimeout)
 			case c := <-r.inbound:
-				wg.Go(func() { r.collide(ctx, router, c, won) })
+				select {
+				case colliding <- struct{}{}:
+					wg.Go(func() {
+						defer func() { <-colliding }()
+						r.collide(ctx, router, c, won)
+					})
+				default:
+					c.Close()
+				}
 				continue
 			case c := <-won:
 				next = c
