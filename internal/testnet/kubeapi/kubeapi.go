@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vipd/vipd/internal/testnet"
 	"k8s.io/client-go/rest"
 )
 
@@ -319,29 +320,17 @@ func get(ctx context.Context, client *http.Client, url, token string) error {
 	return nil
 }
 
-// waitFor calls check every 100 ms until it succeeds, p exits, timeout
-// passes or ctx ends.
+// waitFor calls check until it succeeds, p exits, timeout passes or ctx
+// ends.
 func waitFor(ctx context.Context, p *process, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(100 * time.Millisecond)
-	defer ticker.Stop()
-	var last error
-	for {
+	err := testnet.WaitFor(ctx, timeout, func(ctx context.Context) error {
 		if err := p.exited(); err != nil {
-			return err
+			return testnet.Final(err)
 		}
-		err := check(ctx)
-		if err == nil {
-			return nil
-		}
-		if last == nil || ctx.Err() == nil {
-			last = err // a check cut short by the deadline says less
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v: %w; log %s:\n%s", p.name, timeout, last, p.logPath, p.tail(20))
-		case <-ticker.C:
-		}
+		return check(ctx)
+	})
+	if err != nil && p.exited() == nil {
+		return fmt.Errorf("%s not ready: %w; log %s:\n%s", p.name, err, p.logPath, p.tail(20))
 	}
+	return err
 }
