@@ -202,3 +202,15 @@ func TestSessionTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerClosedOnStop: a stopped speaker frees listen_port, so a
+// speaker started again at once (a reload that restarts it) can listen.
+func TestListenerClosedOnStop(t *testing.T) {
+	port := freePort(t)
+	g := Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: int32(port), AllowedPrefixes: []netip.Prefix{allowedV4}}
+	first := startSpeaker(t, g, []string{senderAddr.String()})
+	first.stop(t)
+	startSpeaker(t, g, []string{senderAddr.String()})
+	c := dialFrom(t, receiverAddr, netip.AddrPortFrom(senderAddr, port))
+	c.Close()
+}
