@@ -128,10 +128,11 @@ func stopPIDFile(t *testing.T, pidFile string) {
 	}
 }
 
-// frrChecks runs inside the node namespace.
+// frrChecks runs inside the node namespace. As with BIRD, both sides
+// listen and dial, so either connection may carry the session.
 func frrChecks(t *testing.T, l lab) {
 	s := startSpeaker(t, Global{
-		ASN: 4200000000, RouterID: l.NodeAddr, ListenPort: -1,
+		ASN: 4200000000, RouterID: l.NodeAddr, ListenPort: 179,
 		AllowedPrefixes: []netip.Prefix{allowedV4, allowedV6},
 	}, nil)
 	peer := config.Peer{Name: "frr", Address: l.RouterAddr, ASN: 65535, Password: config.Secret(l.Password),
