@@ -102,7 +102,7 @@ func (s *Store) keepMember(ctx context.Context, started time.Time) (progressed b
 	}()
 	// Another node with this node's name overwrites the key; taking it
 	// back once per member_ttl, not at once, keeps the two from writing
-	// in a loop while each still sees the other (nameConflict).
+	// in a loop while each still sees the other (ownKey).
 	retake := time.NewTicker(max(s.opts.Config.MemberTTL, time.Second))
 	defer retake.Stop()
 	write := func() error {

@@ -28,8 +28,8 @@ type cacheRecord struct {
 
 // restore reads the saved copy of this node's Services, served until the
 // first list. It runs in newWatcher, before anything reads w.
-func (w *Watcher) restore(c Cache) {
-	data, err := c.Load()
+func (w *Watcher) restore() {
+	data, err := w.cache.Load()
 	if err != nil || data == nil {
 		if err != nil {
 			w.log.Error("kubernetes: the local copy cannot be read", "event", "kubernetes_cache", "err", err)

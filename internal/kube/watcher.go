@@ -199,7 +199,7 @@ func newWatcher(client kubernetes.Interface, events typedcorev1.EventsGetter, op
 		w.onChange = func() {}
 	}
 	if w.cache != nil {
-		w.restore(w.cache)
+		w.restore()
 	}
 	svcInformer := w.factory.Core().V1().Services()
 	w.services = svcInformer.Lister()
