@@ -45,7 +45,7 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 	fmt.Fprintln(tw, "PEER\tADDRESS\tAS\tSTATE\tSINCE\tINFO")
 	for _, p := range st.Peers {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Address, p.ASN, p.State, since(p.Since, now),
-			joinNonEmpty(p.LastError, prefixed("ipv6: ", p.IPv6Problem)))
+			joinNonEmpty(p.LastError, prefixed("ipv6: ", p.IPv6Problem), openedByRouter(p.Connection)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -60,6 +60,9 @@ func printStatus(w io.Writer, st api.Status, now time.Time) {
 		}
 		if !k.Synced {
 			conn += ", waiting for the first list"
+			if k.LocalCopy {
+				conn += " (serving the copy saved before the restart)"
+			}
 		}
 		fmt.Fprintf(w, "kubernetes: node %s, %s (%s), %d services, allocator %s\n\n",
 			k.Node, conn, since(k.Since, now), k.Services, dash(k.Allocator))
@@ -162,6 +165,15 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// openedByRouter notes a session the router opened (to listen_port): the
+// usual case is that vipd opens it.
+func openedByRouter(c *api.PeerConnection) string {
+	if c == nil || c.OpenedBy != "router" {
+		return ""
+	}
+	return "opened by the router, to " + c.Local
 }
 
 func prefixed(p, s string) string {

@@ -48,6 +48,8 @@ func TestPrintStatusKubernetes(t *testing.T) {
 			"kubernetes: node n1, connected (1m0s), 3 services, allocator n2"},
 		{&api.KubernetesStatus{Node: "n1", LastError: "connection refused", Since: now.Add(-2 * time.Second)},
 			"kubernetes: node n1, API server unreachable (serving the last state known): connection refused, waiting for the first list (2s), 0 services, allocator -"},
+		{&api.KubernetesStatus{Node: "n1", LastError: "connection refused", LocalCopy: true, Since: now.Add(-2 * time.Second), Services: 2},
+			"kubernetes: node n1, API server unreachable (serving the last state known): connection refused, waiting for the first list (serving the copy saved before the restart) (2s), 2 services, allocator -"},
 	} {
 		var b strings.Builder
 		printStatus(&b, api.Status{Kubernetes: tc.k}, now)
@@ -82,6 +84,26 @@ func TestPrintStatusCluster(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPrintStatusPeers(t *testing.T) {
+	now := time.Now()
+	st := api.Status{Peers: []api.PeerStatus{
+		{Name: "r1", Address: "10.0.0.1", ASN: 65000, State: "Established", Since: now.Add(-time.Minute),
+			Connection: &api.PeerConnection{Local: "10.0.0.2:179", Remote: "10.0.0.1:40000", OpenedBy: "router"}},
+		{Name: "r2", Address: "10.0.0.3", ASN: 65000, State: "Established", Since: now.Add(-time.Minute),
+			Connection: &api.PeerConnection{Local: "10.0.0.2:40001", Remote: "10.0.0.3:179", OpenedBy: "vipd"}},
+	}}
+	var b strings.Builder
+	printStatus(&b, st, now)
+	for _, want := range []string{
+		"r1    10.0.0.1  65000  Established  1m0s   opened by the router, to 10.0.0.2:179",
+		"r2    10.0.0.3  65000  Established  1m0s   -",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
 		}
 	}
 }

@@ -23,6 +23,7 @@ func (a *Agent) Status() api.Status {
 			Since: p.Since, LastError: p.LastError,
 			IPv6NextHop: addrString(p.IPv6NextHop), IPv6Problem: p.IPv6Reason,
 			ReceivedPrefixes: p.ReceivedPrefixes, DiscardedUpdates: p.DiscardedUpdates,
+			Connection: peerConnection(p.Connection),
 		})
 	}
 	st.BFD = bfdStatuses(a.bfd.Status(), cfg.BGP.Peers)
@@ -39,7 +40,7 @@ func (a *Agent) Status() api.Status {
 	if kw != nil {
 		ks := kw.Status()
 		st.Kubernetes = &api.KubernetesStatus{Node: ks.Node, Connected: ks.Connection.Connected, Since: ks.Connection.Since,
-			LastError: ks.Connection.Error, Synced: ks.Synced, Allocator: ks.Leader, Services: ks.Services}
+			LastError: ks.Connection.Error, Synced: ks.Synced, LocalCopy: ks.LocalCopy, Allocator: ks.Leader, Services: ks.Services}
 	}
 	if cs, err := a.Cluster(); err == nil {
 		st.Cluster = &cs
@@ -151,4 +152,16 @@ func bfdStatuses(sessions []bfd.SessionStatus, peers []config.Peer) []api.BFDSta
 		})
 	}
 	return out
+}
+
+// peerConnection describes the connection of a session; nil for none.
+func peerConnection(c *bgp.Connection) *api.PeerConnection {
+	if c == nil {
+		return nil
+	}
+	by := "vipd"
+	if c.Inbound {
+		by = "router"
+	}
+	return &api.PeerConnection{Local: c.Local.String(), Remote: c.Remote.String(), OpenedBy: by}
 }

@@ -62,7 +62,10 @@ type KubernetesStatus struct {
 	Connected bool      `json:"connected"` // the API server answers; if not, the last state known is served
 	Since     time.Time `json:"since,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
-	Synced    bool      `json:"synced"`    // the caches hold a full list; before that nothing is served
+	Synced    bool      `json:"synced"`    // the caches hold a full list
+	// LocalCopy says that, until the first list, this node serves the
+	// copy of its Services it saved before it restarted.
+	LocalCopy bool `json:"local_copy"`
 	Allocator string    `json:"allocator"` // the node that assigns LoadBalancer addresses, "" if unknown
 	Services  int       `json:"services"`  // Services with an address this node serves
 }
@@ -94,6 +97,15 @@ type PeerStatus struct {
 	// DiscardedUpdates counts the peer's UPDATE messages the relay
 	// discarded since the peer was configured.
 	DiscardedUpdates uint64 `json:"discarded_updates"`
+	// Connection is the TCP connection to the router while there is one.
+	Connection *PeerConnection `json:"connection,omitempty"`
+}
+
+// PeerConnection is the TCP connection that carries a BGP session.
+type PeerConnection struct {
+	Local    string `json:"local"`     // address:port on this node
+	Remote   string `json:"remote"`    // the router's address:port
+	OpenedBy string `json:"opened_by"` // "vipd", or "router" (to listen_port)
 }
 
 // BFDStatus is one BFD session (RFC 5880).

@@ -134,6 +134,7 @@ var wireTypes = map[string]reflect.Type{
 	"ReloadResult":        reflect.TypeFor[ReloadResult](),
 	"Status":              reflect.TypeFor[Status](),
 	"PeerStatus":          reflect.TypeFor[PeerStatus](),
+	"PeerConnection":      reflect.TypeFor[PeerConnection](),
 	"BFDStatus":           reflect.TypeFor[BFDStatus](),
 	"ServiceStatus":       reflect.TypeFor[ServiceStatus](),
 	"VIPStatus":           reflect.TypeFor[VIPStatus](),

@@ -104,6 +104,16 @@ type PeerStatus struct {
 	// DiscardedUpdates counts the UPDATE messages from the peer the relay
 	// discarded since the peer was configured.
 	DiscardedUpdates uint64 `json:"discarded_updates"`
+	// Connection is the TCP connection to the router the relay holds; nil
+	// while it holds none.
+	Connection *Connection `json:"connection,omitempty"`
+}
+
+// Connection is a relay's TCP connection to a router.
+type Connection struct {
+	Local   netip.AddrPort `json:"local"`
+	Remote  netip.AddrPort `json:"remote"`
+	Inbound bool           `json:"inbound"` // the router opened it, to listen_port
 }
 
 // RouteStatus describes one route handed to SetRoutes.

@@ -62,6 +62,8 @@ type relayCounters struct {
 	prefixes atomic.Int64
 	// updates counts the UPDATEs discarded since the peer was configured.
 	updates atomic.Uint64
+	// conn is the connection to the router while the relay holds one.
+	conn atomic.Pointer[Connection]
 }
 
 // add records one discarded UPDATE; only the relay's session goroutine
@@ -258,6 +260,8 @@ func (r *relay) session(ctx context.Context, router *routerConn) (next *routerCo
 	defer internal.Close()
 	r.log.Debug("bgp relay connected", "event", "relay_up", "peer", peerName(r.peer), "address", r.peer.Address,
 		"local", router.LocalAddr(), "alias", r.alias, "inbound", router.inbound)
+	r.counters.conn.Store(&Connection{Local: addrPortOf(router.LocalAddr()), Remote: addrPortOf(router.RemoteAddr()), Inbound: router.inbound})
+	defer r.counters.conn.Store(nil)
 
 	ended, end := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

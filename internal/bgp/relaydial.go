@@ -133,10 +133,13 @@ func retryGap() time.Duration {
 }
 
 // addrOf returns the IP address of a TCP endpoint.
-func addrOf(a net.Addr) netip.Addr {
+func addrOf(a net.Addr) netip.Addr { return addrPortOf(a).Addr() }
+
+// addrPortOf returns the address and port of a TCP endpoint.
+func addrPortOf(a net.Addr) netip.AddrPort {
 	if t, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(t.IP)
-		return ip.Unmap()
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	return netip.Addr{}
+	return netip.AddrPort{}
 }

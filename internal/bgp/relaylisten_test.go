@@ -47,7 +47,11 @@ func TestRelayInbound(t *testing.T) {
 		Families: []config.Family{config.IPv4}}}); err != nil {
 		t.Fatal(err)
 	}
-	since := waitEstablished(t, vipd.Speaker, receiverAddr).Since
+	up := waitEstablished(t, vipd.Speaker, receiverAddr)
+	since := up.Since
+	if c := up.Connection; c == nil || !c.Inbound || c.Local != netip.AddrPortFrom(senderAddr, vipdPort) || c.Remote.Addr() != receiverAddr {
+		t.Errorf("status connection %+v, want the router's, from %s to %s:%d", c, receiverAddr, senderAddr, vipdPort)
+	}
 	waitAdjIn(t, router.Speaker, map[netip.Prefix]string{vip4: "nh=127.0.0.2 med=0 aspath=4200000000 comms= large="})
 
 	leak(t, router, vipd, leaked)
@@ -108,7 +112,11 @@ func TestRelayCollision(t *testing.T) {
 			}
 			send(t, kept, keepaliveMessage)
 			expectMessage(t, kept, bgp.BGP_MSG_KEEPALIVE)
-			since := waitEstablished(t, vipd.Speaker, receiverAddr).Since
+			up := waitEstablished(t, vipd.Speaker, receiverAddr)
+			since := up.Since
+			if c := up.Connection; c == nil || c.Inbound != tc.routerWins {
+				t.Errorf("status connection %+v, want inbound %v", c, tc.routerWins)
+			}
 
 			late := dialFrom(t, receiverAddr, netip.AddrPortFrom(senderAddr, vipdPort))
 			defer late.Close()

@@ -303,6 +303,10 @@ func (st *state) snapshot() Status {
 		if r, ok := st.relayed[p.Address]; ok {
 			p.ReceivedPrefixes += uint64(max(0, r.counters.prefixes.Load()))
 			p.DiscardedUpdates = r.counters.updates.Load()
+			if c := r.counters.conn.Load(); c != nil {
+				conn := *c
+				p.Connection = &conn
+			}
 		}
 		if p.IPv6Reason == "" && p.IPv6NextHop.IsValid() && v.negotiated != nil && !slices.Contains(v.negotiated, bgp.RF_IPv6_UC) {
 			p.IPv6Reason = "the peer did not negotiate ipv6 unicast (enable it on the router)"

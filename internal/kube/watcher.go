@@ -95,7 +95,8 @@ type Connection struct {
 // Status is the Kubernetes source as `vipd status` shows it.
 type Status struct {
 	Node       string
-	Synced     bool // the caches hold a full list: until then nothing is served
+	Synced     bool // the caches hold a full list
+	LocalCopy  bool // until then the local copy is served (cache.go)
 	Connection Connection
 	Leader     string // the allocator's node, "" if unknown
 	IsLeader   bool
@@ -378,6 +379,14 @@ func (w *Watcher) setConnected(ok bool, err error) {
 	}
 }
 
+// served is what Services last returned. w.mu is held.
+func (w *Watcher) served() []Service {
+	if !w.synced {
+		return w.restored
+	}
+	return w.planned
+}
+
 // Services returns what this node serves, from the caches. Before the
 // first full list it returns the local copy, if there is one, else
 // nothing.
@@ -500,9 +509,10 @@ func (w *Watcher) Status() Status {
 	return Status{
 		Node:       w.node,
 		Synced:     w.synced,
+		LocalCopy:  !w.synced && w.restored != nil,
 		Connection: w.conn,
 		Leader:     w.leader,
 		IsLeader:   w.leader == w.node,
-		Services:   len(w.planned),
+		Services:   len(w.served()),
 	}
 }
