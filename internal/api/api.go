@@ -62,12 +62,12 @@ type KubernetesStatus struct {
 	Connected bool      `json:"connected"` // the API server answers; if not, the last state known is served
 	Since     time.Time `json:"since,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
-	Synced    bool      `json:"synced"`    // the caches hold a full list
+	Synced    bool      `json:"synced"` // the caches hold a full list
 	// LocalCopy says that, until the first list, this node serves the
 	// copy of its Services it saved before it restarted.
-	LocalCopy bool `json:"local_copy"`
-	Allocator string    `json:"allocator"` // the node that assigns LoadBalancer addresses, "" if unknown
-	Services  int       `json:"services"`  // Services with an address this node serves
+	LocalCopy bool   `json:"local_copy"`
+	Allocator string `json:"allocator"` // the node that assigns LoadBalancer addresses, "" if unknown
+	Services  int    `json:"services"`  // Services with an address this node serves
 }
 
 // HostSetting is one kernel parameter the data plane needs.
