@@ -545,7 +545,7 @@ func TestKubernetes(t *testing.T) {
 		}
 		kw.startAgain(t, "n3")
 		st := waitStatus(t, n3, "n3 back, serving its local copy", func(st api.Status) bool {
-			return st.Kubernetes != nil && !st.Kubernetes.Synced && len(st.Peers) > 0 && st.Peers[0].State == "Established"
+			return st.Kubernetes != nil && !st.Kubernetes.Synced && st.Kubernetes.LocalCopy && len(st.Peers) > 0 && st.Peers[0].State == "Established"
 		})
 		kw.waitRoutes(t, addrs, nodes...)
 		for _, a := range addrs {
