@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/vipd/vipd/internal/lb"
 	"github.com/vipd/vipd/internal/store"
@@ -19,9 +18,6 @@ type Cache interface {
 	Load() ([]byte, error)
 	Save([]byte) error
 }
-
-// saveInterval spaces the cache's writes: a burst of changes costs one.
-const saveInterval = time.Second
 
 // cacheRecord is the saved copy: the load balancers' records as etcd
 // holds them, the drains, and the prefix they came from.
@@ -71,32 +67,11 @@ func (s *Store) restore() {
 		"load_balancers", len(lbs), "revision", rec.Revision)
 }
 
-// saveCache writes the cache whenever it changed, at most every
-// saveInterval, until ctx ends; then once more if it changed meanwhile.
+// saveCache writes the cache whenever it changed, at most once a second,
+// until ctx ends.
 func (s *Store) saveCache(ctx context.Context) {
-	if s.opts.Cache == nil {
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			select {
-			case <-s.dirty:
-				s.save()
-			default:
-			}
-			return
-		case <-s.dirty:
-			s.save()
-		}
-		if !sleep(ctx, saveInterval) {
-			select {
-			case <-s.dirty:
-				s.save()
-			default:
-			}
-			return
-		}
+	if s.opts.Cache != nil {
+		store.KeepSaved(ctx, s.dirty, s.save)
 	}
 }
 

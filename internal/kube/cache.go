@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,9 +14,6 @@ type Cache interface {
 	Load() ([]byte, error)
 	Save([]byte) error
 }
-
-// saveInterval spaces the cache's writes: a burst of changes costs one.
-const saveInterval = time.Second
 
 // cacheRecord is the saved copy: what plan last decided, for which node.
 type cacheRecord struct {
@@ -47,36 +43,6 @@ func (w *Watcher) restore() {
 	w.restored = rec.Services
 	w.log.Info("kubernetes: serving the local copy until the first list", "event", "kubernetes_cache",
 		"services", len(rec.Services), "saved", rec.Saved)
-}
-
-// saveCache writes what plan decides whenever it changed, at most every
-// saveInterval, until ctx ends; then once more if it changed meanwhile.
-func (w *Watcher) saveCache(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			w.saveIfDue()
-			return
-		case <-w.unsaved:
-			w.save()
-		}
-		t := time.NewTimer(saveInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			w.saveIfDue()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (w *Watcher) saveIfDue() {
-	select {
-	case <-w.unsaved:
-		w.save()
-	default:
-	}
 }
 
 func (w *Watcher) save() {

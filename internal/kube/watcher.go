@@ -29,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/store"
 )
 
 // Options configure a Watcher.
@@ -310,7 +311,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer wg.Wait()
 	wg.Go(func() { w.probe(ctx) })
 	if w.cache != nil {
-		wg.Go(func() { w.saveCache(ctx) })
+		// What plan decides is saved at most once a second.
+		wg.Go(func() { store.KeepSaved(ctx, w.unsaved, w.save) })
 	}
 
 	w.log.Info("kubernetes: waiting for the first list", "event", "kubernetes_sync")

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -45,6 +47,40 @@ func (c Cache) Save(v []byte) error {
 		return fmt.Errorf("state db: save the %s cache: %w", c.name, err)
 	}
 	return nil
+}
+
+// SaveInterval spaces a source's writes of its copy: a burst of changes
+// costs one.
+const SaveInterval = time.Second
+
+// KeepSaved calls save whenever dirty fires, at most once per
+// SaveInterval, until ctx ends; then once more if dirty fired meanwhile.
+// A source runs it to keep its Cache current.
+func KeepSaved(ctx context.Context, dirty <-chan struct{}, save func()) {
+	saveIfDirty := func() {
+		select {
+		case <-dirty:
+			save()
+		default:
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			saveIfDirty()
+			return
+		case <-dirty:
+			save()
+		}
+		t := time.NewTimer(SaveInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			saveIfDirty()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // dropLegacyBuckets removes buckets earlier versions wrote and this one

@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -48,4 +50,45 @@ func TestCaches(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestKeepSaved: a burst of changes costs one save per interval, and a
+// change pending when ctx ends is saved then.
+func TestKeepSaved(t *testing.T) {
+	dirty := make(chan struct{}, 1)
+	saves := make(chan time.Time, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); KeepSaved(ctx, dirty, func() { saves <- time.Now() }) }()
+	mark := func() {
+		select {
+		case dirty <- struct{}{}:
+		default:
+		}
+	}
+	next := func() time.Time {
+		t.Helper()
+		select {
+		case at := <-saves:
+			return at
+		case <-time.After(10 * SaveInterval):
+			t.Fatal("no save")
+			return time.Time{}
+		}
+	}
+	mark()
+	first := next() // the first change is saved at once
+	for range 5 {
+		mark() // a burst
+	}
+	if gap := next().Sub(first); gap < SaveInterval {
+		t.Errorf("saved again %v after the first save, want at least %v", gap, SaveInterval)
+	}
+	if len(saves) != 0 {
+		t.Errorf("the burst cost %d more saves, want one", len(saves)+1)
+	}
+	mark()
+	cancel()
+	<-done
+	next() // the change pending at the end
 }
