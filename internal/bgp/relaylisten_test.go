@@ -222,3 +222,26 @@ func TestListenerClosedOnStop(t *testing.T) {
 	c := dialFrom(t, receiverAddr, netip.AddrPortFrom(senderAddr, port))
 	c.Close()
 }
+
+// TestRelayInboundIPv6: a router connects over IPv6, with TCP-MD5, to the
+// IPv6 listener; the session comes up through the relay.
+func TestRelayInboundIPv6(t *testing.T) {
+	const password = "inbound6"
+	loop6 := netip.IPv6Loopback()
+	vipdPort, closedPort := freePort(t), freePort(t)
+	vipd := startSpeaker(t, Global{ASN: senderASN, RouterID: netip.MustParseAddr("10.0.0.2"), ListenPort: int32(vipdPort),
+		AllowedPrefixes: []netip.Prefix{allowedV4}}, []string{loop6.String()})
+	router := startRouter(t, Global{ASN: receiverASN, RouterID: netip.MustParseAddr("10.0.0.1"), ListenPort: -1}, nil)
+	if err := vipd.SetPeers(t.Context(), []config.Peer{{Name: "router", Address: loop6, ASN: receiverASN, Port: closedPort,
+		Password: config.Secret(password), HoldTime: 9 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.SetPeers(t.Context(), []config.Peer{{Name: "vipd", Address: loop6, ASN: senderASN, Port: vipdPort,
+		Password: config.Secret(password), HoldTime: 9 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	up := waitEstablished(t, vipd.Speaker, loop6)
+	if c := up.Connection; c == nil || !c.Inbound || c.Local != netip.AddrPortFrom(loop6, vipdPort) {
+		t.Errorf("status connection %+v, want the router's to [::1]:%d", c, vipdPort)
+	}
+}
