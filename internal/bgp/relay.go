@@ -151,27 +151,13 @@ func (r *relay) connect(ctx context.Context, delay time.Duration, held *routerCo
 	if held = r.waitForGoBGP(ctx, held); held != nil || ctx.Err() != nil {
 		return held, false
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, false
-		case c := <-r.inbound:
-			if rc := r.admit(c); rc != nil {
-				return rc, false
-			}
-			continue
-		case <-t.C:
-		}
-		return r.dial(ctx), true
-	}
+	return r.dial(ctx, delay)
 }
 
-// dial opens a connection to the router. A connection the router makes
-// while the attempt is under way is taken instead: it is as good, and
-// further along.
-func (r *relay) dial(ctx context.Context) *routerConn {
+// dial opens a connection to the router after delay. A connection the
+// router makes before or while the attempt is under way is taken instead:
+// it is as good, and further along.
+func (r *relay) dial(ctx context.Context, delay time.Duration) (conn *routerConn, dialed bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -180,6 +166,11 @@ func (r *relay) dial(ctx context.Context) *routerConn {
 	}
 	done := make(chan result, 1)
 	go func() {
+		wait(ctx, delay)
+		if err := ctx.Err(); err != nil {
+			done <- result{err: err}
+			return
+		}
 		c, err := dialRouter(ctx, r.peer, r.localASN)
 		done <- result{c, err}
 	}()
@@ -187,12 +178,13 @@ func (r *relay) dial(ctx context.Context) *routerConn {
 		select {
 		case res := <-done:
 			if res.err != nil {
-				if ctx.Err() == nil {
-					r.hooks.connectFailed(r.peer.Address, res.err.Error())
+				if ctx.Err() != nil {
+					return nil, false
 				}
-				return nil
+				r.hooks.connectFailed(r.peer.Address, res.err.Error())
+				return nil, true
 			}
-			return &routerConn{TCPConn: res.conn}
+			return &routerConn{TCPConn: res.conn}, true
 		case c := <-r.inbound:
 			rc := r.admit(c)
 			if rc == nil {
@@ -202,7 +194,7 @@ func (r *relay) dial(ctx context.Context) *routerConn {
 			if res := <-done; res.conn != nil {
 				res.conn.Close()
 			}
-			return rc
+			return rc, false
 		}
 	}
 }
@@ -293,9 +285,7 @@ func (r *relay) session(ctx context.Context, router *routerConn) (next *routerCo
 				// GoBGP has sent at most its OPEN and a KEEPALIVE, whole.
 				_, _ = router.Write(ceaseCollision)
 				internal.Close()
-				// fromRouter reads until the router closes, or drainTimeout.
-				_ = router.CloseWrite()
-				_ = router.SetReadDeadline(time.Now().Add(drainTimeout))
+				_ = halfClose(router.TCPConn) // fromRouter reads until the router closes
 				<-ended.Done()
 			}
 			break
@@ -377,16 +367,23 @@ func (r *relay) collide(ctx context.Context, session *routerConn, c *net.TCPConn
 	}
 }
 
-// closeAfterDrain half-closes c and reads what the router still sends,
-// for at most drainTimeout, before closing it: closing with unread data
-// would reset the connection, and the router could lose the NOTIFICATION
-// sent before.
+// halfClose ends vipd's side of c and gives the router drainTimeout to end
+// its own: closing with unread data would reset the connection, and the
+// router could lose the NOTIFICATION sent before.
+func halfClose(c *net.TCPConn) error {
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(time.Now().Add(drainTimeout))
+}
+
+// closeAfterDrain half-closes c and reads what the router still sends
+// before closing it.
 func closeAfterDrain(c *net.TCPConn) {
 	defer c.Close()
-	if c.CloseWrite() != nil || c.SetReadDeadline(time.Now().Add(drainTimeout)) != nil {
-		return
+	if halfClose(c) == nil {
+		_, _ = io.Copy(io.Discard, c)
 	}
-	_, _ = io.Copy(io.Discard, c)
 }
 
 // readOpen reads the first message of a router's connection, which must be
@@ -408,16 +405,13 @@ func readOpen(c *net.TCPConn) ([]byte, error) {
 // errDrained means the router had drainTimeout to close after GoBGP did.
 var errDrained = errors.New("router did not close in time")
 
-// toRouter copies GoBGP's messages to the router. When GoBGP closes (a
-// NOTIFICATION, a reset), it half-closes the router's side and gives the
-// router drainTimeout to close, so that nothing in flight turns the close
-// into a reset that could lose the NOTIFICATION.
+// toRouter copies GoBGP's messages to the router. When GoBGP closes (after
+// a NOTIFICATION), it half-closes the router's side (halfClose).
 func toRouter(internal, router *net.TCPConn) {
 	_, err := io.Copy(router, internal)
 	switch {
 	case err == nil:
-		_ = router.CloseWrite()
-		_ = router.SetReadDeadline(time.Now().Add(drainTimeout))
+		_ = halfClose(router)
 	case errors.Is(err, net.ErrClosed):
 		// The relay closed a side itself, and closes the rest.
 	default:
