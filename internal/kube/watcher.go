@@ -395,10 +395,7 @@ func (w *Watcher) served() []Service {
 func (w *Watcher) Services() []Service {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.synced {
-		return w.restored
-	}
-	if w.dirty {
+	if w.synced && w.dirty {
 		w.dirty = false
 		planned := plan(w.view(), w.policy)
 		if !w.planOnce || !reflect.DeepEqual(planned, w.planned) {
@@ -410,7 +407,7 @@ func (w *Watcher) Services() []Service {
 		w.planned, w.planOnce = planned, true
 		w.reportRefusals(w.planned)
 	}
-	return w.planned
+	return w.served()
 }
 
 // view reads the caches. w.mu is held.
