@@ -86,12 +86,14 @@ func startWith(t *testing.T, c *etcd.Cluster, host *testnet.Host, name, prefix s
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(settle)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", settle, what)
+	err := testnet.WaitFor(context.Background(), settle, func(context.Context) error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("waited %s for %s", settle, what)
 	}
 }
 

@@ -109,33 +109,17 @@ func (cw *clusterWorld) start(t *testing.T, node string) {
 	cw.vipd[node] = startVipdConfig(t, cw.Node(node), cw.conf[node])
 }
 
-// waitRoutes waits until both routers route each address via exactly the
-// nodes named (none: no route).
+// waitRoutes waits until both routers route a via exactly the nodes named
+// (none: no route).
 func (cw *clusterWorld) waitRoutes(t *testing.T, a netip.Addr, nodes ...string) {
 	t.Helper()
-	var want []netip.Addr
-	for _, n := range nodes {
-		want = append(want, cw.Node(n).Addr4())
-	}
-	for _, r := range cw.Routers() {
-		waitFIB(t, r, netip.PrefixFrom(a, 32), want...)
-	}
+	waitRoutes(t, cw.World, []netip.Addr{a}, nodes...)
 }
 
 // holdRoutes checks for d that both routers keep routing a via every node.
 func (cw *clusterWorld) holdRoutes(t *testing.T, a netip.Addr, d time.Duration) {
 	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		for _, r := range cw.Routers() {
-			got, err := r.FIB(t.Context(), netip.PrefixFrom(a, 32))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(cw.Nodes()) {
-				t.Fatalf("router %s routes %s via %v; want every node throughout", r.Name(), a, got)
-			}
-		}
-	}
+	holdRoutes(t, cw.World, []netip.Addr{a}, len(cw.Nodes()), d)
 }
 
 // echoBackends serve HTTP on :8080 of each backend host, answering with

@@ -111,6 +111,45 @@ func waitFIB(t *testing.T, r *testnet.Router, prefix netip.Prefix, want ...netip
 	}
 }
 
+// waitRoutes waits until every router of w routes each address via
+// exactly the nodes named, by their address of its family (none: no
+// route).
+func waitRoutes(t *testing.T, w *testnet.World, addrs []netip.Addr, nodes ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		var want []netip.Addr
+		for _, n := range nodes {
+			if a.Is4() {
+				want = append(want, w.Node(n).Addr4())
+			} else {
+				want = append(want, w.Node(n).Addr6())
+			}
+		}
+		for _, r := range w.Routers() {
+			waitFIB(t, r, netip.PrefixFrom(a, a.BitLen()), want...)
+		}
+	}
+}
+
+// holdRoutes checks for d, twice a second, that every router of w keeps
+// routing each address via n nexthops.
+func holdRoutes(t *testing.T, w *testnet.World, addrs []netip.Addr, n int, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		for _, a := range addrs {
+			for _, r := range w.Routers() {
+				got, err := r.FIB(t.Context(), netip.PrefixFrom(a, a.BitLen()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != n {
+					t.Fatalf("router %s routes %s via %v; want %d nexthops throughout", r.Name(), a, got, n)
+				}
+			}
+		}
+	}
+}
+
 // status asks a node's daemon for its status through the real CLI.
 func status(t *testing.T, node *testnet.Node) api.Status {
 	t.Helper()

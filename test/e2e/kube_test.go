@@ -280,19 +280,7 @@ func (kw *kubeWorld) waitFor(t *testing.T, what string, ok func() bool) {
 // exactly the nodes named (none: no route).
 func (kw *kubeWorld) waitRoutes(t *testing.T, addrs []netip.Addr, nodes ...string) {
 	t.Helper()
-	for _, a := range addrs {
-		var want []netip.Addr
-		for _, n := range nodes {
-			if a.Is4() {
-				want = append(want, kw.Node(n).Addr4())
-			} else {
-				want = append(want, kw.Node(n).Addr6())
-			}
-		}
-		for _, r := range kw.Routers() {
-			waitFIB(t, r, netip.PrefixFrom(a, a.BitLen()), want...)
-		}
-	}
+	waitRoutes(t, kw.World, addrs, nodes...)
 }
 
 // bound reports whether the address is on the node's lo.
@@ -595,19 +583,7 @@ func TestKubernetes(t *testing.T) {
 // every node named: a lost API server must not withdraw anything.
 func (kw *kubeWorld) holdRoutes(t *testing.T, addrs []netip.Addr, nodes []string, d time.Duration) {
 	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
-		for _, a := range addrs {
-			for _, r := range kw.Routers() {
-				got, err := r.FIB(t.Context(), netip.PrefixFrom(a, a.BitLen()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != len(nodes) {
-					t.Fatalf("router %s routes %s via %v; want all of %v throughout", r.Name(), a, got, nodes)
-				}
-			}
-		}
-	}
+	holdRoutes(t, kw.World, addrs, len(nodes), d)
 }
 
 // TestKubernetesManifests: every manifest in deploy/kubernetes passes the
